@@ -1,0 +1,1 @@
+"""Callbacks the tasks bring along: prediction writers."""

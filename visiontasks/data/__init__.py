@@ -1,0 +1,8 @@
+"""Data modules: one shared base, one module per data source, and the built-in shapes."""
+
+from visiontasks.data.base import VisionDataModule
+from visiontasks.data.csv import CsvDataModule
+from visiontasks.data.folder import ImageFolderDataModule
+from visiontasks.data.shapes import ShapesDataModule
+
+__all__ = ["CsvDataModule", "ImageFolderDataModule", "ShapesDataModule", "VisionDataModule"]

@@ -1,0 +1,205 @@
+"""The data module every data source builds on: splits, loaders and the augmentation pipelines.
+
+A subclass only says where samples come from (``make_sources``) and which classes exist; this
+base turns that into seeded train/val/test splits, albumentations pipelines and data loaders.
+"""
+
+from __future__ import annotations
+
+import abc
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from visiontasks.data.collate import collate
+from visiontasks.data.images import list_images, read_image
+from visiontasks.data.splits import split_off
+from visiontasks.data.transforms import TransformSpec, apply_pipeline, as_size, build_pipeline, to_tensors
+from visiontasks.errors import DataError
+
+log = logging.getLogger(__name__)
+
+Source = Sequence[dict[str, Any]]
+"""Indexable samples as numpy dicts (``image`` HxWxC plus targets); ``.labels`` enables stratifying."""
+
+BOX_TASKS = frozenset({"localization", "detection", "instance_segmentation"})
+
+
+class SampleDataset(Dataset):
+    """Samples of a source at given indices, passed through one pipeline and turned into tensors."""
+
+    def __init__(self, source: Source, indices: Sequence[int], pipeline: Any, training: bool) -> None:
+        self.source, self.indices, self.pipeline, self.training = source, list(indices), pipeline, training
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i: int) -> dict[str, Any] | None:
+        sample = apply_pipeline(self.pipeline, self.source[self.indices[i]])
+        if "box" in sample and sample["box"] is None:
+            if self.training:
+                return None  # the augmentation cropped the object away: skip, don't learn a wrong box
+            raise DataError(
+                f"{sample.get('path', f'sample {self.indices[i]}')}: the eval transforms moved the box out "
+                "of the image. Use eval transforms that keep the whole image (resize, not crop)."
+            )
+        return to_tensors(sample)
+
+
+class ImageFolderSource(Sequence):
+    """Every image directly in a folder, for prediction: no targets, original size kept."""
+
+    def __init__(self, folder: str | Path, channels: int) -> None:
+        self.folder = Path(folder)
+        if not self.folder.is_dir():
+            raise DataError(f"{self.folder}: predict folder not found.")
+        self.paths = list_images(self.folder)
+        if not self.paths:
+            raise DataError(f"{self.folder}: no images found (looked for .png, .jpg, .tif, ...).")
+        self.channels = channels
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        image = read_image(self.paths[i], self.channels)
+        return {"image": image, "path": str(self.paths[i]), "orig_size": image.shape[:2]}
+
+
+class VisionDataModule(pl.LightningDataModule, abc.ABC):
+    """Shared splits, pipelines and loaders; subclasses provide samples through ``make_sources``.
+
+    Args:
+        batch_size: samples per batch (per device).
+        num_workers: data loader worker processes.
+        image_size: resize every image to this size (``64`` or ``[height, width]``); ``None`` keeps sizes.
+        in_channels: 1 for grayscale, 3 for RGB; files are converted on reading.
+        train_transforms: albumentations transforms for training, e.g.
+            ``[{class_path: HorizontalFlip, init_args: {p: 0.5}}]``; the resize is appended.
+        eval_transforms: transforms for validation, test and predict (before the resize).
+        val_fraction: share of the training pool held out for validation when no val split exists.
+        test_fraction: share of all samples held out for testing when no test split exists.
+        seed: seed of the splits (and of generated data).
+        min_visibility: boxes keeping less than this share of their area after a crop are dropped.
+        predict_dir: a folder of images to predict on; ``None`` predicts on the test split.
+        pin_memory: pin host memory for faster GPU copies (default: when a GPU is present).
+    """
+
+    task: str = "classification"
+
+    def __init__(
+        self,
+        batch_size: int = 16,
+        num_workers: int = 0,
+        image_size: int | list[int] | None = None,
+        in_channels: int = 3,
+        train_transforms: list[TransformSpec] | None = None,
+        eval_transforms: list[TransformSpec] | None = None,
+        val_fraction: float = 0.1,
+        test_fraction: float = 0.3,
+        seed: int = 0,
+        min_visibility: float = 0.3,
+        predict_dir: str | None = None,
+        pin_memory: bool | None = None,
+    ) -> None:
+        super().__init__()
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.image_size = as_size(image_size)
+        self.in_channels = in_channels
+        self.train_transforms = train_transforms
+        self.eval_transforms = eval_transforms
+        self.val_fraction = val_fraction
+        self.test_fraction = test_fraction
+        self.seed = seed
+        self.min_visibility = min_visibility
+        self.predict_dir = predict_dir
+        self.pin_memory = torch.cuda.is_available() if pin_memory is None else pin_memory
+        self.class_names: list[str] = []
+        self.datasets: dict[str, Dataset] = {}
+
+    @property
+    def num_classes(self) -> int:
+        """Classes the task must predict (the CLI passes this to the task)."""
+        return len(self.class_names)
+
+    @abc.abstractmethod
+    def make_sources(self) -> dict[str, Source]:
+        """Samples by split: ``{"all": ...}`` to split here, or any of ``train``/``val``/``test``."""
+
+    def split_sources(self) -> dict[str, tuple[Source, np.ndarray]]:
+        """Given splits are used as they are; missing test and val splits are carved out of the rest."""
+        sources = self.make_sources()
+        train = sources.get("train", sources.get("all"))
+        if train is None or len(train) == 0:
+            raise DataError(f"{type(self).__name__}: no training samples found.")
+        pool = np.arange(len(train))
+        labels = getattr(train, "labels", None)
+        splits: dict[str, tuple[Source, np.ndarray]] = {}
+        for name in ("test", "val"):
+            if name in sources:
+                splits[name] = (sources[name], np.arange(len(sources[name])))
+            elif name == "val" or "all" in sources:
+                fraction = self.val_fraction if name == "val" else self.test_fraction
+                pool, taken = split_off(pool, fraction, self.seed + len(splits), labels)
+                splits[name] = (train, taken)
+        splits["train"] = (train, pool)
+        if "test" not in splits:
+            log.info("No test split given: testing on the validation split.")
+            splits["test"] = splits["val"]
+        for name, (_, indices) in splits.items():
+            if len(indices) == 0:
+                raise DataError(
+                    f"{type(self).__name__}: the {name} split is empty; add data or change val_fraction/test_fraction."
+                )
+        return splits
+
+    def pipeline(self, training: bool) -> Any:
+        return build_pipeline(
+            self.train_transforms if training else self.eval_transforms,
+            self.image_size,
+            with_boxes=self.task in BOX_TASKS,
+            min_visibility=self.min_visibility if training else 0.0,
+        )
+
+    def setup(self, stage: str | None = None) -> None:
+        if stage == "predict" and self.predict_dir is not None:
+            source = ImageFolderSource(self.predict_dir, self.in_channels)
+            self.datasets["predict"] = SampleDataset(source, range(len(source)), self.pipeline(False), False)
+            return
+        if "train" in self.datasets:
+            return
+        for name, (source, indices) in self.split_sources().items():
+            self.datasets[name] = SampleDataset(source, indices, self.pipeline(name == "train"), name == "train")
+        self.datasets["predict"] = self.datasets["test"]
+
+    def _loader(self, split: str, shuffle: bool = False) -> DataLoader:
+        dataset = self.datasets[split]
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            shuffle=shuffle,
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory,
+            persistent_workers=self.num_workers > 0,
+            collate_fn=collate,
+            drop_last=shuffle and len(dataset) > self.batch_size,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val")
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test")
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._loader("predict")

@@ -1,0 +1,76 @@
+"""Reading images from disk into the arrays the transform pipeline expects."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from visiontasks.errors import DataError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm", ".pgm")
+_HIGH_DEPTH_MODES = ("I;16", "I;16B", "I;16L", "I", "F")
+
+
+def is_image_file(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".")
+
+
+def list_images(folder: Path) -> list[Path]:
+    """Image files directly inside ``folder``, sorted so runs are reproducible."""
+    return sorted(p for p in folder.iterdir() if p.is_file() and is_image_file(p))
+
+
+def _to_array(image: Image.Image, channels: int) -> np.ndarray:
+    if image.mode in _HIGH_DEPTH_MODES:
+        array = np.asarray(image, dtype=np.float32)
+        scale = 65535.0 if image.mode.startswith("I;16") or array.max() > 255 else 255.0
+        array = (array / scale)[..., None]
+        return np.repeat(array, channels, axis=2) if channels == 3 else array
+    array = np.asarray(image.convert("L" if channels == 1 else "RGB"))
+    return array[..., None] if channels == 1 else array
+
+
+@contextmanager
+def open_image(path: str | Path) -> Iterator[Image.Image]:
+    """Open and fully decode ``path``; any failure becomes a DataError that names the file."""
+    try:
+        with Image.open(path) as image:
+            image.load()
+            yield image
+    except FileNotFoundError as error:
+        raise DataError(f"{path}: image file not found. Check the path or the data folder.") from error
+    except (OSError, SyntaxError, ValueError) as error:
+        raise DataError(
+            f"{path}: cannot read this image ({error}). It may be corrupt or truncated: "
+            "replace it or remove it from the data set."
+        ) from error
+
+
+def read_image(path: str | Path, channels: int = 3) -> np.ndarray:
+    """An HxWxC array (uint8, or float32 in [0, 1] for 16-bit files) with ``channels`` channels.
+
+    Grayscale, palette, RGBA and 16-bit files are all converted, so a data set can mix them.
+    """
+    if channels not in (1, 3):
+        raise ValueError(f"in_channels must be 1 or 3 for image files, got {channels}")
+    with open_image(path) as image:
+        return _to_array(image, channels)
+
+
+def _checked_size(path: Path) -> tuple[int, int]:
+    with open_image(path) as image:
+        return image.height, image.width
+
+
+def check_images(paths: Sequence[Path], workers: int = 8) -> list[tuple[int, int]]:
+    """Decode every image once at set-up and return (height, width) of each.
+
+    A broken file then fails before training starts, with its path, instead of hours later.
+    """
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(_checked_size, paths))

@@ -1,0 +1,51 @@
+"""Image files with one label each (and optionally one box): the source behind folders and CSVs."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from visiontasks.data.images import check_images, read_image
+from visiontasks.errors import DataError
+
+
+class LabelledFiles(Sequence):
+    """Samples ``{image, label[, box], path}`` read from disk on demand."""
+
+    def __init__(
+        self, paths: Sequence[Path], labels: Sequence[int], channels: int, boxes: np.ndarray | None = None
+    ) -> None:
+        self.paths, self.labels, self.channels, self.boxes = list(paths), list(labels), channels, boxes
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        sample: dict[str, Any] = {
+            "image": read_image(self.paths[i], self.channels),
+            "label": self.labels[i],
+            "path": str(self.paths[i]),
+            "image_id": i,
+        }
+        if self.boxes is not None:
+            sample["box"] = self.boxes[i]
+        return sample
+
+    def check(self, where: Sequence[str] | None = None) -> LabelledFiles:
+        """Decode every image and test every box against its image; ``where`` names rows in errors."""
+        sizes = check_images(self.paths)
+        if self.boxes is not None:
+            for i, ((height, width), box) in enumerate(zip(sizes, self.boxes)):
+                x_min, y_min, x_max, y_max = box
+                origin = where[i] if where else str(self.paths[i])
+                if not (np.isfinite(box).all() and x_max > x_min and y_max > y_min):
+                    raise DataError(f"{origin}: box {box.tolist()} is empty or inverted; need x_min < x_max and y_min < y_max.")
+                if x_min < 0 or y_min < 0 or x_max > width or y_max > height:
+                    raise DataError(
+                        f"{origin}: box {box.tolist()} lies outside the {width}x{height} image {self.paths[i]}; "
+                        "boxes are pixel xyxy within the image."
+                    )
+        return self

@@ -1,0 +1,108 @@
+"""Built-in synthetic data: every config runs offline, in minutes, with no download."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from visiontasks.data.base import Source, VisionDataModule
+from visiontasks.data.shapes_render import SHAPES, render_shapes
+
+ShapesTask = Literal["classification", "multilabel", "localization", "detection", "instance_segmentation", "segmentation"]
+SINGLE_OBJECT_TASKS = ("classification", "localization")
+
+
+class ShapeSource(Sequence):
+    """``count`` seeded images rendered on demand; sample ``i`` is the same in every process."""
+
+    def __init__(
+        self,
+        task: str,
+        shapes: Sequence[str],
+        count: int,
+        size: tuple[int, int],
+        channels: int,
+        max_objects: int,
+        seed: int,
+    ) -> None:
+        self.task, self.shapes, self.size, self.channels, self.seed = task, list(shapes), size, channels, seed
+        rng = np.random.default_rng([seed, count])
+        if task in SINGLE_OBJECT_TASKS:
+            self.objects = [[int(c)] for c in rng.permutation(np.arange(count) % len(shapes))]
+            self.labels: list[int] | None = [o[0] for o in self.objects]
+        else:
+            counts = rng.integers(1, max_objects + 1, size=count)
+            self.objects = [rng.integers(len(shapes), size=n).tolist() for n in counts]
+            self.labels = None
+
+    def __len__(self) -> int:
+        return len(self.objects)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        if not 0 <= i < len(self):
+            raise IndexError(i)
+        drawn = render_shapes(self.seed, i, self.size, self.shapes, self.objects[i], self.channels)
+        sample: dict[str, Any] = {"image": drawn["image"], "path": f"shapes/{self.task}/{i:06d}.png", "image_id": i}
+        if self.task == "classification":
+            sample["label"] = int(drawn["labels"][0])
+        elif self.task == "multilabel":
+            sample["label"] = np.bincount(drawn["labels"], minlength=len(self.shapes)).clip(max=1).astype(np.float32)
+        elif self.task == "localization":
+            sample["label"], sample["box"] = int(drawn["labels"][0]), drawn["boxes"][0]
+        elif self.task == "segmentation":
+            sample["mask"] = drawn["mask"]
+        else:
+            sample["boxes"], sample["labels"] = drawn["boxes"], drawn["labels"]
+            if self.task == "instance_segmentation":
+                sample["masks"] = drawn["masks"]
+        return sample
+
+
+class ShapesDataModule(VisionDataModule):
+    """Seeded synthetic shapes on textured, noisy backgrounds, with the targets of any task.
+
+    Args:
+        task: which targets to produce: one label (``classification``), several (``multilabel``),
+            label + box (``localization``), boxes + labels (``detection``), boxes + labels +
+            instance masks (``instance_segmentation``) or a class per pixel (``segmentation``,
+            class 0 = background).
+        shapes: the shape classes, from circle, square, triangle, cross, star.
+        num_samples: images in total, split into train/val/test by the fractions.
+        image_size: size the images are drawn at.
+        max_objects: the most shapes in one image for the multi-object tasks.
+        **kwargs: the shared options of :class:`VisionDataModule` (batch size, transforms, splits...).
+    """
+
+    def __init__(
+        self,
+        task: ShapesTask = "classification",
+        shapes: list[str] = ["circle", "square", "triangle"],  # noqa: B006 (jsonargparse reads the default)
+        num_samples: int = 1000,
+        image_size: int | list[int] = 64,
+        max_objects: int = 3,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(image_size=image_size, **kwargs)
+        unknown = sorted(set(shapes) - set(SHAPES))
+        if unknown or not shapes:
+            raise ValueError(f"unknown shapes {unknown}; choose from {list(SHAPES)}")
+        self.task = task
+        self.shapes = list(shapes)
+        self.num_samples = num_samples
+        self.max_objects = max_objects
+        self.class_names = (["background"] if task == "segmentation" else []) + self.shapes
+
+    def make_sources(self) -> dict[str, Source]:
+        source = ShapeSource(
+            self.task, self.shapes, self.num_samples, self.image_size, self.in_channels, self.max_objects, self.seed
+        )
+        return {"all": source}
+
+    def export(self, root: str | Path) -> Path:
+        """Write the splits to ``root`` in the real on-disk format of this task (see the README)."""
+        from visiontasks.data.export import export_splits
+
+        return export_splits(self, Path(root))

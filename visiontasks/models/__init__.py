@@ -1,0 +1,1 @@
+"""Plain ``nn.Module`` builders: no Lightning, no file formats."""

@@ -1,0 +1,46 @@
+"""Image classifiers by name: torchvision's families plus the course's small CNNs."""
+
+from __future__ import annotations
+
+import torchvision
+from torch import nn
+
+from visiontasks.models.small_cnns import LeNet5, SimpleCNN
+
+SMALL_MODELS = {"lenet5": LeNet5, "simple_cnn": SimpleCNN}
+TORCHVISION_MODELS = (
+    "resnet18", "resnet34", "resnet50", "resnet101", "vgg11", "vgg16", "vgg16_bn", "alexnet",
+    "googlenet", "densenet121", "mobilenet_v2", "mobilenet_v3_small", "mobilenet_v3_large",
+    "efficientnet_b0", "efficientnet_b1", "convnext_tiny", "regnet_y_400mf", "shufflenet_v2_x1_0",
+)  # fmt: skip
+CLASSIFIER_NAMES = tuple(SMALL_MODELS) + TORCHVISION_MODELS
+
+
+def _replace_first_conv(model: nn.Module, in_channels: int) -> None:
+    for name, module in model.named_modules():
+        if isinstance(module, nn.Conv2d):
+            if module.in_channels != in_channels:
+                parent = model.get_submodule(name.rpartition(".")[0]) if "." in name else model
+                new = nn.Conv2d(
+                    in_channels, module.out_channels, module.kernel_size, module.stride,
+                    module.padding, module.dilation, module.groups, module.bias is not None,
+                )  # fmt: skip
+                setattr(parent, name.rpartition(".")[2], new)
+            return
+
+
+def head_name(model: nn.Module) -> str:
+    """Name of the final linear layer: the part that is new when fine-tuning."""
+    return [name for name, m in model.named_modules() if isinstance(m, nn.Linear)][-1]
+
+
+def build_classifier(name: str, num_classes: int, in_channels: int = 3) -> nn.Module:
+    """A randomly initialised classifier with ``in_channels`` inputs and ``num_classes`` outputs."""
+    if name in SMALL_MODELS:
+        return SMALL_MODELS[name](num_classes=num_classes, in_channels=in_channels)
+    if name not in TORCHVISION_MODELS:
+        raise ValueError(f"unknown model {name!r}; choose from {', '.join(CLASSIFIER_NAMES)}")
+    extra = {"aux_logits": False, "init_weights": True, "transform_input": False} if name == "googlenet" else {}
+    model = torchvision.models.get_model(name, weights=None, num_classes=num_classes, **extra)
+    _replace_first_conv(model, in_channels)
+    return model

@@ -1,0 +1,121 @@
+"""Image classification: one label per image (softmax) or several (multi-label, sigmoid)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import torch
+from torch import Tensor, nn
+from torchmetrics import MetricCollection
+
+from visiontasks.callbacks.predictions import PredictionCsvWriter
+from visiontasks.metrics import classification_metrics
+from visiontasks.models.classifiers import build_classifier, head_name
+from visiontasks.models.normalize import normalize
+from visiontasks.models.weights import load_matching, state_dict_for
+from visiontasks.reports import confusion_matrix_figure, per_class_rows, save_report
+from visiontasks.tasks.base import BaseTask
+
+ClassifierName = Literal[
+    "resnet18", "resnet34", "resnet50", "resnet101", "vgg11", "vgg16", "vgg16_bn", "alexnet",
+    "googlenet", "densenet121", "mobilenet_v2", "mobilenet_v3_small", "mobilenet_v3_large",
+    "efficientnet_b0", "efficientnet_b1", "convnext_tiny", "regnet_y_400mf", "shufflenet_v2_x1_0",
+    "lenet5", "simple_cnn",
+]  # fmt: skip
+
+
+class ClassificationTask(BaseTask):
+    """Classify whole images.
+
+    Args:
+        model: a torchvision classifier, ``lenet5`` or ``simple_cnn``; first and last layers adapt
+            to ``in_channels`` and ``num_classes``.
+        multilabel: several labels per image (targets are multi-hot vectors).
+        label_smoothing: cross-entropy label smoothing (single-label only).
+        class_weights: per-class loss weights for imbalanced data.
+        top_k: how many ranked classes predictions list.
+        **kwargs: the shared options of :class:`BaseTask` (num_classes, weights, optimizer, ...).
+    """
+
+    monitor = "val/acc"
+    monitor_mode = "max"
+
+    def __init__(
+        self,
+        model: ClassifierName = "resnet18",
+        multilabel: bool = False,
+        label_smoothing: float = 0.0,
+        class_weights: list[float] | None = None,
+        top_k: int = 3,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+
+    def configure_models(self) -> None:
+        self.model = build_classifier(self.hparams.model, self.num_classes, self.hparams.in_channels)
+
+    def configure_losses(self) -> None:
+        weights = self.hparams.class_weights
+        if weights is not None and len(weights) != self.num_classes:
+            raise ValueError(f"class_weights has {len(weights)} entries for {self.num_classes} classes")
+        weight = torch.tensor(weights, dtype=torch.float32) if weights is not None else None
+        if self.hparams.multilabel:
+            self.criterion: nn.Module = nn.BCEWithLogitsLoss(pos_weight=weight)
+        else:
+            self.criterion = nn.CrossEntropyLoss(weight=weight, label_smoothing=self.hparams.label_smoothing)
+
+    def configure_metrics(self) -> MetricCollection:
+        return classification_metrics(self.num_classes, self.hparams.multilabel)
+
+    def load_pretrained(self, weights: str) -> None:
+        load_matching(self.model, state_dict_for(weights, self.hparams.model))
+
+    def trainable_when_frozen(self) -> tuple[str, ...]:
+        return (f"model.{head_name(self.model)}",)
+
+    def extra_callbacks(self) -> list:
+        return [PredictionCsvWriter()]
+
+    def forward(self, images: Tensor) -> Tensor:
+        """Class logits of a BxCxHxW batch in [0, 1]."""
+        return self.model(normalize(images))
+
+    def probabilities(self, logits: Tensor) -> Tensor:
+        return logits.sigmoid() if self.hparams.multilabel else logits.softmax(dim=1)
+
+    def compute(self, batch: dict[str, Any], stage: str) -> tuple[Tensor, Tensor]:
+        logits = self(batch["image"])
+        return self.criterion(logits, batch["label"]), logits
+
+    def update_metrics(self, metrics: MetricCollection, logits: Tensor, batch: dict[str, Any]) -> None:
+        target = batch["label"].long()
+        metrics.update(self.probabilities(logits), target)
+
+    def predict_step(self, batch: dict[str, Any], batch_idx: int = 0) -> list[dict[str, Any]]:
+        """Per image: path, predicted label(s), score, and the top-k classes with their scores."""
+        probs = self.probabilities(self(batch["image"])).float().cpu()
+        names = self.class_names
+        k = min(self.hparams.top_k, self.num_classes)
+        rows = []
+        for path, p in zip(batch.get("path", [""] * len(probs)), probs):
+            scores, indices = p.topk(k)
+            if self.hparams.multilabel:
+                chosen = (p >= 0.5).nonzero().flatten().tolist()
+                label, score = [names[i] for i in chosen], [round(float(p[i]), 4) for i in chosen]
+            else:
+                label, score = names[int(indices[0])], round(float(scores[0]), 4)
+            top = [f"{names[int(i)]}:{float(s):.4f}" for s, i in zip(scores, indices)]
+            rows.append({"path": path, "label": label, "score": score, "top_k": top})
+        return rows
+
+    def report(self, values: dict[str, Any]) -> None:
+        matrix = values["test/confmat"].cpu().numpy()
+        if self.hparams.multilabel:  # one 2x2 matrix per label: [[tn, fp], [fn, tp]]
+            tp, fp, fn = matrix[:, 1, 1], matrix[:, 0, 1], matrix[:, 1, 0]
+            figure = None
+        else:
+            tp = matrix.diagonal()
+            fp, fn = matrix.sum(axis=0) - tp, matrix.sum(axis=1) - tp
+            figure = confusion_matrix_figure(matrix, self.class_names)
+        rows = per_class_rows(self.class_names, tp, fp, fn)
+        save_report(self.trainer, "test_report", "Classification report (test)", rows, figure)
