@@ -41,7 +41,9 @@ class SampleDataset(Dataset):
         return len(self.indices)
 
     def __getitem__(self, i: int) -> dict[str, Any] | None:
-        sample = apply_pipeline(self.pipeline, self.source[self.indices[i]])
+        raw = self.source[self.indices[i]]
+        sample = apply_pipeline(self.pipeline, raw)
+        sample["orig_size"] = tuple(raw["image"].shape[:2])  # to map predictions back to the file's pixels
         if "box" in sample and sample["box"] is None:
             if self.training:
                 return None  # the augmentation cropped the object away: skip, don't learn a wrong box
@@ -69,7 +71,7 @@ class ImageFolderSource(Sequence):
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         image = read_image(self.paths[i], self.channels)
-        return {"image": image, "path": str(self.paths[i]), "orig_size": image.shape[:2]}
+        return {"image": image, "path": str(self.paths[i])}
 
 
 class VisionDataModule(pl.LightningDataModule, abc.ABC):

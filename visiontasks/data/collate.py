@@ -6,7 +6,7 @@ from typing import Any
 
 import torch
 
-LIST_KEYS = frozenset({"boxes", "labels", "masks", "path", "image_id", "orig_size"})
+LIST_KEYS = frozenset({"boxes", "labels", "masks", "iscrowd", "path", "image_id", "orig_size"})
 
 
 def collate(samples: list[dict[str, Any] | None]) -> dict[str, Any]:

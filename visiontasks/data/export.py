@@ -8,12 +8,14 @@ segmentation, images + index-PNG masks for segmentation.
 from __future__ import annotations
 
 import csv
+import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image
+from pycocotools import mask as mask_utils
 
 if TYPE_CHECKING:
     from visiontasks.data.base import VisionDataModule
@@ -51,9 +53,46 @@ def _export_labelled(datamodule: VisionDataModule, root: Path) -> None:
             writer.writerows(rows)
 
 
+def _export_masks(datamodule: VisionDataModule, root: Path) -> None:
+    """``root/images/<split>/<i>.png`` with index-PNG masks (pixel = class number) at ``root/masks/<split>/<i>.png``."""
+    for split, samples in split_samples(datamodule):
+        for i, sample in samples:
+            save_image(sample["image"], root / "images" / split / f"{i:06d}.png")
+            save_image(sample["mask"][..., None], root / "masks" / split / f"{i:06d}.png")
+
+
+def _export_coco(datamodule: VisionDataModule, root: Path) -> None:
+    """``root/images/<split>/<i>.png`` plus ``root/<split>.json`` in COCO format (category ids from 1;
+    instance masks as compressed RLE, exact to the pixel); ``file_name`` is relative to ``root``."""
+    categories = [{"id": n + 1, "name": name} for n, name in enumerate(datamodule.class_names)]
+    for split, samples in split_samples(datamodule):
+        images, annotations = [], []
+        for i, sample in samples:
+            relative = Path("images") / split / f"{i:06d}.png"
+            save_image(sample["image"], root / relative)
+            height, width = sample["image"].shape[:2]
+            images.append({"id": i, "file_name": relative.as_posix(), "height": height, "width": width})
+            masks = sample.get("masks")
+            for k, (box, label) in enumerate(zip(sample["boxes"], sample["labels"])):
+                x_min, y_min, x_max, y_max = (float(v) for v in box)
+                annotation = {"id": len(annotations) + 1, "image_id": i, "category_id": int(label) + 1,
+                              "bbox": [x_min, y_min, x_max - x_min, y_max - y_min],
+                              "area": (x_max - x_min) * (y_max - y_min), "iscrowd": 0}  # fmt: skip
+                if masks is not None:
+                    rle = mask_utils.encode(np.asfortranarray(masks[k].astype(np.uint8)))
+                    annotation["area"] = float(mask_utils.area(rle))
+                    annotation["segmentation"] = {"size": rle["size"], "counts": rle["counts"].decode("ascii")}
+                annotations.append(annotation)
+        coco = {"images": images, "annotations": annotations, "categories": categories}
+        (root / f"{split}.json").write_text(json.dumps(coco))
+
+
 EXPORTERS: dict[str, Callable[[VisionDataModule, Path], None]] = {
     "classification": _export_labelled,
     "localization": _export_labelled,
+    "detection": _export_coco,
+    "instance_segmentation": _export_coco,
+    "segmentation": _export_masks,
 }
 
 

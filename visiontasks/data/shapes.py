@@ -44,7 +44,9 @@ class ShapeSource(Sequence):
     def __getitem__(self, i: int) -> dict[str, Any]:
         if not 0 <= i < len(self):
             raise IndexError(i)
-        drawn = render_shapes(self.seed, i, self.size, self.shapes, self.objects[i], self.channels)
+        size_range = (0.18, 0.38) if self.task in SINGLE_OBJECT_TASKS else (0.1, 0.22)
+        jitter = 0.12 if self.task == "classification" else None  # near-centred, as MNIST digits are
+        drawn = render_shapes(self.seed, i, self.size, self.shapes, self.objects[i], self.channels, size_range, jitter)
         sample: dict[str, Any] = {"image": drawn["image"], "path": f"shapes/{self.task}/{i:06d}.png", "image_id": i}
         if self.task == "classification":
             sample["label"] = int(drawn["labels"][0])

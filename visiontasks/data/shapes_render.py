@@ -49,7 +49,7 @@ def _shape_mask(shape: str, size: tuple[int, int], cx: float, cy: float, r: floa
 def _background(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
     """A smooth random colour field plus pixel noise: texture that a classifier must look past."""
     base = rng.uniform(40, 215, size=3)
-    coarse = rng.normal(0, 35, size=(4, 4, 3))
+    coarse = rng.normal(0, 25, size=(4, 4, 3))
     field = np.asarray(
         Image.fromarray(np.clip(coarse + 128, 0, 255).astype(np.uint8)).resize((width, height), Image.BICUBIC),
         dtype=np.float32,
@@ -58,13 +58,18 @@ def _background(rng: np.random.Generator, height: int, width: int) -> np.ndarray
     return base + (field - 128) + noise
 
 
+def _luminance(colour: np.ndarray) -> float:
+    return float(colour @ np.array([0.299, 0.587, 0.114]))
+
+
 def _contrasting_colour(rng: np.random.Generator, background: np.ndarray) -> np.ndarray:
+    """A colour that differs from the background in hue AND brightness, so grayscale keeps the shape."""
     mean = background.reshape(-1, 3).mean(axis=0)
-    for _ in range(20):
+    for _ in range(50):
         colour = rng.uniform(0, 255, size=3)
-        if np.abs(colour - mean).sum() > 180:
+        if np.abs(colour - mean).sum() > 150 and abs(_luminance(colour) - _luminance(mean)) > 70:
             return colour
-    return 255 - mean
+    return np.full(3, 255.0 if _luminance(mean) < 128 else 0.0)
 
 
 def _boxes_overlap(a: tuple[float, ...], b: tuple[float, ...], margin: float = 1.0) -> bool:
@@ -78,9 +83,13 @@ def render_shapes(
     shapes: Sequence[str],
     labels: Sequence[int],
     channels: int = 3,
-    size_range: tuple[float, float] = (0.15, 0.35),
+    size_range: tuple[float, float] = (0.1, 0.22),
+    centre_jitter: float | None = None,
 ) -> dict[str, np.ndarray]:
     """Draw one non-overlapping shape per entry of ``labels`` (indices into ``shapes``).
+
+    ``size_range`` bounds each shape's radius as a fraction of the image's shorter side;
+    ``centre_jitter`` keeps centres within that fraction of the image centre (else anywhere inside).
 
     Returns ``image`` (HxWxC uint8), ``labels`` (N), ``boxes`` (Nx4 xyxy pixels, tight around the
     drawn pixels), ``masks`` (NxHxW uint8) and ``mask`` (HxW, 0 = background, class + 1 inside).
@@ -93,15 +102,18 @@ def render_shapes(
     placed: list[tuple[float, ...]] = []
     for label in labels:
         for _attempt in range(50):
-            r = rng.uniform(*size_range) * short / 2 * 1.6
-            cx = rng.uniform(r + 1, width - r - 1)
-            cy = rng.uniform(r + 1, height - r - 1)
+            r = rng.uniform(*size_range) * short
+            if centre_jitter is None:
+                cx, cy = rng.uniform(r + 1, width - r - 1), rng.uniform(r + 1, height - r - 1)
+            else:
+                cx, cy = (np.array([width, height]) * (0.5 + rng.uniform(-centre_jitter, centre_jitter, 2))).tolist()
+                cx, cy = float(np.clip(cx, r + 1, width - r - 1)), float(np.clip(cy, r + 1, height - r - 1))
             box = (cx - r, cy - r, cx + r, cy + r)
             if not any(_boxes_overlap(box, other) for other in placed):
                 break
         else:
             break
-        m = _shape_mask(shapes[label], (height, width), cx, cy, r, rng.uniform(0, 2 * math.pi))
+        m = _shape_mask(shapes[label], (height, width), cx, cy, r, rng.uniform(-0.3, 0.3))
         if m.sum() < 4:
             continue
         placed.append(box)

@@ -106,6 +106,8 @@ def apply_pipeline(pipeline: A.Compose, sample: dict[str, Any]) -> dict[str, Any
         else:
             result["boxes"] = out_boxes
             result["labels"] = np.asarray(out["labels"], dtype=np.int64).reshape(-1)
+            if "iscrowd" in sample:  # COCO crowd flags stay with their boxes
+                result["iscrowd"] = np.asarray(sample["iscrowd"], dtype=np.int64).reshape(-1)[kept]
     if "masks" in sample:
         height, width = out["image"].shape[:2]
         masks = np.asarray(out["masks"]) if len(sample["masks"]) else np.zeros((0, height, width), np.uint8)
@@ -118,7 +120,7 @@ def to_tensors(sample: dict[str, Any]) -> dict[str, Any]:
     image = sample["image"]
     scale = 255.0 if image.dtype == np.uint8 else 1.0
     out: dict[str, Any] = dict(sample)
-    out["image"] = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).float().div_(scale)
+    out["image"] = torch.tensor(image.transpose(2, 0, 1), dtype=torch.float32).div_(scale)
     if "label" in sample:
         label = np.asarray(sample["label"])
         out["label"] = torch.as_tensor(label, dtype=torch.float32 if label.ndim else torch.long)
@@ -129,6 +131,8 @@ def to_tensors(sample: dict[str, Any]) -> dict[str, Any]:
         out["labels"] = torch.as_tensor(sample["labels"], dtype=torch.long)
     if "masks" in sample:
         out["masks"] = torch.as_tensor(np.ascontiguousarray(sample["masks"]), dtype=torch.uint8)
+    if "iscrowd" in sample:
+        out["iscrowd"] = torch.as_tensor(sample["iscrowd"], dtype=torch.long)
     if "mask" in sample:
         out["mask"] = torch.as_tensor(np.ascontiguousarray(sample["mask"]), dtype=torch.long)
     return out

@@ -1,0 +1,73 @@
+"""The shared data layer: splits, pipelines from YAML specs, the built-in shapes, W&B mode."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from visiontasks import ShapesDataModule
+from visiontasks.data.splits import split_off
+from visiontasks.data.transforms import build_pipeline
+from visiontasks.wandb_mode import choose_wandb_mode
+
+
+def test_split_is_seeded_and_stratified():
+    labels = np.array([0] * 70 + [1] * 30)
+    kept, taken = split_off(np.arange(100), 0.3, seed=5, labels=labels)
+    assert len(taken) == 30 and set(kept) | set(taken) == set(range(100)) and not set(kept) & set(taken)
+    assert (labels[taken] == 0).sum() == 21 and (labels[taken] == 1).sum() == 9
+    again, _ = split_off(np.arange(100), 0.3, seed=5, labels=labels)
+    other, _ = split_off(np.arange(100), 0.3, seed=6, labels=labels)
+    assert np.array_equal(kept, again) and not np.array_equal(kept, other)
+
+
+def test_datamodule_splits_70_30_then_90_10_and_shapes_are_deterministic():
+    data = ShapesDataModule(task="classification", num_samples=200, image_size=32)
+    data.setup("fit")
+    sizes = {name: len(data.datasets[name]) for name in ("train", "val", "test")}
+    assert sizes == {"test": 60, "val": 15, "train": 125}  # per-class rounding
+    first = data.datasets["train"][0]["image"]
+    assert first.shape == (3, 32, 32) and 0 <= float(first.min()) and float(first.max()) <= 1
+    again = ShapesDataModule(task="classification", num_samples=200, image_size=32)
+    again.setup("fit")
+    assert np.array_equal(first.numpy(), again.datasets["train"][0]["image"].numpy())
+
+
+@pytest.mark.parametrize("task", ["classification", "localization", "detection", "instance_segmentation", "segmentation"])
+def test_shapes_targets_agree_with_each_other(task):
+    data = ShapesDataModule(task=task, num_samples=20, image_size=48, max_objects=3)
+    sample = data.make_sources()["all"][3]
+    assert sample["image"].shape == (48, 48, 3) and sample["image"].dtype == np.uint8
+    if task == "segmentation":
+        assert set(np.unique(sample["mask"])) - {0} <= {1, 2, 3} and (sample["mask"] > 0).any()
+    if task == "localization":
+        x0, y0, x1, y1 = sample["box"]
+        assert 0 <= x0 < x1 <= 48 and 0 <= y0 < y1 <= 48
+    if task == "instance_segmentation":
+        for box, mask in zip(sample["boxes"], sample["masks"]):
+            ys, xs = np.nonzero(mask)
+            assert [xs.min(), ys.min(), xs.max() + 1, ys.max() + 1] == box.tolist()
+
+
+def test_pipeline_from_yaml_specs_and_a_clear_error_for_unknown_transforms():
+    pipeline = build_pipeline(
+        [{"class_path": "HorizontalFlip", "init_args": {"p": 1.0}}, "VerticalFlip",
+         {"class_path": "albumentations.OneOf", "init_args": {"transforms": ["Blur", "GaussNoise"]}}],
+        image_size=(16, 16),
+        with_boxes=False,
+    )  # fmt: skip
+    image = np.arange(32 * 32 * 3, dtype=np.uint8).reshape(32, 32, 3)
+    assert pipeline(image=image)["image"].shape == (16, 16, 3)
+    with pytest.raises(ValueError, match="Unknown transform 'Flipp'"):
+        build_pipeline([{"class_path": "Flipp"}], None, False)
+
+
+def test_wandb_goes_offline_without_a_login(monkeypatch, tmp_path, capsys):
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("NETRC", str(tmp_path / ".netrc"))
+    assert choose_wandb_mode() == "offline"
+    assert "wandb sync" in capsys.readouterr().out
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    assert choose_wandb_mode() == "disabled"
