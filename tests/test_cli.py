@@ -65,3 +65,21 @@ def test_run_folder_holds_config_and_checkpoints_and_resume_last(capsys):
 def test_ckpt_path_last_without_earlier_run_is_a_clear_error():
     with pytest.raises(SystemExit, match="no such checkpoint"):
         run_cli("test", "--config", str(CONFIGS / "classification.yaml"), "--ckpt_path=last", *TINY)
+
+
+def test_two_process_ddp_on_cpu_writes_one_run_folder():
+    """The same YAML scales out: `python -m visiontasks` with a 2-process DDP Trainer (gloo on CPU)."""
+    import os
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "visiontasks", "fit", "--config", str(CONFIGS / "lenet5.yaml"),
+               "--trainer.accelerator=cpu", "--trainer.devices=2", "--trainer.strategy=ddp",
+               "--trainer.max_epochs=1", "--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false",
+               "--data.init_args.num_samples=120", "--data.init_args.batch_size=16", "--data.init_args.num_workers=0"]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300, env=dict(os.environ, WANDB_MODE="disabled"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    (folder,) = run_folders()
+    assert (folder / "config.yaml").is_file() and (folder / "checkpoints" / "last.ckpt").is_file()
+    state = torch.load(folder / "checkpoints" / "last.ckpt", weights_only=False)
+    assert state["epoch"] == 0 and state["global_step"] == 2  # 84 training images, 2 ranks x 16 per step, last dropped

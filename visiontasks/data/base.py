@@ -147,7 +147,7 @@ class VisionDataModule(pl.LightningDataModule, abc.ABC):
         for name in ("test", "val"):
             if name in sources:
                 splits[name] = (sources[name], np.arange(len(sources[name])))
-            elif name == "val" or "all" in sources:
+            elif name == "val" or ("all" in sources and self.test_fraction > 0):
                 fraction = self.val_fraction if name == "val" else self.test_fraction
                 pool, taken = split_off(pool, fraction, self.seed + len(splits), labels)
                 splits[name] = (train, taken)
@@ -173,13 +173,18 @@ class VisionDataModule(pl.LightningDataModule, abc.ABC):
     def setup(self, stage: str | None = None) -> None:
         if stage == "predict" and self.predict_dir is not None:
             source = ImageFolderSource(self.predict_dir, self.in_channels)
-            self.datasets["predict"] = SampleDataset(source, range(len(source)), self.pipeline(False), False)
+            pipeline = build_pipeline(self.eval_transforms, self.image_size, with_boxes=False)  # images, no targets
+            self.datasets["predict"] = SampleDataset(source, range(len(source)), pipeline, False)
             return
         if "train" in self.datasets:
             return
         for name, (source, indices) in self.split_sources().items():
             self.datasets[name] = SampleDataset(source, indices, self.pipeline(name == "train"), name == "train")
         self.datasets["predict"] = self.datasets["test"]
+
+    def _world_size(self) -> int:
+        trainer = getattr(self, "trainer", None)
+        return trainer.world_size if trainer is not None else 1
 
     def _loader(self, split: str, shuffle: bool = False) -> DataLoader:
         dataset = self.datasets[split]
@@ -191,7 +196,7 @@ class VisionDataModule(pl.LightningDataModule, abc.ABC):
             pin_memory=self.pin_memory,
             persistent_workers=self.num_workers > 0,
             collate_fn=collate,
-            drop_last=shuffle and len(dataset) > self.batch_size,
+            drop_last=shuffle and len(dataset) // self._world_size() > self.batch_size,
         )
 
     def train_dataloader(self) -> DataLoader:

@@ -17,6 +17,7 @@ from pytorch_lightning.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 from torchmetrics import MetricCollection
 
+from visiontasks.callbacks.wandb_images import WandbImageLogger
 from visiontasks.errors import DataError
 
 STAGES = ("train", "val", "test")
@@ -175,7 +176,7 @@ class BaseTask(pl.LightningModule, abc.ABC):
             filename="best-epoch{epoch:03d}",
             auto_insert_metric_name=False,
         )
-        return [best, *self.extra_callbacks()]
+        return [best, WandbImageLogger(), *self.extra_callbacks()]
 
     def _step(self, batch: dict[str, Any], stage: str) -> tuple[Tensor, Any]:
         loss, predictions = self.compute(batch, stage)
@@ -204,7 +205,7 @@ class BaseTask(pl.LightningModule, abc.ABC):
     def _end_epoch(self, stage: str) -> None:
         values = self.stage_metrics(stage).compute()
         scalars = {k: v for k, v in values.items() if isinstance(v, Tensor) and v.numel() == 1}
-        self.log_dict(scalars, prog_bar=stage == "val")
+        self.log_dict(scalars, prog_bar=stage == "val", sync_dist=True)  # already synced: silences the DDP hint
         if stage == "test":
             self.report(values)
         self.stage_metrics(stage).reset()

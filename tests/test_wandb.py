@@ -1,0 +1,37 @@
+"""Weights & Biases: offline runs keep their metrics and prediction overlays for a later `wandb sync`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from helpers import CONFIGS, run_cli
+
+from visiontasks.callbacks.wandb_images import overlay_arguments
+
+
+def test_offline_run_logs_validation_overlays(monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    run_cli("fit", "--config", str(CONFIGS / "lenet5.yaml"), "--data.init_args.num_samples=60",
+            "--data.init_args.num_workers=0", "--trainer.max_epochs=1")  # fmt: skip
+    (run,) = Path("runs/wandb").glob("offline-run-*")
+    assert list(run.glob("files/media/images/val/examples_*.png"))
+    assert list(run.glob("*.wandb"))
+
+
+def test_overlays_for_boxes_masks_and_labels():
+    image = torch.rand(3, 32, 48)
+    names = ["background", "circle", "square"]
+    detection = {"boxes": torch.tensor([[0.0, 0.0, 96.0, 64.0]]), "labels": torch.tensor([2]),
+                 "scores": torch.tensor([0.9]), "orig_size": (64, 96)}  # fmt: skip
+    (box,) = overlay_arguments(image, detection, names)["boxes"]["predictions"]["box_data"]
+    assert box["position"] == {"minX": 0.0, "minY": 0.0, "maxX": 48.0, "maxY": 32.0} and box["class_id"] == 2
+
+    located = {"label": "circle", "score": 0.8, "x_min": 4, "y_min": 4, "x_max": 20, "y_max": 30, "orig_size": (32, 48)}
+    arguments = overlay_arguments(image, located, names)
+    assert arguments["caption"] == "circle (0.8)" and arguments["boxes"]["predictions"]["box_data"][0]["class_id"] == 1
+
+    segmented = {"mask": np.ones((64, 96), dtype=np.uint8), "orig_size": (64, 96)}
+    mask = overlay_arguments(image, segmented, names)["masks"]["predictions"]["mask_data"]
+    assert mask.shape == (32, 48) and mask.min() == 1
