@@ -16,6 +16,9 @@ FAST_TRAINER = [
 
 def run_cli(*args: str):
     """Run ``python -m visiontasks ARGS`` in-process, as a user would, and return the CLI object."""
+    import sys
+
     from visiontasks.cli import main
 
+    sys.argv = ["visiontasks"]  # pytest's own arguments are not the CLI's
     return main([*args, *FAST_TRAINER] if args[0] in ("fit", "validate", "test", "predict") else list(args))

@@ -57,15 +57,14 @@ def test_shipped_config_fit_validate_test_predict(config):
 
 
 def test_classifier_learns_and_restores_from_checkpoint(tmp_path):
-    """Well above chance (1/3) on held-out shapes within a bounded number of steps."""
+    """Well above chance (1/3) on held-out shapes within a bounded number of steps (about 60)."""
     pl.seed_everything(0)
     data = ShapesDataModule(task="classification", num_samples=1500, image_size=32, in_channels=1, batch_size=32)
-    task = ClassificationTask(model="lenet5", num_classes=3, in_channels=1, class_names=data.class_names,
-                              optimizer=lambda p: torch.optim.AdamW(p, lr=3e-3))  # fmt: skip
-    trainer = pl.Trainer(max_epochs=6, logger=False, enable_progress_bar=False, default_root_dir=tmp_path)
+    task = ClassificationTask(model="resnet18", num_classes=3, in_channels=1, class_names=data.class_names)
+    trainer = pl.Trainer(max_epochs=2, logger=False, enable_progress_bar=False, default_root_dir=tmp_path)
     trainer.fit(task, datamodule=data)
     accuracy = float(trainer.callback_metrics["val/acc"])
-    assert accuracy > 0.7, accuracy
+    assert accuracy > 0.75, accuracy
 
     restored = ClassificationTask.load_from_checkpoint(trainer.checkpoint_callback.last_model_path)
     restored.eval()

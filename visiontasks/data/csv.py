@@ -26,6 +26,14 @@ def _read_rows(path: Path) -> tuple[list[str], list[dict[str, str]]]:
     return columns, rows
 
 
+def _box(row: dict[str, str], where: str) -> list[float]:
+    try:
+        return [float(row[c]) for c in BOX_COLUMNS]
+    except (TypeError, ValueError):  # an empty or short row gives "" or None
+        found = [row.get(c) for c in BOX_COLUMNS]
+        raise DataError(f"{where}: box columns {list(BOX_COLUMNS)} need pixel numbers, found {found}.") from None
+
+
 class CsvDataModule(VisionDataModule):
     """Images and labels from CSV files; with ``x_min,y_min,x_max,y_max`` columns it is a localization set.
 
@@ -98,9 +106,6 @@ class CsvDataModule(VisionDataModule):
             labels = [self._label_index(row[self.label_column], origin) for row, origin in zip(rows, where)]
             boxes = None
             if self.task == "localization":
-                try:
-                    boxes = np.array([[float(row[c]) for c in BOX_COLUMNS] for row in rows], dtype=np.float32)
-                except ValueError as error:
-                    raise DataError(f"{path}: a box column holds a non-number ({error}).") from error
+                boxes = np.array([_box(row, origin) for row, origin in zip(rows, where)], dtype=np.float32)
             sources[split] = LabelledFiles(paths, labels, self.in_channels, boxes).check(where)
         return sources

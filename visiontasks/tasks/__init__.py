@@ -2,5 +2,8 @@
 
 from visiontasks.tasks.base import BaseTask
 from visiontasks.tasks.classification import ClassificationTask
+from visiontasks.tasks.detection import DetectionTask, InstanceSegmentationTask
+from visiontasks.tasks.localization import LocalizationTask
+from visiontasks.tasks.segmentation import SegmentationTask
 
-__all__ = ["BaseTask", "ClassificationTask"]
+__all__ = ["BaseTask", "ClassificationTask", "DetectionTask", "InstanceSegmentationTask", "LocalizationTask", "SegmentationTask"]

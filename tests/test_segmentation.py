@@ -1,0 +1,159 @@
+"""Semantic segmentation through the CLI with the shipped configs, and through the Python API."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import pytorch_lightning as pl
+import torch
+import torchvision
+from helpers import CONFIGS, run_cli
+from PIL import Image
+
+from visiontasks import SegmentationTask, ShapesDataModule
+from visiontasks.metrics import segmentation_metrics
+from visiontasks.models.segmentation import build_segmentation_model
+from visiontasks.models.segmentation_losses import SegmentationLoss
+from visiontasks.models.unet import UNet
+
+TINY = [
+    "--data.init_args.num_samples=24",
+    "--data.init_args.image_size=32",
+    "--data.init_args.batch_size=4",
+    "--data.init_args.num_workers=0",
+    "--trainer.max_epochs=1",
+    "--trainer.limit_train_batches=2",
+    "--trainer.limit_val_batches=1",
+    "--trainer.limit_test_batches=1",
+]
+SHAPE_CLASSES = ["background", "circle", "square", "triangle"]
+
+
+def newest_run() -> Path:
+    return max(Path("runs/visiontasks").iterdir(), key=lambda p: p.stat().st_mtime)
+
+
+@pytest.mark.parametrize("config, image_size", [("unet.yaml", "null"), ("deeplabv3.yaml", "32")])
+def test_shipped_config_fit_validate_test_predict(config, image_size):
+    config = str(CONFIGS / config)
+    run_cli("fit", "--config", config, *TINY)
+    checkpoint = newest_run() / "checkpoints" / "last.ckpt"
+    assert checkpoint.is_file()
+
+    validated = run_cli("validate", "--config", config, f"--ckpt_path={checkpoint}", *TINY)
+    assert 0 <= float(validated.trainer.callback_metrics["val/miou"]) <= 1
+
+    tested = run_cli("test", "--config", config, f"--ckpt_path={checkpoint}", *TINY)
+    assert {"test/miou", "test/dice", "test/acc", "test/loss"} <= set(tested.trainer.callback_metrics)
+    report = json.loads((newest_run() / "test_report.json").read_text())
+    assert [row["class"] for row in report] == [*SHAPE_CLASSES, "mean (miou)"]
+
+    # Odd sizes, not multiples of the U-Net's 16; with image_size null the U-Net sees them as they are.
+    photos = Path("photos")
+    photos.mkdir()
+    sizes = [(37, 29), (64, 48), (21, 50)]  # (width, height)
+    for i, size in enumerate(sizes):
+        Image.new("RGB", size, (i * 60, 90, 200)).save(photos / f"photo{i}.png")
+    predict_args = [f"--ckpt_path={checkpoint}", f"--data.init_args.predict_dir={photos}", *TINY]
+    run_cli("predict", "--config", config, *predict_args, f"--data.init_args.image_size={image_size}")
+    for i, size in enumerate(sizes):
+        mask = Image.open(newest_run() / "predictions" / f"photo{i}.png")
+        assert mask.size == size and mask.mode == "L"
+        assert np.asarray(mask).max() < len(SHAPE_CLASSES)
+        assert Image.open(newest_run() / "predictions" / f"photo{i}_overlay.png").size == size
+
+
+def test_unet_learns_far_above_an_untrained_one(tmp_path):
+    """mIoU on held-out shapes: an untrained net predicts ~one class; 200 steps separate circles from crosses."""
+    pl.seed_everything(0)
+    data = ShapesDataModule(task="segmentation", shapes=["circle", "cross"], num_samples=500, image_size=32,
+                            batch_size=8, train_transforms=["HorizontalFlip"])  # fmt: skip
+    task = SegmentationTask(num_classes=3, base_channels=8, depth=3, loss="ce+dice",
+                            optimizer=lambda p: torch.optim.AdamW(p, lr=5e-3))  # fmt: skip
+    # inference_mode=False: metric states reset under inference mode could not be updated by fit afterwards
+    trainer = pl.Trainer(max_epochs=5, logger=False, enable_progress_bar=False, enable_model_summary=False,
+                         default_root_dir=tmp_path, inference_mode=False)  # fmt: skip
+    untrained = trainer.validate(task, datamodule=data, verbose=False)[0]["val/miou"]
+    trainer.fit(task, datamodule=data)
+    trained = float(trainer.callback_metrics["val/miou"])
+    assert trained > untrained + 0.3 and trained > 0.65, (untrained, trained)
+
+
+def test_unet_takes_any_size_and_every_option():
+    for options in ({}, {"upsampling": "bilinear", "batch_norm": False, "dropout": [0.1, 0.1, 0.2, 0.3]}):
+        model = UNet(num_classes=3, in_channels=1, base_channels=4, depth=3, **options)
+        assert model(torch.rand(2, 1, 37, 50)).shape == (2, 3, 37, 50)
+    with pytest.raises(ValueError, match="dropout needs one value or depth \\+ 1 = 4 values"):
+        UNet(num_classes=3, depth=3, dropout=[0.1, 0.2])
+    with pytest.raises(ValueError, match="unknown segmentation model 'unet3d'"):
+        build_segmentation_model("unet3d", 3)
+
+
+def test_binary_task_with_dice_loss_and_class_weights(tmp_path):
+    data = ShapesDataModule(task="segmentation", shapes=["circle"], num_samples=16, image_size=32, batch_size=4)
+    task = SegmentationTask(num_classes=2, binary=True, loss="dice", class_weights=[0.3, 1.0], base_channels=4, depth=2)
+    assert task.model.head.out_channels == 1
+    logits = task(torch.rand(2, 3, 32, 32))
+    assert logits.shape == (2, 2, 32, 32) and (logits[:, 0] == 0).all()  # [0, z]: softmax = [1 - sigmoid, sigmoid]
+    trainer = pl.Trainer(fast_dev_run=True, logger=False, enable_progress_bar=False, default_root_dir=tmp_path)
+    trainer.fit(task, datamodule=data)
+    assert {"val/miou", "val/dice", "val/acc"} <= set(trainer.callback_metrics)
+    with pytest.raises(ValueError, match="binary: true needs exactly 2 classes"):
+        SegmentationTask(num_classes=3, binary=True)
+
+
+@pytest.mark.parametrize("kind", ["ce", "dice", "ce+dice", "focal"])
+def test_losses_skip_ignored_pixels(kind):
+    torch.manual_seed(0)
+    loss = SegmentationLoss(kind, ignore_index=255, weight=torch.tensor([0.5, 1.0, 2.0]))
+    logits, target = torch.randn(2, 3, 8, 8, requires_grad=True), torch.randint(0, 3, (2, 8, 8))
+    target[:, :3] = 255
+    changed = logits.detach().clone()
+    changed[:, :, :3] = 50 * torch.randn(2, 3, 3, 8)  # whatever the net says where nobody labelled
+    assert torch.isclose(loss(logits, target), loss(changed, target))
+    loss(logits, target).backward()
+    assert logits.grad[:, :, :3].abs().max() == 0
+    assert loss(logits, torch.full_like(target, 255)).item() == 0  # nothing labelled: no signal, no NaN
+
+
+def test_binary_cross_entropy_is_cross_entropy_on_zero_and_logit():
+    z, target = torch.randn(2, 1, 5, 5), torch.randint(0, 2, (2, 5, 5))
+    two_class = torch.cat([torch.zeros_like(z), z], dim=1)
+    expected = torch.nn.functional.binary_cross_entropy_with_logits(z[:, 0], target.float())
+    torch.testing.assert_close(SegmentationLoss("ce")(two_class, target), expected)
+
+
+def test_metrics_skip_ignored_pixels():
+    metrics = segmentation_metrics(num_classes=3, ignore_index=255)
+    target = torch.randint(0, 3, (2, 16, 16))
+    preds = target.clone()
+    target[:, :4] = 255
+    preds[:, :4] = (preds[:, :4] + 1) % 3  # wrong, but where nobody labelled
+    values = metrics(preds, target)
+    assert values["miou"] == 1 and values["dice"] == 1 and values["acc"] == 1
+    assert values["iou_per_class"].tolist() == [1.0, 1.0, 1.0]
+
+
+def test_pretrained_backbone_from_a_file_into_a_grayscale_deeplab(tmp_path):
+    backbone = torchvision.models.mobilenet_v3_large()
+    torch.save(backbone.state_dict(), tmp_path / "backbone.pth")
+    task = SegmentationTask(model="deeplabv3_mobilenet_v3_large", num_classes=3, in_channels=1)
+    task.load_pretrained(str(tmp_path / "backbone.pth"))
+    first = backbone.features[0][0].weight
+    torch.testing.assert_close(task.model.backbone["0"][0].weight, first.sum(dim=1, keepdim=True))
+    torch.testing.assert_close(task.model.backbone["16"][0].weight, backbone.features[16][0].weight)
+
+
+def test_trains_on_exported_mask_folders_through_the_cli():
+    ShapesDataModule(task="segmentation", num_samples=24, image_size=32).export("shapes")
+    folder_data = [
+        "--data=visiontasks.SegmentationFolderDataModule",
+        "--data.init_args.root=shapes",
+        f"--data.init_args.class_names=[{','.join(SHAPE_CLASSES)}]",
+    ]
+    cli = run_cli("fit", "--config", str(CONFIGS / "unet.yaml"), *folder_data, *TINY[2:])
+    assert cli.model.class_names == SHAPE_CLASSES
+    assert "val/miou" in cli.trainer.callback_metrics

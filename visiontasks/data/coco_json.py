@@ -1,0 +1,204 @@
+"""Reading one COCO JSON file into checked per-image records; pycocotools indexes it and decodes masks.
+
+Everything a file can get wrong is found here, at set-up, with the file named: a JSON that is
+not COCO, annotations pointing to unknown images or categories, NaN or negative box sizes,
+missing image files. Boxes that stick out of the image are clipped and empty ones dropped,
+with a count in the log, since labelling tools produce them routinely.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+import math
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+from pycocotools import mask as mask_utils
+from pycocotools.coco import COCO
+
+from visiontasks.errors import DataError
+
+log = logging.getLogger(__name__)
+
+REQUIRED_KEYS = {
+    "images": ("id", "file_name"),
+    "annotations": ("image_id", "category_id", "bbox"),
+    "categories": ("id", "name"),
+}
+
+
+@dataclass
+class CocoImage:
+    """One image of a COCO file and its usable annotations (labels are contiguous, 0-based)."""
+
+    path: Path
+    image_id: int
+    height: int
+    width: int
+    boxes: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.float32))  # N x 4 xyxy pixels
+    labels: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    iscrowd: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    segmentations: list[Any] = field(default_factory=list)  # raw COCO polygons / RLE, None where absent
+
+    def keep(self, which: np.ndarray | list[int]) -> None:
+        """Keep only the annotations at ``which`` (indices or a boolean mask)."""
+        index = np.arange(len(self.labels))[which]
+        self.boxes, self.labels, self.iscrowd = self.boxes[index], self.labels[index], self.iscrowd[index]
+        self.segmentations = [self.segmentations[i] for i in index]
+
+
+def read_coco(path: Path) -> COCO:
+    """The file as an indexed ``COCO`` object, after checking it has COCO's structure."""
+    if not path.is_file():
+        raise DataError(f"{path}: COCO annotation file not found.")
+    try:
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise DataError(f"{path}: not a valid JSON file ({error}).") from error
+    if not isinstance(data, dict) or not all(isinstance(data.get(key), list) for key in REQUIRED_KEYS):
+        found = sorted(data) if isinstance(data, dict) else type(data).__name__
+        raise DataError(
+            f"{path}: not a COCO JSON file: it needs 'images', 'annotations' and 'categories' lists "
+            f"(found {found}). Export COCO format from your labelling tool."
+        )
+    for key, fields in REQUIRED_KEYS.items():
+        for n, entry in enumerate(data[key]):
+            missing = [f for f in fields if not isinstance(entry, dict) or f not in entry]
+            if missing:
+                raise DataError(f"{path}: {key}[{n}] lacks {missing}; COCO {key} need {list(fields)}.")
+    for n, annotation in enumerate(data["annotations"]):
+        annotation.setdefault("id", n + 1)
+        annotation.setdefault("iscrowd", 0)
+    coco = COCO()
+    coco.dataset = data
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco.createIndex()
+    return coco
+
+
+def categories(coco: COCO) -> list[tuple[int, str]]:
+    """(id, name) of every category, sorted by id: label ``i`` is the ``i``-th."""
+    return sorted((int(c["id"]), str(c["name"])) for c in coco.dataset["categories"])
+
+
+def _checked_box(bbox: Any, where: str) -> list[float]:
+    if not isinstance(bbox, (list, tuple)) or len(bbox) != 4:
+        raise DataError(f"{where}: bbox {bbox!r} is not [x, y, width, height].")
+    try:
+        x, y, w, h = (float(v) for v in bbox)
+    except (TypeError, ValueError):
+        raise DataError(f"{where}: bbox {bbox!r} holds a non-number.") from None
+    if not all(math.isfinite(v) for v in (x, y, w, h)):
+        raise DataError(f"{where}: bbox {bbox!r} holds NaN or infinity; fix or remove the annotation.")
+    if w < 0 or h < 0:
+        raise DataError(f"{where}: bbox {bbox!r} has a negative width or height; COCO boxes are [x, y, width, height].")
+    return [x, y, w, h]
+
+
+def _check_segmentation(segmentation: Any, height: int, width: int, where: str) -> None:
+    if isinstance(segmentation, list):
+        for polygon in segmentation:
+            if not isinstance(polygon, list) or len(polygon) < 6 or len(polygon) % 2:
+                raise DataError(
+                    f"{where}: polygon {str(polygon)[:60]} is not a flat [x1, y1, x2, y2, ...] list of 3 or more points."
+                )
+    elif isinstance(segmentation, dict) and "counts" in segmentation and "size" in segmentation:
+        if list(segmentation["size"]) != [height, width]:
+            raise DataError(f"{where}: RLE size {segmentation['size']} differs from the image's [{height}, {width}].")
+    else:
+        raise DataError(f"{where}: segmentation is neither polygons nor RLE; instance segmentation needs one of them.")
+
+
+def segmentation_mask(segmentation: Any, height: int, width: int) -> np.ndarray:
+    """HxW uint8 0/1 mask of COCO polygons, uncompressed RLE (crowds) or compressed RLE."""
+    if isinstance(segmentation, list):
+        rle = mask_utils.merge(mask_utils.frPyObjects(segmentation, height, width))
+    elif isinstance(segmentation.get("counts"), list):
+        rle = mask_utils.frPyObjects(segmentation, height, width)
+    else:
+        rle = segmentation
+    return mask_utils.decode(rle)
+
+
+def _file_sizes(paths: Sequence[Path], where: Path) -> list[tuple[int, int]]:
+    """(height, width) from each file's header: a missing or unreadable file fails now, named."""
+
+    def size(path: Path) -> tuple[int, int]:
+        if not path.is_file():
+            raise DataError(f"{path}: image file not found (listed in {where}). Check the images folder.")
+        try:
+            with Image.open(path) as image:
+                return image.height, image.width
+        except OSError as error:
+            raise DataError(f"{path}: cannot read this image ({error}); replace it or remove it from {where}.") from error
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        return list(pool.map(size, paths))
+
+
+def coco_images(coco: COCO, path: Path, images_dir: Path, label_of: dict[int, int], masks: bool) -> list[CocoImage]:
+    """Checked records of every image in ``coco``, in file order, with contiguous labels.
+
+    Args:
+        coco: the file read by :func:`read_coco`.
+        path: the file, for messages.
+        images_dir: the folder ``file_name`` is relative to.
+        label_of: COCO category id -> label; other ids are an error.
+        masks: the annotations must carry segmentations (instance segmentation).
+    """
+    entries = coco.dataset["images"]
+    paths = [images_dir / str(entry["file_name"]) for entry in entries]
+    sizes = _file_sizes(paths, path)
+    records: dict[int, CocoImage] = {}
+    for entry, file_path, (height, width) in zip(entries, paths, sizes):
+        expected = (int(entry.get("height") or height), int(entry.get("width") or width))
+        if expected != (height, width):
+            raise DataError(
+                f"{file_path}: the file is {width}x{height} but {path} says {expected[1]}x{expected[0]}; "
+                "fix width/height in the JSON."
+            )
+        records[entry["id"]] = CocoImage(file_path, entry["id"], height, width)
+
+    found: dict[int, tuple[list, list, list, list]] = {i: ([], [], [], []) for i in records}
+    clipped = dropped = 0
+    for annotation in coco.dataset["annotations"]:
+        where = f"{path}: annotation {annotation['id']}"
+        record = records.get(annotation["image_id"])
+        if record is None:
+            raise DataError(f"{where} refers to image_id {annotation['image_id']}, which is not among the file's images.")
+        if annotation["category_id"] not in label_of:
+            raise DataError(
+                f"{where} has category_id {annotation['category_id']}, which is not a known category "
+                f"(ids {sorted(label_of)})."
+            )
+        x, y, w, h = _checked_box(annotation["bbox"], where)
+        box = np.clip([x, y, x + w, y + h], 0, [record.width, record.height] * 2)
+        if box[2] <= box[0] or box[3] <= box[1]:
+            dropped += 1  # empty, or wholly outside the image
+            continue
+        clipped += not np.allclose(box, [x, y, x + w, y + h])
+        segmentation = annotation.get("segmentation") or None
+        if masks:
+            _check_segmentation(segmentation, record.height, record.width, where)
+        boxes, labels, crowd, segmentations = found[record.image_id]
+        boxes.append(box)
+        labels.append(label_of[annotation["category_id"]])
+        crowd.append(int(bool(annotation["iscrowd"])))
+        segmentations.append(segmentation)
+    for image_id, (boxes, labels, crowd, segmentations) in found.items():
+        record = records[image_id]
+        record.boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
+        record.labels = np.asarray(labels, dtype=np.int64)
+        record.iscrowd = np.asarray(crowd, dtype=np.int64)
+        record.segmentations = segmentations
+    if clipped or dropped:
+        log.warning("%s: %d boxes clipped to their image, %d empty or outside boxes dropped.", path, clipped, dropped)
+    return list(records.values())

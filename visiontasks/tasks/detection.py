@@ -1,0 +1,212 @@
+"""Object detection (Faster R-CNN) and instance segmentation (Mask R-CNN): one implementation.
+
+Labels in batches are 0-based; the detector's slot 0 is background, so the task shifts labels by
+one on the way in and out. COCO mAP is accumulated over the epoch and computed once at its end.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import torch
+from torch import Tensor
+from torchmetrics import MetricCollection
+
+from visiontasks.callbacks.coco_results import CocoResultsWriter
+from visiontasks.metrics import detection_metrics
+from visiontasks.models.detection import (
+    DetectionBackbone,
+    DetectorKind,
+    build_detector,
+    coco_model_name,
+    detect,
+    load_backbone_weights,
+    load_detector_weights,
+)
+from visiontasks.reports import save_report
+from visiontasks.tasks.base import BaseTask
+
+
+class DetectionTask(BaseTask):
+    """Find every object: a box, a class and a score for each (torchvision Faster R-CNN with an FPN).
+
+    Args:
+        backbone: resnet18/34/50/101 or mobilenet_v3_large, each with a feature pyramid.
+        trainable_layers: backbone stages that train (0-5, MobileNet 0-6); default all from
+            scratch, 3 with pretrained weights.
+        anchor_sizes: anchor sizes in pixels of the resized input, one per feature level (5 for
+            ResNet, 3 for MobileNet; a list per level gives several); small objects need small anchors.
+        aspect_ratios: anchor height/width ratios.
+        min_size: the detector resizes each image so its short side is this...
+        max_size: ... and its long side at most this (keep both near your image size for small images).
+        score_thresh: detections scoring below this are dropped.
+        nms_thresh: IoU above which overlapping detections of one class are suppressed.
+        detections_per_img: most detections per image (COCO mAP counts up to 100).
+        representation_size: width of the box head's two fully connected layers (1024 in the paper).
+        roi_sampling_ratio: RoIAlign samples per bin side (torchvision: 2); 1 trains about 3x faster on a CPU.
+        mask_head_layers: Mask R-CNN only: channels of each convolution of the mask head
+            (default torchvision's ``[256, 256, 256, 256]``; ``[64, 64]`` trains far faster on a CPU).
+        model_kwargs: other arguments of torchvision's FasterRCNN/MaskRCNN, e.g.
+            ``{rpn_post_nms_top_n_test: 100, box_batch_size_per_image: 128}``.
+        backbone_weights: ImageNet weights for the backbone (``DEFAULT``, ``IMAGENET1K_V1``) or a file.
+        category_ids: the data's category id of each label (COCO ids); taken from the data module.
+        map_backend: COCO evaluation code behind the mAP: ``faster_coco_eval`` (faster, same
+            numbers) or ``pycocotools``.
+        draw_predictions: ``predict`` also saves the images with their detections drawn.
+        draw_threshold: score from which detections are drawn.
+        **kwargs: the shared options of :class:`BaseTask`; ``weights`` takes torchvision's COCO
+            weights by name (``DEFAULT``, ``COCO_V1``; resnet50, and mobilenet_v3_large for boxes)
+            or a file.
+    """
+
+    monitor = "val/map"
+    monitor_mode = "max"
+    detector: DetectorKind = "faster_rcnn"
+
+    def __init__(
+        self,
+        backbone: DetectionBackbone = "resnet50",
+        trainable_layers: int | None = None,
+        anchor_sizes: list[int] | list[list[int]] | None = None,
+        aspect_ratios: list[float] | None = None,
+        min_size: int = 800,
+        max_size: int = 1333,
+        score_thresh: float = 0.05,
+        nms_thresh: float = 0.5,
+        detections_per_img: int = 100,
+        representation_size: int = 1024,
+        roi_sampling_ratio: int = 2,
+        mask_head_layers: list[int] | None = None,
+        model_kwargs: dict[str, Any] | None = None,
+        backbone_weights: str | None = None,
+        category_ids: list[int] | None = None,
+        map_backend: Literal["faster_coco_eval", "pycocotools"] = "faster_coco_eval",
+        draw_predictions: bool = False,
+        draw_threshold: float = 0.5,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if category_ids is not None and len(category_ids) != self.num_classes:
+            raise ValueError(f"{len(category_ids)} category_ids given for num_classes={self.num_classes}")
+        self.test_metrics["map"].class_metrics = True  # per-class AP for the test report only
+
+    @property
+    def masks(self) -> bool:
+        return self.detector == "mask_rcnn"
+
+    @property
+    def category_ids(self) -> list[int]:
+        """The category id of each label: the data's COCO ids, else 1..num_classes (COCO's convention)."""
+        return list(self.hparams.category_ids or range(1, self.num_classes + 1))
+
+    def configure_models(self) -> None:
+        h = self.hparams
+        if h.weights:
+            coco_model_name(self.detector, h.backbone, h.weights)  # no such COCO model: fail now, not at fit
+        self.model = build_detector(
+            self.detector, self.num_classes, h.backbone, h.trainable_layers, h.anchor_sizes, h.aspect_ratios,
+            h.min_size, h.max_size, h.score_thresh, h.nms_thresh, h.detections_per_img, h.representation_size,
+            h.roi_sampling_ratio, h.mask_head_layers, pretrained=bool(h.weights or h.backbone_weights),
+            **(h.model_kwargs or {}),
+        )  # fmt: skip
+
+    def configure_metrics(self) -> MetricCollection:
+        return detection_metrics(self.masks, self.hparams.map_backend)
+
+    def load_pretrained(self, weights: str) -> None:
+        load_detector_weights(self.model, weights, self.detector, self.hparams.backbone)
+
+    def trainable_when_frozen(self) -> tuple[str, ...]:
+        return ("model.backbone.fpn", "model.rpn", "model.roi_heads")
+
+    def extra_callbacks(self) -> list:
+        return [CocoResultsWriter(draw=self.hparams.draw_predictions, draw_threshold=self.hparams.draw_threshold)]
+
+    def setup(self, stage: str) -> None:
+        super().setup(stage)
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if getattr(datamodule, "category_ids", None):
+            self.hparams.category_ids = list(datamodule.category_ids)  # kept in the checkpoint
+        weights = self.hparams.backbone_weights
+        if weights and not self.hparams.weights and self.trainer.ckpt_path is None and not self.pretrained_loaded:
+            load_backbone_weights(self.model, weights, self.hparams.backbone)
+            self.pretrained_loaded = True
+
+    def forward(self, images: list[Tensor], output_sizes: list[tuple[int, int]] | None = None) -> list[dict[str, Tensor]]:
+        """Detections of CxHxW images in [0, 1]: ``boxes`` (xyxy), ``scores``, ``labels`` (0-based), ``masks``."""
+        _, detections = detect(self.model, images, output_sizes=output_sizes)
+        return [dict(d, labels=d["labels"] - 1) for d in detections]
+
+    def _targets(self, batch: dict[str, Any], crowd: bool) -> list[dict[str, Tensor]]:
+        """Per-image targets with 0-based labels; crowd regions only where asked (the metric ignores them)."""
+        targets = []
+        for k, (boxes, labels) in enumerate(zip(batch["boxes"], batch["labels"])):
+            iscrowd = batch["iscrowd"][k] if "iscrowd" in batch else torch.zeros_like(labels)
+            keep = torch.ones_like(iscrowd, dtype=torch.bool) if crowd else iscrowd == 0
+            target = {"boxes": boxes[keep], "labels": labels[keep]}
+            if crowd:
+                target["iscrowd"] = iscrowd
+            if self.masks:
+                target["masks"] = batch["masks"][k][keep]
+            targets.append(target)
+        return targets
+
+    def compute(self, batch: dict[str, Any], stage: str) -> tuple[Tensor, list[dict[str, Tensor]] | None]:
+        targets = [dict(t, labels=t["labels"] + 1) for t in self._targets(batch, crowd=False)]
+        losses, detections = detect(self.model, list(batch["image"]), targets)
+        self.log_dict({f"{stage}/{name}": value for name, value in losses.items()},
+                      batch_size=len(targets), on_epoch=stage != "train", sync_dist=stage != "train")  # fmt: skip
+        if detections is not None:
+            detections = [dict(d, labels=d["labels"] - 1) for d in detections]
+        return sum(losses.values()), detections
+
+    def update_metrics(self, metrics: MetricCollection, detections: Any, batch: dict[str, Any]) -> None:
+        if detections is None:  # training: the detector gives losses only
+            return
+        predictions = [dict(d, masks=d["masks"].bool()) if self.masks else d for d in detections]
+        targets = [dict(t, masks=t["masks"].bool()) if self.masks else t for t in self._targets(batch, crowd=True)]
+        metrics.update(predictions, targets)
+
+    def on_train_epoch_end(self) -> None:
+        """No training mAP: the detector gives no detections in training mode."""
+
+    def predict_step(self, batch: dict[str, Any], batch_idx: int = 0) -> list[dict[str, Any]]:
+        """Per image: ``boxes`` (xyxy in the original file's pixels), ``scores``, ``labels``,
+        ``category_ids``, ``class_names`` (and ``masks`` at the original size), ``path``, ``image_id``."""
+        images = list(batch["image"])
+        sizes = batch.get("orig_size") or [tuple(image.shape[-2:]) for image in images]
+        names, ids = self.class_names, self.category_ids
+        results = []
+        for k, found in enumerate(self(images, sizes)):
+            found = {key: value.cpu() for key, value in found.items()}
+            labels = found["labels"].tolist()
+            found.update(
+                category_ids=[ids[i] for i in labels],
+                class_names=[names[i] for i in labels],
+                path=batch["path"][k] if "path" in batch else "",
+                image_id=batch["image_id"][k] if "image_id" in batch else None,
+                orig_size=tuple(sizes[k]),
+            )
+            results.append(found)
+        return results
+
+    def report(self, values: dict[str, Any]) -> None:
+        """COCO AP (IoU .50:.95) and AR@100 per class, and for masks their mask AP."""
+        columns = {"ap": "test/map_per_class", "ar_100": "test/mar_100_per_class"}
+        if self.masks:
+            columns["mask_ap"] = "test/segm_map_per_class"
+        rows = []
+        for n, label in enumerate(values.get("test/classes", [])):
+            row = {"class": self.class_names[label], "category_id": self.category_ids[label]}
+            row.update({name: float(values[key][n]) for name, key in columns.items()})
+            rows.append(row)
+        overall = {"ap": "test/map", "ar_100": "test/mar_100", "mask_ap": "test/segm_map"}
+        rows.append({"class": "all", "category_id": "", **{k: float(values[overall[k]]) for k in columns}})
+        save_report(self.trainer, "test_report", "Detection report (test): COCO AP per class", rows)
+
+
+class InstanceSegmentationTask(DetectionTask):
+    """Find every object with its mask (torchvision Mask R-CNN); box and mask mAP are logged
+    (``val/map...`` and ``val/segm_map...``). Takes the options of :class:`DetectionTask`."""
+
+    detector: DetectorKind = "mask_rcnn"

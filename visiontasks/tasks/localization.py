@@ -1,0 +1,112 @@
+"""Classification + localization: one label and one box per image, from two heads on one backbone."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torchmetrics import MetricCollection
+from torchvision.ops import box_convert, generalized_box_iou_loss
+
+from visiontasks.callbacks.box_images import BoxImageWriter
+from visiontasks.callbacks.predictions import PredictionCsvWriter
+from visiontasks.metrics import localization_metrics
+from visiontasks.models.localizer import Localizer, boxes_to_pixels
+from visiontasks.models.normalize import normalize
+from visiontasks.models.weights import load_matching, state_dict_for
+from visiontasks.tasks.base import BaseTask
+from visiontasks.tasks.classification import ClassifierName
+
+BoxLoss = Literal["smooth_l1", "giou", "l1+giou"]
+BOX_COLUMNS = ("x_min", "y_min", "x_max", "y_max")
+
+
+class LocalizationTask(BaseTask):
+    """Say what the single object in an image is and where: a class and a pixel box.
+
+    Loss = ``w_cls * cross_entropy + w_box * box_loss``, the box compared in coordinates
+    normalised to the image (so the weights do not depend on the image size).
+
+    Args:
+        model: the backbone, any classifier of :class:`ClassificationTask`; its final layer is
+            replaced by a class head and a 4-number box head.
+        box_loss: ``smooth_l1`` on the box corners, ``giou`` (generalised IoU) or ``l1+giou`` (both, summed).
+        w_cls: weight of the classification loss.
+        w_box: weight of the box loss.
+        draw_boxes: ``predict`` also saves every image with its box and label drawn.
+        **kwargs: the shared options of :class:`BaseTask` (num_classes, weights, optimizer, ...).
+    """
+
+    monitor = "val/loc_acc"
+    monitor_mode = "max"
+
+    def __init__(
+        self,
+        model: ClassifierName = "resnet18",
+        box_loss: BoxLoss = "l1+giou",
+        w_cls: float = 0.8,
+        w_box: float = 0.2,
+        draw_boxes: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+
+    def configure_models(self) -> None:
+        self.model = Localizer(self.hparams.model, self.num_classes, self.hparams.in_channels)
+
+    def configure_metrics(self) -> MetricCollection:
+        return localization_metrics(self.num_classes)
+
+    def load_pretrained(self, weights: str) -> None:
+        """ImageNet weights or a classification checkpoint fill the backbone; a localization one fills all."""
+        state = state_dict_for(weights, self.hparams.model)
+        whole = any(key.startswith(("backbone.", "model.backbone.")) for key in state)
+        load_matching(self.model if whole else self.model.backbone, state)
+
+    def trainable_when_frozen(self) -> tuple[str, ...]:
+        return ("model.class_head", "model.box_head")
+
+    def extra_callbacks(self) -> list:
+        return [PredictionCsvWriter()] + ([BoxImageWriter()] if self.hparams.draw_boxes else [])
+
+    def forward(self, images: Tensor) -> tuple[Tensor, Tensor]:
+        """Class logits (BxK) and normalised ``cx, cy, w, h`` boxes (Bx4) of a BxCxHxW batch in [0, 1]."""
+        return self.model(normalize(images))
+
+    def box_loss(self, boxes: Tensor, target: Tensor) -> Tensor:
+        """The configured box loss between normalised xyxy boxes."""
+        kind = self.hparams.box_loss
+        if kind == "smooth_l1":
+            return F.smooth_l1_loss(boxes, target, beta=0.05)
+        loss = generalized_box_iou_loss(boxes, target, reduction="mean")
+        return loss + F.l1_loss(boxes, target) if kind == "l1+giou" else loss
+
+    def compute(self, batch: dict[str, Any], stage: str) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+        logits, boxes = self(batch["image"])
+        size = torch.tensor(batch["image"].shape[-2:], device=boxes.device)
+        target = batch["box"] / size.flip(0).repeat(2)  # pixel xyxy -> [0, 1]
+        class_loss = F.cross_entropy(logits, batch["label"])
+        box_loss = self.box_loss(box_convert(boxes, "cxcywh", "xyxy"), target)
+        on_epoch = stage != "train"
+        for name, value in (("loss_cls", class_loss), ("loss_box", box_loss)):
+            self.log(f"{stage}/{name}", value, batch_size=len(logits), on_epoch=on_epoch, sync_dist=on_epoch)
+        loss = self.hparams.w_cls * class_loss + self.hparams.w_box * box_loss
+        return loss, (logits, boxes_to_pixels(boxes, size))
+
+    def update_metrics(self, metrics: MetricCollection, predictions: tuple[Tensor, Tensor], batch: dict[str, Any]) -> None:
+        logits, boxes = predictions
+        metrics.update({"scores": logits.softmax(dim=1), "box": boxes}, {"label": batch["label"], "box": batch["box"]})
+
+    def predict_step(self, batch: dict[str, Any], batch_idx: int = 0) -> list[dict[str, Any]]:
+        """Per image: path, label, score and the box in the original image's pixels."""
+        logits, boxes = self(batch["image"])
+        scores, labels = logits.float().softmax(dim=1).max(dim=1)
+        sizes = batch.get("orig_size") or [batch["image"].shape[-2:]] * len(boxes)
+        pixels = boxes_to_pixels(boxes.float().cpu(), torch.tensor([tuple(s) for s in sizes]))
+        rows = []
+        for path, label, score, box in zip(batch.get("path", [""] * len(boxes)), labels, scores, pixels):
+            row = {"path": path, "label": self.class_names[int(label)], "score": round(float(score), 4)}
+            rows.append(row | {k: round(v, 1) for k, v in zip(BOX_COLUMNS, box.tolist())})
+        return rows

@@ -1,0 +1,137 @@
+"""Semantic segmentation: a class for every pixel (softmax), or object vs background (one sigmoid)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torchmetrics import MetricCollection
+
+from visiontasks.callbacks.mask_images import MaskPngWriter
+from visiontasks.errors import DataError
+from visiontasks.metrics import segmentation_metrics
+from visiontasks.models.normalize import normalize
+from visiontasks.models.segmentation import build_segmentation_model, load_segmentation_weights, logits_of
+from visiontasks.models.segmentation_losses import LossName, SegmentationLoss
+from visiontasks.models.unet import Upsampling
+from visiontasks.reports import save_report
+from visiontasks.tasks.base import BaseTask
+
+SegmentationModelName = Literal["unet", "fcn_resnet50", "deeplabv3_resnet50", "deeplabv3_mobilenet_v3_large"]
+
+
+class SegmentationTask(BaseTask):
+    """Label every pixel with a class (class 0 is usually the background).
+
+    Args:
+        model: ``unet`` (the course's U-Net, options below) or a torchvision FCN / DeepLabV3;
+            ``weights`` may name ImageNet backbone weights (``DEFAULT``) for the torchvision ones.
+        binary: for two classes (background, object): one output channel with a sigmoid instead
+            of two with a softmax.
+        loss: ``ce`` (cross-entropy), ``dice`` (soft Dice), ``ce+dice`` (their sum) or ``focal``.
+        ignore_index: mask value of unlabelled pixels, left out of the loss and the metrics.
+        class_weights: per-class loss weights for imbalanced data (e.g. a small foreground).
+        focal_gamma: focusing exponent of the focal loss.
+        base_channels: U-Net: width of the first level (16 in the course, 64 in the paper).
+        depth: U-Net: number of down-samplings (inputs of any size are padded to ``2**depth``).
+        dropout: U-Net: dropout in each level, one value or ``depth + 1`` values (top to bottom).
+        batch_norm: U-Net: batch normalisation after each convolution.
+        upsampling: U-Net: ``transpose`` (2x2 transposed convolution) or ``bilinear``.
+        save_overlays: ``predict`` also saves each input with the predicted classes coloured.
+        **kwargs: the shared options of :class:`BaseTask` (num_classes, weights, optimizer, ...).
+    """
+
+    monitor = "val/miou"
+    monitor_mode = "max"
+
+    def __init__(
+        self,
+        model: SegmentationModelName = "unet",
+        binary: bool = False,
+        loss: LossName = "ce",
+        ignore_index: int = 255,
+        class_weights: list[float] | None = None,
+        focal_gamma: float = 2.0,
+        base_channels: int = 16,
+        depth: int = 4,
+        dropout: float | list[float] = 0.0,
+        batch_norm: bool = True,
+        upsampling: Upsampling = "transpose",
+        save_overlays: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+
+    def configure_models(self) -> None:
+        if self.num_classes < 2:
+            raise ValueError("segmentation needs at least 2 classes: background and one object class (binary: true)")
+        if self.hparams.binary and self.num_classes != 2:
+            raise ValueError(f"binary: true needs exactly 2 classes (background, object), got {self.num_classes}")
+        hp = self.hparams
+        unet_options = dict(
+            base_channels=hp.base_channels, depth=hp.depth, dropout=hp.dropout, batch_norm=hp.batch_norm, upsampling=hp.upsampling
+        )
+        outputs = 1 if hp.binary else self.num_classes
+        self.model = build_segmentation_model(hp.model, outputs, hp.in_channels, **(unet_options if hp.model == "unet" else {}))
+
+    def configure_losses(self) -> None:
+        weights = self.hparams.class_weights
+        if weights is not None and len(weights) != self.num_classes:
+            raise ValueError(f"class_weights has {len(weights)} entries for {self.num_classes} classes")
+        weight = torch.tensor(weights, dtype=torch.float32) if weights is not None else None
+        self.criterion = SegmentationLoss(self.hparams.loss, self.hparams.ignore_index, weight, self.hparams.focal_gamma)
+
+    def configure_metrics(self) -> MetricCollection:
+        return segmentation_metrics(self.num_classes, self.hparams.ignore_index)
+
+    def load_pretrained(self, weights: str) -> None:
+        load_segmentation_weights(self.model, self.hparams.model, weights)
+
+    def trainable_when_frozen(self) -> tuple[str, ...]:
+        return ("model.up", "model.decode", "model.head") if self.hparams.model == "unet" else ("model.classifier",)
+
+    def extra_callbacks(self) -> list:
+        return [MaskPngWriter(overlays=self.hparams.save_overlays)]
+
+    def forward(self, images: Tensor) -> Tensor:
+        """Class logits (B x num_classes x H x W) of a BxCxHxW batch in [0, 1].
+
+        A binary model's sigmoid logit ``z`` comes back as ``[0, z]``, whose softmax is
+        ``[1 - sigmoid(z), sigmoid(z)]``, so everything downstream treats both kinds alike.
+        """
+        logits = logits_of(self.model(normalize(images)))
+        return torch.cat([torch.zeros_like(logits), logits], dim=1) if self.hparams.binary else logits
+
+    def compute(self, batch: dict[str, Any], stage: str) -> tuple[Tensor, Tensor]:
+        if isinstance(batch["image"], list):
+            raise DataError(
+                "The images of a batch differ in size: set data.init_args.image_size, or add a crop to the "
+                "transforms, so that training and evaluation batches can be stacked."
+            )
+        logits = self(batch["image"])
+        return self.criterion(logits, batch["mask"]), logits
+
+    def update_metrics(self, metrics: MetricCollection, logits: Tensor, batch: dict[str, Any]) -> None:
+        metrics.update(logits.argmax(dim=1), batch["mask"])
+
+    def predict_step(self, batch: dict[str, Any], batch_idx: int = 0) -> list[dict[str, Any]]:
+        """Per input: its path and the predicted class mask (HxW uint8) at the input's original size."""
+        images = batch["image"]  # a list when sizes differ (a predict folder without image_size)
+        logits = self(images) if isinstance(images, Tensor) else [self(image[None])[0] for image in images]
+        rows = []
+        for i, scores in enumerate(logits):
+            probs = scores[None].softmax(dim=1)
+            size = tuple(batch["orig_size"][i])
+            if probs.shape[-2:] != size:  # resize scores, not labels, for smooth borders
+                probs = F.interpolate(probs, size=size, mode="bilinear", align_corners=False)
+            mask = probs[0].argmax(dim=0).to(torch.uint8).cpu().numpy()
+            rows.append({"path": batch.get("path", [""] * len(images))[i], "mask": mask})
+        return rows
+
+    def report(self, values: dict[str, Any]) -> None:
+        per_class = values["test/iou_per_class"].tolist()
+        rows = [{"class": name, "iou": float(iou)} for name, iou in zip(self.class_names, per_class)]
+        rows += [{"class": "mean (miou)", "iou": float(values["test/miou"])}]
+        save_report(self.trainer, "test_report", "Segmentation report (test): IoU per class", rows)
