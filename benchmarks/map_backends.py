@@ -3,8 +3,8 @@
     python benchmarks/map_backends.py                    # 500 images x 100 detections, boxes and masks
     python benchmarks/map_backends.py --images 100 --iou-types bbox
 
-Times ``MeanAveragePrecision.compute()`` only (the once-per-epoch cost); ``update`` is the same
-for both backends. Prints each backend's seconds, the ratio, and checks the two agree.
+Times the tasks' ``MeanAveragePrecision.compute()`` only (the once-per-epoch cost); ``update`` is
+the same for both backends. Prints each backend's seconds, the ratio, and checks the two agree.
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ import argparse
 import time
 
 import torch
-from torchmetrics.detection import MeanAveragePrecision
+
+from visiontasks.metrics import CocoMeanAveragePrecision
 
 BACKENDS = ("pycocotools", "faster_coco_eval")
 
@@ -58,7 +59,7 @@ def time_compute(backend: str, iou_type: str, preds, targets, repeats: int) -> t
     """Best-of-``repeats`` seconds of one compute, and the mAP it gave."""
     best, value = float("inf"), float("nan")
     for _ in range(repeats):
-        metric = MeanAveragePrecision(iou_type=iou_type, backend=backend)
+        metric = CocoMeanAveragePrecision(iou_type=iou_type, backend=backend)  # what the tasks run
         metric.warn_on_many_detections = False
         metric.update(preds, targets)
         start = time.perf_counter()

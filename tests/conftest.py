@@ -20,3 +20,4 @@ def _isolated(tmp_path, monkeypatch):
     yield
     if wandb.run is not None:  # a later WandbLogger would otherwise reuse this test's run
         wandb.finish()
+    wandb.teardown()  # wandb keeps its first mode (e.g. disabled) process-wide until torn down

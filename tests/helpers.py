@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 
@@ -14,6 +15,21 @@ FAST_TRAINER = [
 ]
 
 
+def tiny(num_samples: int = 24, batch_size: int = 4, image_size: int | None = None) -> list[str]:
+    """CLI overrides that shrink a shipped config to a few batches of a few small images."""
+    size = [f"--data.init_args.image_size={image_size}"] if image_size else []
+    return [
+        f"--data.init_args.num_samples={num_samples}",
+        *size,
+        f"--data.init_args.batch_size={batch_size}",
+        "--data.init_args.num_workers=0",
+        "--trainer.max_epochs=1",
+        "--trainer.limit_train_batches=2",
+        "--trainer.limit_val_batches=1",
+        "--trainer.limit_test_batches=1",
+    ]
+
+
 def run_cli(*args: str):
     """Run ``python -m visiontasks ARGS`` in-process, as a user would, and return the CLI object."""
     import sys
@@ -22,3 +38,21 @@ def run_cli(*args: str):
 
     sys.argv = ["visiontasks"]  # pytest's own arguments are not the CLI's
     return main([*args, *FAST_TRAINER] if args[0] in ("fit", "validate", "test", "predict") else list(args))
+
+
+def newest_run() -> Path:
+    """The run folder the last CLI call wrote."""
+    return max(Path("runs/visiontasks").iterdir(), key=lambda p: p.stat().st_mtime)
+
+
+def fit_validate_test(config: str, args: list[str], metric: str) -> tuple[Path, Any]:
+    """Fit a shipped config, validate and test its ``last.ckpt``; return the checkpoint and the test CLI.
+
+    Checks the run folder holds the checkpoint and that ``val/<metric>`` is a score in [0, 1].
+    """
+    run_cli("fit", "--config", config, *args)
+    checkpoint = newest_run() / "checkpoints" / "last.ckpt"
+    assert checkpoint.is_file()
+    validated = run_cli("validate", "--config", config, f"--ckpt_path={checkpoint}", *args)
+    assert 0 <= float(validated.trainer.callback_metrics[f"val/{metric}"]) <= 1
+    return checkpoint, run_cli("test", "--config", config, f"--ckpt_path={checkpoint}", *args)

@@ -9,36 +9,18 @@ import numpy as np
 import pytest
 import pytorch_lightning as pl
 import torch
-from helpers import CONFIGS, run_cli
+from helpers import CONFIGS, fit_validate_test, newest_run, run_cli, tiny
 from PIL import Image
 
 from visiontasks import ClassificationTask, ImageFolderDataModule, ShapesDataModule
 
-TINY = [
-    "--data.init_args.num_samples=60",
-    "--data.init_args.batch_size=8",
-    "--data.init_args.num_workers=0",
-    "--trainer.max_epochs=1",
-    "--trainer.limit_train_batches=2",
-    "--trainer.limit_val_batches=2",
-]
-
-
-def newest_run() -> Path:
-    return max(Path("runs/visiontasks").iterdir(), key=lambda p: p.stat().st_mtime)
+TINY = tiny(num_samples=60, batch_size=8)
 
 
 @pytest.mark.parametrize("config", ["classification.yaml", "lenet5.yaml"])
 def test_shipped_config_fit_validate_test_predict(config):
     config = str(CONFIGS / config)
-    run_cli("fit", "--config", config, *TINY)
-    checkpoint = newest_run() / "checkpoints" / "last.ckpt"
-    assert checkpoint.is_file()
-
-    validated = run_cli("validate", "--config", config, f"--ckpt_path={checkpoint}", *TINY)
-    assert 0 <= float(validated.trainer.callback_metrics["val/acc"]) <= 1
-
-    tested = run_cli("test", "--config", config, f"--ckpt_path={checkpoint}", *TINY)
+    checkpoint, tested = fit_validate_test(config, TINY, "acc")
     assert {"test/acc", "test/f1", "test/auroc"} <= set(tested.trainer.callback_metrics)
     report = newest_run() / "test_report.txt"
     assert "macro avg" in report.read_text() and "triangle" in report.read_text()

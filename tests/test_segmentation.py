@@ -10,7 +10,7 @@ import pytest
 import pytorch_lightning as pl
 import torch
 import torchvision
-from helpers import CONFIGS, run_cli
+from helpers import CONFIGS, fit_validate_test, newest_run, run_cli, tiny
 from PIL import Image
 
 from visiontasks import SegmentationTask, ShapesDataModule
@@ -19,34 +19,14 @@ from visiontasks.models.segmentation import build_segmentation_model
 from visiontasks.models.segmentation_losses import SegmentationLoss
 from visiontasks.models.unet import UNet
 
-TINY = [
-    "--data.init_args.num_samples=24",
-    "--data.init_args.image_size=32",
-    "--data.init_args.batch_size=4",
-    "--data.init_args.num_workers=0",
-    "--trainer.max_epochs=1",
-    "--trainer.limit_train_batches=2",
-    "--trainer.limit_val_batches=1",
-    "--trainer.limit_test_batches=1",
-]
+TINY = tiny(num_samples=24, batch_size=4, image_size=32)
 SHAPE_CLASSES = ["background", "circle", "square", "triangle"]
-
-
-def newest_run() -> Path:
-    return max(Path("runs/visiontasks").iterdir(), key=lambda p: p.stat().st_mtime)
 
 
 @pytest.mark.parametrize("config, image_size", [("unet.yaml", "null"), ("deeplabv3.yaml", "32")])
 def test_shipped_config_fit_validate_test_predict(config, image_size):
     config = str(CONFIGS / config)
-    run_cli("fit", "--config", config, *TINY)
-    checkpoint = newest_run() / "checkpoints" / "last.ckpt"
-    assert checkpoint.is_file()
-
-    validated = run_cli("validate", "--config", config, f"--ckpt_path={checkpoint}", *TINY)
-    assert 0 <= float(validated.trainer.callback_metrics["val/miou"]) <= 1
-
-    tested = run_cli("test", "--config", config, f"--ckpt_path={checkpoint}", *TINY)
+    checkpoint, tested = fit_validate_test(config, TINY, "miou")
     assert {"test/miou", "test/dice", "test/acc", "test/loss"} <= set(tested.trainer.callback_metrics)
     report = json.loads((newest_run() / "test_report.json").read_text())
     assert [row["class"] for row in report] == [*SHAPE_CLASSES, "mean (miou)"]

@@ -38,6 +38,14 @@ class VisionCLI(LightningCLI):
     def before_instantiate_classes(self) -> None:
         choose_wandb_mode()
 
+    def _parse_ckpt_path(self) -> None:
+        """The config and the command line define the task, for a checkpoint path as for ``last``/``best``.
+
+        Lightning would otherwise replace the model options with the checkpoint's when ``--ckpt_path``
+        is a file, silently dropping ``--model.init_args...`` given for predict or test (thresholds,
+        drawing); the weights still come from the checkpoint.
+        """
+
     def _resolve_ckpt_path(self) -> None:
         config = self.config_init[self.subcommand]
         if config.get("ckpt_path") in ("last", "best"):

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from operator import itemgetter
+from typing import Any
 
+import numpy as np
 from torch import Tensor
 from torchmetrics import MeanMetric, MetricCollection
 from torchmetrics.classification import (
@@ -11,10 +13,10 @@ from torchmetrics.classification import (
     Accuracy,
     ConfusionMatrix,
     F1Score,
+    JaccardIndex,
     Precision,
     Recall,
 )
-from torchmetrics.classification import JaccardIndex
 from torchmetrics.detection import MeanAveragePrecision
 from torchmetrics.wrappers import LambdaInputTransformer
 from torchvision.ops import box_iou
@@ -93,9 +95,22 @@ def segmentation_metrics(num_classes: int, ignore_index: int = 255) -> MetricCol
     return MetricCollection(metrics)
 
 
+# COCOeval's own IoU and recall thresholds, in float64. torchmetrics' defaults come from a float32
+# linspace (0.07 becomes 0.0700000003), which moves the sampled precision wherever a recall hits a
+# threshold exactly and gives numbers up to ~1e-3 off what COCO's tools report.
+COCO_IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10).tolist()
+COCO_RECALL_THRESHOLDS = np.linspace(0.0, 1.0, 101).tolist()
+
+
 class CocoMeanAveragePrecision(MeanAveragePrecision):
     """COCO mAP with box numbers under plain names (``map``, ``map_50``, ``mar_100``) and mask
-    numbers as ``segm_map...``; per-class values come back as Python lists, reported, not logged."""
+    numbers as ``segm_map...``; per-class values come back as Python lists, reported, not logged.
+    Computed with COCO's exact thresholds, so the numbers equal pycocotools' COCOeval."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("iou_thresholds", COCO_IOU_THRESHOLDS)
+        kwargs.setdefault("rec_thresholds", COCO_RECALL_THRESHOLDS)
+        super().__init__(**kwargs)
 
     def compute(self) -> dict:
         values = {}

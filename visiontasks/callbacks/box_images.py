@@ -52,6 +52,6 @@ def _picture(path: str, image: Tensor, size: tuple[int, int]) -> Tensor:
         array = read_image(path, 3)
         if array.dtype != np.uint8:  # 16-bit files are read as floats in [0, 1]
             array = (array * 255).round().astype(np.uint8)
-        return torch.from_numpy(array).permute(2, 0, 1).contiguous()
+        return torch.tensor(array).permute(2, 0, 1).contiguous()  # a copy: PIL arrays are read-only
     resized = F.interpolate(image[None].float().cpu(), size=tuple(size), mode="bilinear", align_corners=False)[0]
     return resized.expand(3, -1, -1).mul(255).round().clamp(0, 255).to(torch.uint8)

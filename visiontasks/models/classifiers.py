@@ -16,6 +16,19 @@ TORCHVISION_MODELS = (
 CLASSIFIER_NAMES = tuple(SMALL_MODELS) + TORCHVISION_MODELS
 
 
+def adapt_torchvision_model(model: nn.Module, in_channels: int) -> None:
+    """Fit a freshly built torchvision model to ``in_channels`` and to short training runs.
+
+    Some families (MobileNetV3, EfficientNet) keep batch-norm running statistics with momentum
+    0.01, tuned for long ImageNet schedules: after a few hundred steps from scratch those
+    statistics still lag the weights and evaluation collapses. They get PyTorch's default 0.1.
+    """
+    _replace_first_conv(model, in_channels)
+    for module in model.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm) and module.momentum is not None:
+            module.momentum = max(module.momentum, 0.1)
+
+
 def _replace_first_conv(model: nn.Module, in_channels: int) -> None:
     for name, module in model.named_modules():
         if isinstance(module, nn.Conv2d):
@@ -42,5 +55,5 @@ def build_classifier(name: str, num_classes: int, in_channels: int = 3) -> nn.Mo
         raise ValueError(f"unknown model {name!r}; choose from {', '.join(CLASSIFIER_NAMES)}")
     extra = {"aux_logits": False, "init_weights": True, "transform_input": False} if name == "googlenet" else {}
     model = torchvision.models.get_model(name, weights=None, num_classes=num_classes, **extra)
-    _replace_first_conv(model, in_channels)
+    adapt_torchvision_model(model, in_channels)
     return model

@@ -11,7 +11,7 @@ from typing import Any
 import torchvision
 from torch import Tensor, nn
 
-from visiontasks.models.classifiers import _replace_first_conv
+from visiontasks.models.classifiers import adapt_torchvision_model
 from visiontasks.models.unet import UNet
 from visiontasks.models.weights import load_matching, state_dict_for
 
@@ -35,7 +35,7 @@ def build_segmentation_model(name: str, num_classes: int, in_channels: int = 3, 
     if name not in BACKBONES:
         raise ValueError(f"unknown segmentation model {name!r}; choose from {', '.join(SEGMENTATION_MODELS)}")
     model = torchvision.models.get_model(name, weights=None, weights_backbone=None, num_classes=num_classes, aux_loss=False)
-    _replace_first_conv(model, in_channels)
+    adapt_torchvision_model(model, in_channels)
     return model
 
 
