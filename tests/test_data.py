@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import pytorch_lightning as pl
 
 from visiontasks import ShapesDataModule
 from visiontasks.data.splits import split_off
@@ -47,6 +48,24 @@ def test_shapes_targets_agree_with_each_other(task):
         for box, mask in zip(sample["boxes"], sample["masks"]):
             ys, xs = np.nonzero(mask)
             assert [xs.min(), ys.min(), xs.max() + 1, ys.max() + 1] == box.tolist()
+
+
+def _augmented_batches(seed: int, num_workers: int) -> list[np.ndarray]:
+    pl.seed_everything(seed)
+    data = ShapesDataModule(task="classification", num_samples=40, image_size=32, batch_size=10,
+                            num_workers=num_workers, train_transforms=["HorizontalFlip", "VerticalFlip", "RandomRotate90"])  # fmt: skip
+    data.setup("fit")
+    data.datasets["train"].indices = [0] * len(data.datasets["train"])  # one image, many draws
+    return [batch["image"].numpy() for batch in data._loader("train")]
+
+
+def test_augmentation_repeats_with_the_seed_and_differs_between_workers():
+    first, again, other = _augmented_batches(0, 0), _augmented_batches(0, 0), _augmented_batches(1, 0)
+    assert all(np.array_equal(a, b) for a, b in zip(first, again))
+    assert not all(np.array_equal(a, b) for a, b in zip(first, other))
+    two_workers = _augmented_batches(0, 2)  # worker 0 and worker 1 each load one batch
+    assert not np.array_equal(two_workers[0], two_workers[1])
+    assert all(np.array_equal(a, b) for a, b in zip(two_workers, _augmented_batches(0, 2)))
 
 
 def test_pipeline_from_yaml_specs_and_a_clear_error_for_unknown_transforms():

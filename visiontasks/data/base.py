@@ -20,7 +20,14 @@ from torch.utils.data import DataLoader, Dataset
 from visiontasks.data.collate import collate
 from visiontasks.data.images import list_images, read_image
 from visiontasks.data.splits import split_off
-from visiontasks.data.transforms import TransformSpec, apply_pipeline, as_size, build_pipeline, to_tensors
+from visiontasks.data.transforms import (
+    TransformSpec,
+    apply_pipeline,
+    as_size,
+    build_pipeline,
+    seed_augmentation,
+    to_tensors,
+)
 from visiontasks.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -196,6 +203,7 @@ class VisionDataModule(pl.LightningDataModule, abc.ABC):
             pin_memory=self.pin_memory,
             persistent_workers=self.num_workers > 0,
             collate_fn=collate,
+            worker_init_fn=seed_augmentation if self.num_workers > 0 else None,
             drop_last=shuffle and len(dataset) // self._world_size() > self.batch_size,
         )
 

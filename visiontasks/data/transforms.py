@@ -71,7 +71,17 @@ def build_pipeline(
         if with_boxes
         else None
     )
-    return A.Compose(steps, bbox_params=bbox_params)
+    # albumentations keeps its own random generator: seed it from torch so that `seed_everything`
+    # makes the augmentation repeatable too (data loader workers reseed it, see `seed_augmentation`).
+    return A.Compose(steps, bbox_params=bbox_params, seed=torch.initial_seed() % 2**32)
+
+
+def seed_augmentation(worker_id: int) -> None:
+    """DataLoader ``worker_init_fn``: give each worker its own augmentation stream (torch seeds it per worker)."""
+    dataset = torch.utils.data.get_worker_info().dataset
+    pipeline = getattr(dataset, "pipeline", None)
+    if isinstance(pipeline, A.BaseCompose):
+        pipeline.set_random_seed(torch.initial_seed() % 2**32)
 
 
 def apply_pipeline(pipeline: A.Compose, sample: dict[str, Any]) -> dict[str, Any]:
