@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +33,6 @@ def tiny(num_samples: int = 24, batch_size: int = 4, image_size: int | None = No
 
 def run_cli(*args: str):
     """Run ``python -m visiontasks ARGS`` in-process, as a user would, and return the CLI object."""
-    import sys
-
     from visiontasks.cli import main
 
     sys.argv = ["visiontasks"]  # pytest's own arguments are not the CLI's

@@ -2,14 +2,23 @@
 
 __version__ = "0.1.0"
 
-from visiontasks.data import CsvDataModule, ImageFolderDataModule, ShapesDataModule, VisionDataModule  # noqa: E402
+from visiontasks.data import (  # noqa: E402
+    CocoDataModule,
+    CsvDataModule,
+    ImageFolderDataModule,
+    SegmentationFolderDataModule,
+    ShapesDataModule,
+    VisionDataModule,
+)
 from visiontasks.errors import DataError  # noqa: E402
-from visiontasks.tasks import BaseTask, ClassificationTask  # noqa: E402
-from visiontasks.tasks import LocalizationTask  # noqa: E402
-from visiontasks.tasks import SegmentationTask  # noqa: E402
-from visiontasks.data import SegmentationFolderDataModule  # noqa: E402
-from visiontasks.data import CocoDataModule  # noqa: E402
-from visiontasks.tasks import DetectionTask, InstanceSegmentationTask  # noqa: E402
+from visiontasks.tasks import (  # noqa: E402
+    BaseTask,
+    ClassificationTask,
+    DetectionTask,
+    InstanceSegmentationTask,
+    LocalizationTask,
+    SegmentationTask,
+)
 
 __all__ = [
     "BaseTask",

@@ -23,6 +23,11 @@ def run_dir(trainer: pl.Trainer) -> Path:
     return Path(trainer.default_root_dir)
 
 
+def rank_path(trainer: pl.Trainer, name: str) -> Path:
+    """``<run>/<name>`` for one process; ``<run>/rank<N>-<name>`` per process in a multi-process predict."""
+    return run_dir(trainer) / (name if trainer.world_size == 1 else f"rank{trainer.global_rank}-{name}")
+
+
 def latest_checkpoint(trainer: pl.Trainer, kind: str) -> Path | None:
     """Newest ``last.ckpt`` (``kind="last"``) or ``best-*.ckpt`` among this config's runs.
 

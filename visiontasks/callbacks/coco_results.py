@@ -13,8 +13,8 @@ from pycocotools import mask as mask_utils
 from pytorch_lightning.callbacks import Callback
 from torchvision.utils import draw_bounding_boxes, draw_segmentation_masks
 
-from visiontasks.callbacks.box_images import _picture
-from visiontasks.runs import run_dir
+from visiontasks.callbacks.pictures import original_picture
+from visiontasks.runs import rank_path
 
 
 def coco_results(prediction: dict[str, Any], image_id: int) -> list[dict[str, Any]]:
@@ -48,9 +48,6 @@ class CocoResultsWriter(Callback):
         self.results: list[dict[str, Any]] = []
         self.count = 0
 
-    def _rank_name(self, trainer: pl.Trainer, name: str) -> str:
-        return name if trainer.world_size == 1 else f"rank{trainer.global_rank}-{name}"
-
     def on_predict_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.results, self.count = [], 0
 
@@ -70,18 +67,18 @@ class CocoResultsWriter(Callback):
 
     def _save_drawn(self, trainer: pl.Trainer, prediction: dict[str, Any], image: Any) -> None:
         keep = prediction["scores"] >= self.draw_threshold
-        picture = _picture(prediction["path"], image, prediction["orig_size"])
+        picture = original_picture(prediction["path"], image, prediction["orig_size"])
         if "masks" in prediction and keep.any():
             picture = draw_segmentation_masks(picture, prediction["masks"][keep].bool(), alpha=0.4)
         labels = [f"{name} {score:.2f}" for name, score, k in zip(prediction["class_names"], prediction["scores"].tolist(), keep) if k]
         drawn = draw_bounding_boxes(picture, prediction["boxes"][keep], labels=labels, colors="red")
-        folder = run_dir(trainer) / self._rank_name(trainer, self.folder)
+        folder = rank_path(trainer, self.folder)
         folder.mkdir(parents=True, exist_ok=True)
         name = f"{self.count:06d}-{Path(prediction['path']).stem or 'image'}.png"
         Image.fromarray(drawn.permute(1, 2, 0).numpy()).save(folder / name)
 
     def on_predict_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        path = run_dir(trainer) / self._rank_name(trainer, self.filename)
+        path = rank_path(trainer, self.filename)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(self.results))
         print(f"COCO results ({len(self.results)} detections) written to {path}")

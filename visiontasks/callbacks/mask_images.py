@@ -7,14 +7,11 @@ from typing import Any
 
 import numpy as np
 import pytorch_lightning as pl
-import torch
-import torch.nn.functional as F
 from PIL import Image
 from pytorch_lightning.callbacks import Callback
-from torch import Tensor
 
-from visiontasks.data.images import read_image
-from visiontasks.runs import run_dir
+from visiontasks.callbacks.pictures import original_picture
+from visiontasks.runs import rank_path
 
 
 def voc_palette(count: int = 256) -> np.ndarray:
@@ -37,15 +34,6 @@ def overlay(picture: np.ndarray, mask: np.ndarray, alpha: float = 0.5) -> np.nda
     return np.where((mask != 0)[..., None], blended, picture).round().astype(np.uint8)
 
 
-def _picture(path: str, image: Tensor, size: tuple[int, int]) -> np.ndarray:
-    """The input as HxWx3 uint8 at its original size: the file itself, else the resized network input."""
-    if path and Path(path).is_file():
-        array = read_image(path, 3)
-        return array if array.dtype == np.uint8 else (array * 255).round().astype(np.uint8)
-    resized = F.interpolate(image[None].float().cpu(), size=tuple(size), mode="bilinear", align_corners=False)[0]
-    return resized.expand(3, -1, -1).mul(255).round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
-
-
 class MaskPngWriter(Callback):
     """Saves each prediction's ``mask`` as ``<run>/<folder>/<stem>.png``: a grey-scale PNG whose pixel
     values are class indices (open it with any image library and compare to the class list).
@@ -63,18 +51,18 @@ class MaskPngWriter(Callback):
     def on_predict_batch_end(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, *args: Any
     ) -> None:
-        folder = run_dir(trainer) / self.folder
+        folder = rank_path(trainer, self.folder)
         folder.mkdir(parents=True, exist_ok=True)
         for row, image in zip(outputs, batch["image"]):
             name = self._unique(Path(row["path"]).stem or "image")
             Image.fromarray(row["mask"]).save(folder / f"{name}.png")
             if self.overlays:
-                picture = _picture(row["path"], image, row["mask"].shape)
+                picture = original_picture(row["path"], image, row["mask"].shape).permute(1, 2, 0).numpy()
                 Image.fromarray(overlay(picture, row["mask"], self.alpha)).save(folder / f"{name}_overlay.png")
 
     def on_predict_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self.names:
-            print(f"Predicted masks written to {run_dir(trainer) / self.folder}")
+            print(f"Predicted masks written to {rank_path(trainer, self.folder)}")
 
     def _unique(self, stem: str) -> str:
         """The file stem, with ``-2``, ``-3``... added when two inputs share it (a.png and a.jpg)."""

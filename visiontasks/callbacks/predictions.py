@@ -8,7 +8,7 @@ from typing import Any
 import pytorch_lightning as pl
 from pytorch_lightning.callbacks import Callback
 
-from visiontasks.runs import run_dir
+from visiontasks.runs import rank_path
 
 
 class PredictionCsvWriter(Callback):
@@ -27,8 +27,7 @@ class PredictionCsvWriter(Callback):
     def on_predict_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if not self.rows:
             return
-        name = self.filename if trainer.world_size == 1 else f"rank{trainer.global_rank}-{self.filename}"
-        path = run_dir(trainer) / name
+        path = rank_path(trainer, self.filename)
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path, "w", newline="") as handle:
             writer = csv.DictWriter(handle, fieldnames=list(self.rows[0]))

@@ -15,7 +15,7 @@ from pytorch_lightning.callbacks import Callback
 from pytorch_lightning.loggers import WandbLogger
 from torch import Tensor
 
-BOX_COLUMNS = ("x_min", "y_min", "x_max", "y_max")
+from visiontasks.data.export import BOX_COLUMNS
 
 
 def _boxes(row: dict[str, Any], scale: tuple[float, float]) -> list[tuple[list[float], int, float]]:

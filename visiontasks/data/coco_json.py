@@ -14,16 +14,15 @@ import json
 import logging
 import math
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
 from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 
+from visiontasks.data.images import check_images
 from visiontasks.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -129,19 +128,11 @@ def segmentation_mask(segmentation: Any, height: int, width: int) -> np.ndarray:
 
 
 def _file_sizes(paths: Sequence[Path], where: Path) -> list[tuple[int, int]]:
-    """(height, width) from each file's header: a missing or unreadable file fails now, named."""
-
-    def size(path: Path) -> tuple[int, int]:
-        if not path.is_file():
-            raise DataError(f"{path}: image file not found (listed in {where}). Check the images folder.")
-        try:
-            with Image.open(path) as image:
-                return image.height, image.width
-        except OSError as error:
-            raise DataError(f"{path}: cannot read this image ({error}); replace it or remove it from {where}.") from error
-
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        return list(pool.map(size, paths))
+    """(height, width) of each file, decoded once now: a missing or broken file fails at set-up, named."""
+    missing = next((path for path in paths if not path.is_file()), None)
+    if missing is not None:
+        raise DataError(f"{missing}: image file not found (listed in {where}). Check the images folder.")
+    return check_images(paths)
 
 
 def coco_images(coco: COCO, path: Path, images_dir: Path, label_of: dict[int, int], masks: bool) -> list[CocoImage]:

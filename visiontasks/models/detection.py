@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import torch
 from torch import Tensor, nn
@@ -22,18 +21,17 @@ from torchvision.models.detection.mask_rcnn import MaskRCNNHeads, MaskRCNNPredic
 from torchvision.ops import MultiScaleRoIAlign
 from torchvision.ops.misc import FrozenBatchNorm2d
 
-from visiontasks.models.weights import load_matching, state_dict_for
+from visiontasks.models.weights import is_weights_file, load_matching, state_dict_for
 
 DetectorKind = Literal["faster_rcnn", "mask_rcnn"]
 DetectionBackbone = Literal["resnet18", "resnet34", "resnet50", "resnet101", "mobilenet_v3_large"]
-BACKBONES = ("resnet18", "resnet34", "resnet50", "resnet101", "mobilenet_v3_large")
+BACKBONES = get_args(DetectionBackbone)
 # torchvision's detectors trained on COCO, by (detector, backbone): what ``weights: DEFAULT`` can load.
 COCO_MODELS = {
     ("faster_rcnn", "resnet50"): "fasterrcnn_resnet50_fpn",
     ("faster_rcnn", "mobilenet_v3_large"): "fasterrcnn_mobilenet_v3_large_fpn",
     ("mask_rcnn", "resnet50"): "maskrcnn_resnet50_fpn",
 }
-WEIGHT_FILE_SUFFIXES = (".pth", ".pt", ".ckpt", ".bin", ".safetensors")
 MASK_THRESHOLD = 0.5  # mask probabilities above this are the object (torchvision's and COCO's convention)
 
 
@@ -89,7 +87,7 @@ def build_detector(
     nms_thresh: float = 0.5,
     detections_per_img: int = 100,
     representation_size: int = 1024,
-    sampling_ratio: int = 2,
+    roi_sampling_ratio: int = 2,
     mask_head_layers: Sequence[int] | None = None,
     pretrained: bool = False,
     **kwargs: Any,
@@ -110,7 +108,7 @@ def build_detector(
         nms_thresh: IoU above which overlapping detections of a class are suppressed.
         detections_per_img: most detections kept per image.
         representation_size: width of the two fully connected layers of the box head (1024 in the paper).
-        sampling_ratio: RoIAlign samples per bin side; 1 is about 3x faster to train on a CPU than 2.
+        roi_sampling_ratio: RoIAlign samples per bin side; 1 is about 3x faster to train on a CPU than 2.
         mask_head_layers: Mask R-CNN: channels of each 3x3 convolution of the mask head
             (torchvision: ``[256, 256, 256, 256]``); ``[64, 64]`` is about 20x cheaper on a CPU.
         pretrained: weights will be loaded (frozen batch norm, fewer trainable layers by default).
@@ -130,12 +128,12 @@ def build_detector(
     classes = num_classes + 1  # slot 0 is the background
     levels = ["0", "1", "2", "3"][: feature_levels(backbone) - 1]  # the pooled level is for proposals only
     heads: dict[str, Any] = {
-        "box_roi_pool": MultiScaleRoIAlign(levels, 7, sampling_ratio),
+        "box_roi_pool": MultiScaleRoIAlign(levels, 7, roi_sampling_ratio),
         "box_head": TwoMLPHead(channels * 7 * 7, representation_size),
         "box_predictor": FastRCNNPredictor(representation_size, classes),
     }
     if kind == "mask_rcnn":
-        heads["mask_roi_pool"] = MultiScaleRoIAlign(levels, 14, sampling_ratio)
+        heads["mask_roi_pool"] = MultiScaleRoIAlign(levels, 14, roi_sampling_ratio)
         layers = list(mask_head_layers or (256, 256, 256, 256))
         heads["mask_head"] = MaskRCNNHeads(channels, layers, 1)
         heads["mask_predictor"] = MaskRCNNPredictor(layers[-1], layers[-1], classes)
@@ -152,11 +150,6 @@ def build_detector(
         **heads,
         **kwargs,
     )
-
-
-def is_weights_file(weights: str) -> bool:
-    path = Path(weights).expanduser()
-    return path.is_file() or path.suffix in WEIGHT_FILE_SUFFIXES or "/" in weights
 
 
 def coco_model_name(kind: str, backbone: str, weights: str) -> str | None:

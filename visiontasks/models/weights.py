@@ -48,12 +48,21 @@ def _read_file(path: Path) -> dict[str, torch.Tensor]:
     return state
 
 
+WEIGHT_FILE_SUFFIXES = (".pth", ".pt", ".ckpt", ".bin", ".safetensors")
+
+
+def is_weights_file(weights: str) -> bool:
+    """``weights`` names a file (existing or not), not a torchvision weights name."""
+    path = Path(weights).expanduser()
+    return path.is_file() or path.suffix in WEIGHT_FILE_SUFFIXES or "/" in weights
+
+
 def state_dict_for(weights: str, arch: str) -> dict[str, torch.Tensor]:
     """The state dict that ``weights`` names: a local file, else a torchvision weights name."""
     path = Path(weights).expanduser()
     if path.is_file():
         return _read_file(path)
-    if path.suffix in (".pth", ".pt", ".ckpt", ".bin", ".safetensors") or "/" in weights:
+    if is_weights_file(weights):
         raise DataError(f"{path}: weights file not found.")
     return _download(_torchvision_weights(weights, arch))
 

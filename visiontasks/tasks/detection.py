@@ -6,6 +6,7 @@ one on the way in and out. COCO mAP is accumulated over the epoch and computed o
 
 from __future__ import annotations
 
+import inspect
 from typing import Any, Literal
 
 import torch
@@ -103,12 +104,13 @@ class DetectionTask(BaseTask):
         h = self.hparams
         if h.weights:
             coco_model_name(self.detector, h.backbone, h.weights)  # no such COCO model: fail now, not at fit
+        # the task's model options are the builder's keyword arguments, by the same names
+        builder = inspect.signature(build_detector).parameters
+        options = {name: h[name] for name in builder if name in h and name not in ("kind", "num_classes")}
         self.model = build_detector(
-            self.detector, self.num_classes, h.backbone, h.trainable_layers, h.anchor_sizes, h.aspect_ratios,
-            h.min_size, h.max_size, h.score_thresh, h.nms_thresh, h.detections_per_img, h.representation_size,
-            h.roi_sampling_ratio, h.mask_head_layers, pretrained=bool(h.weights or h.backbone_weights),
+            self.detector, self.num_classes, **options, pretrained=bool(h.weights or h.backbone_weights),
             **(h.model_kwargs or {}),
-        )  # fmt: skip
+        )
 
     def configure_metrics(self) -> MetricCollection:
         return detection_metrics(self.masks, self.hparams.map_backend)

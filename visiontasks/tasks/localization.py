@@ -12,6 +12,7 @@ from torchvision.ops import box_convert, generalized_box_iou_loss
 
 from visiontasks.callbacks.box_images import BoxImageWriter
 from visiontasks.callbacks.predictions import PredictionCsvWriter
+from visiontasks.data.export import BOX_COLUMNS
 from visiontasks.metrics import localization_metrics
 from visiontasks.models.localizer import Localizer, boxes_to_pixels
 from visiontasks.models.normalize import normalize
@@ -20,7 +21,6 @@ from visiontasks.tasks.base import BaseTask
 from visiontasks.tasks.classification import ClassifierName
 
 BoxLoss = Literal["smooth_l1", "giou", "l1+giou"]
-BOX_COLUMNS = ("x_min", "y_min", "x_max", "y_max")
 
 
 class LocalizationTask(BaseTask):
