@@ -19,7 +19,7 @@ from pytorch_lightning.loggers import WandbLogger
 
 import visiontasks
 from visiontasks.data.base import VisionDataModule
-from visiontasks.errors import VisionTasksError
+from visiontasks.errors import CheckpointError, VisionTasksError
 from visiontasks.runs import RUNS_DIR, RunFolder, check_checkpoint_fits, find_checkpoint, run_of_checkpoint, stage_dir
 from visiontasks.tasks.base import BaseTask
 from visiontasks.wandb_mode import choose_wandb_mode
@@ -105,6 +105,8 @@ class VisionCLI(LightningCLI):
         if checkpoint in ("last", "best"):
             checkpoint = config.ckpt_path = str(find_checkpoint(config.runs_dir, experiment, checkpoint))
             print(f"Using checkpoint {checkpoint}")
+        if checkpoint and not Path(checkpoint).is_file():
+            raise CheckpointError(f"--ckpt_path {checkpoint}: checkpoint file not found.")
         run_path = run_of_checkpoint(Path(checkpoint)) if checkpoint else None
         if run_path is not None:
             self.run = RunFolder.of(run_path, self.subcommand)
