@@ -12,6 +12,7 @@ from pytorch_lightning.cli import LightningArgumentParser, LightningCLI, SaveCon
 
 import visiontasks
 from visiontasks.data.base import VisionDataModule
+from visiontasks.errors import DataError
 from visiontasks.runs import latest_checkpoint, run_dir
 from visiontasks.tasks.base import BaseTask
 from visiontasks.wandb_mode import choose_wandb_mode
@@ -37,6 +38,19 @@ class VisionCLI(LightningCLI):
 
     def before_instantiate_classes(self) -> None:
         choose_wandb_mode()
+
+    def instantiate_classes(self) -> None:
+        """A ``num_classes``/``class_names`` given for the task must agree with the data's, not be replaced by it."""
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        given = {name: config.get(f"model.init_args.{name}") for name in ("num_classes", "class_names")}
+        super().instantiate_classes()
+        for name, value in given.items():
+            found = getattr(self.datamodule, name, None)
+            if value is not None and found is not None and value != found:
+                raise DataError(
+                    f"--model.init_args.{name}={value} disagrees with the data's {found} ({type(self.datamodule).__name__} "
+                    f"classes {self.datamodule.class_names}): drop the option, the data sets it, or fix the data."
+                )
 
     def _parse_ckpt_path(self) -> None:
         """The config and the command line define the task, for a checkpoint path as for ``last``/``best``.

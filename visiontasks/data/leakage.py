@@ -33,8 +33,8 @@ def check_leakage(files: dict[str, list[Path]]) -> None:
         if shared:
             names = _named([str(resolved[first][path]) for path in shared])
             raise DataError(
-                f"{len(shared)} images are in both the {first} and the {second} split ({names}): a score on images "
-                "trained on means nothing. Keep each image in one split (a CSV listing an image twice counts too)."
+                f"The {first} and {second} splits share {len(shared)} image file(s) ({names}): a score on images trained "
+                "on means nothing. Keep each image in one split (a CSV listing an image twice counts too)."
             )
     _warn_identical(resolved)
 
@@ -49,18 +49,16 @@ def _warn_identical(resolved: dict[str, dict[Path, Path]]) -> None:
     for split, paths in resolved.items():
         for path in paths:
             by_size[path.stat().st_size].append((split, path))
-    by_digest: dict[str, dict[str, Path]] = defaultdict(dict)
+    by_digest: dict[str, dict[str, list[Path]]] = defaultdict(lambda: defaultdict(list))
     for candidates in by_size.values():
         if len({split for split, _ in candidates}) > 1:
             for split, path in candidates:
-                by_digest[_digest(path)].setdefault(split, resolved[split][path])
-    copies: dict[tuple[str, str], list[str]] = defaultdict(list)
-    for splits in by_digest.values():
-        for first, second in combinations(splits, 2):
-            copies[first, second].append(f"{splits[first]} = {splits[second]}")
-    for (first, second), pairs in copies.items():
-        log.warning(
-            "%d images of the %s split have byte-identical copies in the %s split (%s); "
-            "remove the copies, or the %s scores overstate.",
-            len(pairs), second, first, _named(pairs), second,
-        )  # fmt: skip
+                by_digest[_digest(path)][split].append(resolved[split][path])
+    for first, second in combinations(resolved, 2):
+        pairs = [f"{copy} = {same[second][0]}" for same in by_digest.values() if second in same for copy in same.get(first, [])]
+        if pairs:
+            log.warning(
+                "The %s and %s splits share %d byte-identical image(s) under other names (%s); "
+                "remove the copies, or the scores overstate.",
+                first, second, len(pairs), _named(pairs),
+            )  # fmt: skip
