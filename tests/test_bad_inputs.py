@@ -7,7 +7,6 @@ either an error whose text names the file or option (``DataError`` from a data m
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from collections.abc import Callable
@@ -208,6 +207,10 @@ case("csv: multi-label data on a single-label task",
      lambda: fit_one_step(CsvDataModule(csv_path=csv_file("t.csv", [f"{p},{lab}" for p, lab in zip(distinct_pictures(), ["a;b", "a", "b"] * 2)]),
                                         image_size=32), ClassificationTask(model="simple_cnn", num_classes=2)),
      r"The data has several labels per image but the task has multilabel=False: set --model.init_args.multilabel true")  # fmt: skip
+case("csv: multi-label data trains a multi-label task, an empty cell is no class",
+     lambda: fit_one_step(CsvDataModule(csv_path=csv_file("t.csv", [f"{p},{lab}" for p, lab in zip(distinct_pictures(), ["a;b", "a", ""] * 2)]),
+                                        image_size=32, batch_size=2), ClassificationTask(model="simple_cnn", num_classes=2, multilabel=True)),
+     check=lambda trainer, log: trainer.global_step == 1 and (trainer.datamodule.datasets["train"].source.labels[2] == 0).all())  # fmt: skip
 
 BOXES = "image,label,x_min,y_min,x_max,y_max"
 
@@ -343,7 +346,7 @@ def fit_one_step(data: Any, task: Any) -> Callable[[], Any]:
 
     trainer = pl.Trainer(max_steps=1, logger=False, enable_progress_bar=False, enable_checkpointing=False,
                          enable_model_summary=False, accelerator="cpu", devices=1)  # fmt: skip
-    return lambda: trainer.fit(task, datamodule=data)
+    return lambda: trainer.fit(task, datamodule=data) or trainer
 
 
 # ----- the command line -------------------------------------------------------------------------
