@@ -106,11 +106,12 @@ case("folder: hidden and non-image files are ignored",
 
 # ----- CSV ---------------------------------------------------------------------------------------
 def pictures(count: int = 6) -> list[str]:
-    """``img/<i>.png``, each a different colour (no accidental identical copies)."""
-    return [str(write_image(Path(f"img/{i}.png"), size=8).relative_to(".")) for i in range(count)]
+    """``img/<i>.png``, byte-identical files (for the copies check)."""
+    return [str(write_image(Path(f"img/{i}.png"), size=8)) for i in range(count)]
 
 
 def distinct_pictures(count: int = 6) -> list[str]:
+    """``img/<i>.png``, each a different colour (no accidental identical copies)."""
     names = []
     for i in range(count):
         path = Path(f"img/{i}.png")
