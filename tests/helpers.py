@@ -31,17 +31,22 @@ def tiny(num_samples: int = 24, batch_size: int = 4, image_size: int | None = No
     ]
 
 
+_LAST: list[Any] = []
+
+
 def run_cli(*args: str):
     """Run ``python -m visiontasks ARGS`` in-process, as a user would, and return the CLI object."""
     from visiontasks.cli import main
 
     sys.argv = ["visiontasks"]  # pytest's own arguments are not the CLI's
-    return main([*args, *FAST_TRAINER] if args[0] in ("fit", "validate", "test", "predict") else list(args))
+    cli = main([*args, *FAST_TRAINER] if args[0] in ("fit", "validate", "test", "predict") else list(args))
+    _LAST[:] = [cli]
+    return cli
 
 
 def newest_run() -> Path:
-    """The run folder the last CLI call wrote."""
-    return max(Path("runs/visiontasks").iterdir(), key=lambda p: p.stat().st_mtime)
+    """The folder the last CLI call wrote into: the run folder after ``fit``, its ``test/``... folder after ``test``."""
+    return _LAST[0].run.stage_dir
 
 
 def fit_validate_test(config: str, args: list[str], metric: str) -> tuple[Path, Any]:

@@ -15,7 +15,7 @@ def test_offline_run_logs_validation_overlays(monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "offline")
     run_cli("fit", "--config", str(CONFIGS / "lenet5.yaml"), "--data.init_args.num_samples=60",
             "--data.init_args.num_workers=0", "--trainer.max_epochs=1")  # fmt: skip
-    (run,) = Path("runs/wandb").glob("offline-run-*")
+    (run,) = Path("runs").glob("lenet5/*/wandb/offline-run-*")
     assert list(run.glob("files/media/images/val/examples_*.png"))
     assert list(run.glob("*.wandb"))
 

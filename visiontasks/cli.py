@@ -2,42 +2,92 @@
 
 LightningCLI in subclass mode: a config names any task and any data module by class path (or
 short name). The data module's classes and channels flow into the task, so nobody types them twice.
+Every command works in one run folder (see :mod:`visiontasks.runs`); errors users can fix print
+as one line (set ``VISIONTASKS_DEBUG=1`` for the traceback).
 """
 
 from __future__ import annotations
 
+import os
+import sys
+from pathlib import Path
 from typing import Any
 
+from jsonargparse import Namespace
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
+from pytorch_lightning.loggers import WandbLogger
 
 import visiontasks
 from visiontasks.data.base import VisionDataModule
-from visiontasks.errors import DataError
-from visiontasks.runs import latest_checkpoint, run_dir
+from visiontasks.errors import DataError, VisionTasksError
+from visiontasks.runs import RUNS_DIR, RunFolder, check_checkpoint_fits, find_checkpoint, run_of_checkpoint, stage_dir
 from visiontasks.tasks.base import BaseTask
 from visiontasks.wandb_mode import choose_wandb_mode
 
+DEBUG_ENV = "VISIONTASKS_DEBUG"
+
 
 class SaveRunConfig(SaveConfigCallback):
-    """Writes the resolved config as ``config.yaml`` into the run folder, next to ``checkpoints/``."""
+    """Writes the resolved config as ``config.yaml`` where the command writes: the run folder for ``fit``,
+    its ``test/`` (etc.) folder for the other commands, so a test never overwrites the training config."""
 
     def setup(self, trainer: Any, pl_module: Any, stage: str) -> None:
         if self.already_saved:
             return
         if trainer.is_global_zero:
-            folder = run_dir(trainer)
+            folder = stage_dir(trainer)
             folder.mkdir(parents=True, exist_ok=True)
             self.parser.save(self.config, folder / self.config_filename, skip_none=False, overwrite=True)
         self.already_saved = True
+
+
+def _import(class_path: str) -> type:
+    module, _, name = class_path.rpartition(".")
+    return getattr(__import__(module, fromlist=[name]), name)
+
+
+def experiment_name(config: Namespace) -> str:
+    """The experiment a command belongs to: ``--experiment``, else the first config file's name, else the task's."""
+    if config.get("experiment"):
+        return config.experiment
+    files = config.get("config") or []
+    if files:
+        return Path(str(files[0])).stem
+    model = config.get("model")
+    class_path = model.get("class_path", "") if isinstance(model, Namespace) else ""
+    return class_path.rpartition(".")[2].removesuffix("Task").lower() or "visiontasks"
+
+
+def place_logger(logger: Namespace, run: RunFolder) -> None:
+    """Point one logger's files at the run folder; W&B gets the run's id so later commands resume the same run."""
+    cls, args = _import(logger.class_path), logger.init_args
+    if issubclass(cls, WandbLogger):
+        args.save_dir, args.id, args.name = str(run.path), run.wandb_id, run.run_id
+        args.group, args.job_type, args.resume = args.get("group") or run.experiment, run.stage, "allow"
+    elif "save_dir" in args:  # CSV, TensorBoard, ...: files straight into the run (or stage) folder
+        args.save_dir = str(run.stage_dir)
+        for key in ("name", "version"):
+            if key in args:
+                args[key] = ""
+
+
+def finish_open_wandb_run() -> None:
+    """A W&B run left open by an earlier command in this process (a notebook) would swallow this command's logs."""
+
+    wandb = sys.modules.get("wandb")
+    if wandb is not None and wandb.run is not None:
+        wandb.finish()
 
 
 class VisionCLI(LightningCLI):
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         for name in ("num_classes", "class_names", "in_channels"):
             parser.link_arguments(f"data.{name}", f"model.init_args.{name}", apply_on="instantiate")
-
-    def before_instantiate_classes(self) -> None:
-        choose_wandb_mode()
+        parser.add_argument(
+            "--experiment", type=str | None, default=None,
+            help="Experiment name: runs go to <runs_dir>/<experiment>/<run id>/ (default: the config file's name).",
+        )  # fmt: skip
+        parser.add_argument("--runs_dir", type=str, default=RUNS_DIR, help="Folder holding the experiments' runs.")
 
     def instantiate_classes(self) -> None:
         """A ``num_classes``/``class_names`` given for the task must agree with the data's, not be replaced by it."""
@@ -60,32 +110,75 @@ class VisionCLI(LightningCLI):
         drawing); the weights still come from the checkpoint.
         """
 
-    def _resolve_ckpt_path(self) -> None:
-        config = self.config_init[self.subcommand]
-        if config.get("ckpt_path") in ("last", "best"):
-            found = latest_checkpoint(self.trainer, config["ckpt_path"])
-            if found is None:
-                raise SystemExit(f"--ckpt_path {config['ckpt_path']}: no such checkpoint in earlier runs of this config.")
-            print(f"Using checkpoint {found}")
-            config["ckpt_path"] = str(found)
+    def before_instantiate_classes(self) -> None:
+        """Choose the run folder: the checkpoint's run for ``--ckpt_path``, else a new run of the experiment."""
+        config = self.config[self.subcommand]
+        experiment = experiment_name(config)
+        checkpoint = config.get("ckpt_path")
+        if checkpoint in ("last", "best"):
+            checkpoint = config.ckpt_path = str(find_checkpoint(config.runs_dir, experiment, checkpoint))
+            print(f"Using checkpoint {checkpoint}")
+        run_path = run_of_checkpoint(Path(checkpoint)) if checkpoint else None
+        if run_path is not None:
+            self.run = RunFolder.of(run_path, self.subcommand)
+        else:
+            self.run = RunFolder.new(config.runs_dir, experiment, self.subcommand)
+        self.run.announce()
+        trainer = config.trainer
+        if trainer.get("logger") in (None, True):  # Lightning's default logger, but in the run folder
+            trainer.logger = Namespace(class_path="pytorch_lightning.loggers.CSVLogger", init_args=Namespace(save_dir=""))
+        loggers = trainer.logger if isinstance(trainer.logger, list) else [trainer.logger]
+        for logger in loggers:
+            if isinstance(logger, Namespace):
+                place_logger(logger, self.run)
+        trainer.default_root_dir = str(self.run.stage_dir)
+        if any(isinstance(lg, Namespace) and issubclass(_import(lg.class_path), WandbLogger) for lg in loggers):
+            choose_wandb_mode(self.run.path)
+            finish_open_wandb_run()
+        print(f"Run folder: {self.run.stage_dir}")
 
-    before_fit = before_validate = before_test = before_predict = _resolve_ckpt_path
+    def _instantiate_trainer(self, config: dict[str, Any], callbacks: list) -> Any:
+        return super()._instantiate_trainer(config, [*callbacks, self.run])
+
+    def _check_checkpoint(self) -> None:
+        checkpoint = self.config_init[self.subcommand].get("ckpt_path")
+        if checkpoint:
+            check_checkpoint_fits(checkpoint, self.model)
+
+    before_fit = before_validate = before_test = before_predict = _check_checkpoint
+
+
+def _user_error(error: BaseException) -> VisionTasksError | None:
+    """Our error behind ``error``, also when jsonargparse or Lightning wrapped it while instantiating classes."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, VisionTasksError):
+            return error
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return None
 
 
 def main(args: list[str] | None = None, run: bool = True) -> VisionCLI:
     """Entry point of ``python -m visiontasks`` and the ``visiontasks`` command."""
-    return VisionCLI(
-        BaseTask,
-        VisionDataModule,
-        subclass_mode_model=True,
-        subclass_mode_data=True,
-        save_config_callback=SaveRunConfig,
-        parser_kwargs={
-            "prog": "visiontasks",
-            "description": "Train, evaluate and predict with visiontasks tasks from a YAML config.",
-            "version": f"visiontasks {visiontasks.__version__}",
-        },
-        args=args,
-        run=run,
-        auto_configure_optimizers=False,
-    )
+    try:
+        return VisionCLI(
+            BaseTask,
+            VisionDataModule,
+            subclass_mode_model=True,
+            subclass_mode_data=True,
+            save_config_callback=SaveRunConfig,
+            parser_kwargs={
+                "prog": "visiontasks",
+                "description": "Train, evaluate and predict with visiontasks tasks from a YAML config.",
+                "version": visiontasks.__version__,
+            },
+            args=args,
+            run=run,
+            auto_configure_optimizers=False,
+        )
+    except Exception as error:
+        found = _user_error(error)
+        if found is None or os.environ.get(DEBUG_ENV):
+            raise
+        raise SystemExit(f"visiontasks: error: {found}") from None

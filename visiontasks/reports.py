@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytorch_lightning as pl  # noqa: E402
 
-from visiontasks.runs import run_dir  # noqa: E402
+from visiontasks.runs import stage_dir  # noqa: E402
 
 
 def format_table(rows: Sequence[dict[str, Any]], title: str) -> str:
@@ -26,10 +26,10 @@ def format_table(rows: Sequence[dict[str, Any]], title: str) -> str:
 
 
 def save_report(trainer: pl.Trainer, name: str, title: str, rows: Sequence[dict[str, Any]], figure: Any = None) -> None:
-    """Print ``rows`` as a table and write ``<run>/<name>.txt``, ``.json`` (and ``.png``), on rank zero."""
+    """Print ``rows`` as a table and write ``<run>/test/<name>.txt``, ``.json`` (and ``.png``), on rank zero."""
     if not trainer.is_global_zero or not rows:
         return
-    folder = run_dir(trainer)
+    folder = stage_dir(trainer)
     folder.mkdir(parents=True, exist_ok=True)
     text = format_table(rows, title)
     print("\n" + text + "\n")

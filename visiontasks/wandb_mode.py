@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import netrc
 import os
+from pathlib import Path
 from urllib.parse import urlparse
 
 
@@ -17,7 +18,7 @@ def has_wandb_login() -> bool:
         return False
 
 
-def choose_wandb_mode() -> str:
+def choose_wandb_mode(run_folder: str | Path = "runs/<experiment>/<run>") -> str:
     """Set ``WANDB_MODE=offline`` when there is no login and no mode was chosen; return the mode."""
     mode = os.environ.get("WANDB_MODE")
     if mode:
@@ -27,7 +28,7 @@ def choose_wandb_mode() -> str:
     os.environ["WANDB_MODE"] = "offline"
     print(
         "W&B: no login found, so this run logs offline. Upload it later with "
-        "`wandb sync <save_dir>/wandb/offline-run-*` (after `wandb login`), "
+        f"`wandb sync {run_folder}/wandb/offline-run-*` (after `wandb login`), "
         "or set WANDB_MODE=disabled to turn W&B off."
     )
     return "offline"

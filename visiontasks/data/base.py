@@ -20,6 +20,7 @@ from torch.utils.data import DataLoader, Dataset
 from visiontasks.data.collate import collate
 from visiontasks.data.images import list_images, read_image, readable_images
 from visiontasks.data.leakage import check_leakage
+from visiontasks.data.sampling import EpochSampler, sample_seed
 from visiontasks.data.splits import split_off
 from visiontasks.data.transforms import (
     TransformSpec,
@@ -41,15 +42,23 @@ BOX_TASKS = frozenset({"localization", "detection", "instance_segmentation"})
 
 
 class SampleDataset(Dataset):
-    """Samples of a source at given indices, passed through one pipeline and turned into tensors."""
+    """Samples of a source at given indices, passed through one pipeline and turned into tensors.
 
-    def __init__(self, source: Source, indices: Sequence[int], pipeline: Any, training: bool) -> None:
+    Training samples come as ``(i, epoch)`` from :class:`EpochSampler`; their augmentation is seeded
+    from ``(seed, epoch, i)``, so it repeats exactly in a resumed run.
+    """
+
+    def __init__(self, source: Source, indices: Sequence[int], pipeline: Any, training: bool, seed: int = 0) -> None:
         self.source, self.indices, self.pipeline, self.training = source, list(indices), pipeline, training
+        self.seed = seed
 
     def __len__(self) -> int:
         return len(self.indices)
 
-    def __getitem__(self, i: int) -> dict[str, Any] | None:
+    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any] | None:
+        i, epoch = key if isinstance(key, tuple) else (key, None)
+        if epoch is not None:
+            self.pipeline.set_random_seed(sample_seed(self.seed, epoch, i))
         raw = self.source[self.indices[i]]
         sample = apply_pipeline(self.pipeline, raw)
         sample["orig_size"] = tuple(raw["image"].shape[:2])  # to map predictions back to the file's pixels
@@ -215,7 +224,7 @@ class VisionDataModule(pl.LightningDataModule, abc.ABC):
         if "train" in self.datasets:
             return
         for name, (source, indices) in self.split_sources().items():
-            self.datasets[name] = SampleDataset(source, indices, self.pipeline(name == "train"), name == "train")
+            self.datasets[name] = SampleDataset(source, indices, self.pipeline(name == "train"), name == "train", self.seed)
         self.datasets["predict"] = self.datasets["test"]
 
     def _world_size(self) -> int:
@@ -224,10 +233,17 @@ class VisionDataModule(pl.LightningDataModule, abc.ABC):
 
     def _loader(self, split: str, shuffle: bool = False) -> DataLoader:
         dataset = self.datasets[split]
+        trainer = getattr(self, "trainer", None)
+        rank = trainer.global_rank if trainer is not None else 0
+        sampler = EpochSampler(dataset, self.seed, self._world_size(), rank) if shuffle else None
+        if sampler is not None and trainer is not None:
+            # workers fetch ahead as soon as the loader is made, before Lightning sets the epoch: a resumed
+            # run must start from its own epoch, not epoch 0
+            sampler.set_epoch(trainer.fit_loop.epoch_progress.current.processed)
         return DataLoader(
             dataset,
             batch_size=self.batch_size,
-            shuffle=shuffle,
+            sampler=sampler,
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
             persistent_workers=self.num_workers > 0,

@@ -6,13 +6,14 @@ Offline, a torchvision download fails fast with the path where the file can be p
 from __future__ import annotations
 
 import logging
+import pickle
 from pathlib import Path
 
 import torch
 import torchvision
 from torch import nn
 
-from visiontasks.errors import DataError
+from visiontasks.errors import CheckpointError, DataError
 
 log = logging.getLogger(__name__)
 
@@ -41,10 +42,31 @@ def _download(weights: torchvision.models.WeightsEnum) -> dict[str, torch.Tensor
 
 
 def _read_file(path: Path) -> dict[str, torch.Tensor]:
-    state = torch.load(path, map_location="cpu", weights_only=False)
+    """Tensors of a weights file, loaded safely: ``weights_only`` (tensors and plain data) or safetensors.
+
+    A file that needs full unpickling could run code when loaded, so it is refused, not loaded.
+    """
+    if path.suffix == ".safetensors":
+        try:
+            from safetensors.torch import load_file
+        except ImportError:
+            raise CheckpointError(f"{path}: reading .safetensors files needs `pip install safetensors`.") from None
+        return load_file(str(path))
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        raise CheckpointError(
+            f"{path}: refused, the file holds pickled Python objects besides tensors, which could run code when "
+            f"loaded ({str(error).splitlines()[0][:160]}). Save plain weights where it came from: "
+            "torch.save(model.state_dict(), path)."
+        ) from None
+    except (RuntimeError, EOFError, OSError) as error:
+        raise CheckpointError(f"{path}: not a weights file torch can read ({str(error).splitlines()[0][:160]}).") from None
     for key in ("state_dict", "model", "model_state_dict"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path}: holds a {type(state).__name__}, not a state dict of named tensors.")
     return state
 
 

@@ -8,17 +8,21 @@ from __future__ import annotations
 
 import abc
 import math
+import os
+from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
 import torch
-from pytorch_lightning.callbacks import Callback, ModelCheckpoint
+from pytorch_lightning.callbacks import Callback
 from pytorch_lightning.cli import LRSchedulerCallable, OptimizerCallable
+from pytorch_lightning.trainer.states import TrainerFn
 from torch import Tensor, nn
 from torchmetrics import MetricCollection
 
 from visiontasks.callbacks.wandb_images import WandbImageLogger
-from visiontasks.errors import DataError
+from visiontasks.errors import DataError, TrainingStopped
+from visiontasks.runs import BestCheckpoint, LastCheckpoint
 
 STAGES = ("train", "val", "test")
 
@@ -168,22 +172,49 @@ class BaseTask(pl.LightningModule, abc.ABC):
             if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
                 config["monitor"] = self.monitor
             return {"optimizer": optimizer, "lr_scheduler": config}
-        steps = self.trainer.estimated_stepping_batches
-        if not math.isfinite(steps):
-            return {"optimizer": optimizer}
-        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, int(steps)))
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, self._cosine_over_run())
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
+    def _cosine_over_run(self) -> Any:
+        """Cosine decay to zero over the run's steps, looked up at the first step rather than now.
+
+        Asking for the step count here would make Lightning build the training loader before a resumed
+        run has restored its epoch, and its workers would prefetch epoch 0's order.
+        """
+
+        def factor(step: int) -> float:
+            if step == 0:
+                return 1.0
+            total = self.trainer.estimated_stepping_batches
+            if not math.isfinite(total):
+                return 1.0
+            return 0.5 * (1 + math.cos(math.pi * min(step, total) / max(1, int(total))))
+
+        return factor
+
     def configure_callbacks(self) -> list[Callback]:
-        """``last.ckpt`` plus the best checkpoint by the task's monitored metric, in every run."""
-        best = ModelCheckpoint(
-            monitor=self.monitor,
-            mode=self.monitor_mode,
-            save_last=True,
-            filename="best-epoch{epoch:03d}",
-            auto_insert_metric_name=False,
-        )
-        return [best, WandbImageLogger(), *self.extra_callbacks()]
+        """The task's writers; when fitting also ``last.ckpt`` (every epoch) and the best checkpoint by its monitor.
+
+        Only when fitting: a later ``trainer.test`` keeps the fit's checkpoint callbacks, and with them
+        ``trainer.checkpoint_callback.best_model_path``.
+        """
+        callbacks = [WandbImageLogger(), *self.extra_callbacks()]
+        if self.trainer.state.fn == TrainerFn.FITTING:
+            callbacks = [BestCheckpoint(self.monitor, self.monitor_mode), LastCheckpoint(), *callbacks]
+        return callbacks
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Record which task made the checkpoint, so that loading it into another one fails clearly."""
+        import visiontasks
+
+        checkpoint["visiontasks"] = {"task": type(self).__name__, "version": visiontasks.__version__}
+
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        """Seeded runs draw each step's random numbers (dropout, the detector's sampling) from a seed made of
+        the run's seed, the epoch, the batch and the rank, so a run resumed from ``last.ckpt`` repeats them."""
+        seed = os.environ.get("PL_GLOBAL_SEED")
+        if seed is not None:
+            torch.manual_seed(hash((int(seed), self.current_epoch, batch_idx, self.global_rank)) % 2**63)
 
     def _step(self, batch: dict[str, Any], stage: str) -> tuple[Tensor, Any]:
         loss, predictions = self.compute(batch, stage)
@@ -198,7 +229,19 @@ class BaseTask(pl.LightningModule, abc.ABC):
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor | None:
         if not batch:  # every sample of the batch was skipped by the augmentation
             return None
-        return self._step(batch, "train")[0]
+        loss = self._step(batch, "train")[0]
+        if not torch.isfinite(loss):
+            raise TrainingStopped(self._non_finite_message(float(loss.detach()), batch_idx))
+        return loss
+
+    def _non_finite_message(self, loss: float, batch_idx: int) -> str:
+        last = [Path(c.dirpath) / "last.ckpt" for c in self.trainer.checkpoint_callbacks if isinstance(c, LastCheckpoint) and c.dirpath]
+        good = str(last[0]) if last and last[0].is_file() else "none yet (no epoch has ended)"
+        return (
+            f"train/loss is {loss} at epoch {self.current_epoch}, step {self.global_step} (batch {batch_idx}): training "
+            f"stopped before this update; the last good checkpoint is {good}. Lower the learning rate, clip gradients "
+            "(--trainer.gradient_clip_val 1.0) or look for bad values in the data."
+        )
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         self._step(batch, "val")
