@@ -48,7 +48,7 @@ def test_classifier_learns_and_restores_from_checkpoint(tmp_path):
     accuracy = float(trainer.callback_metrics["val/acc"])
     assert accuracy > 0.75, accuracy
 
-    restored = ClassificationTask.load_from_checkpoint(trainer.checkpoint_callback.last_model_path)
+    restored = ClassificationTask.load_from_checkpoint(trainer.checkpoint_callback.best_model_path)
     restored.eval()
     batch = next(iter(data.val_dataloader()))
     with torch.no_grad():
@@ -117,7 +117,7 @@ def test_pretrained_weights_from_a_file_and_restore_without_it(tmp_path):
     expected = source.conv1.weight.sum(dim=1, keepdim=True)
     assert torch.allclose(task.model.conv1.weight, expected, atol=0.05)  # one AdamW step away
     weights_file.unlink()
-    restored = ClassificationTask.load_from_checkpoint(trainer.checkpoint_callback.last_model_path)
+    restored = ClassificationTask.load_from_checkpoint(trainer.checkpoint_callback.best_model_path)
     assert torch.equal(restored.model.conv1.weight, task.model.conv1.weight)
 
 

@@ -19,7 +19,7 @@ from pytorch_lightning.loggers import WandbLogger
 
 import visiontasks
 from visiontasks.data.base import VisionDataModule
-from visiontasks.errors import CheckpointError, VisionTasksError
+from visiontasks.errors import CheckpointError, DataError, VisionTasksError
 from visiontasks.runs import RUNS_DIR, RunFolder, check_checkpoint_fits, find_checkpoint, run_of_checkpoint, stage_dir
 from visiontasks.tasks.base import BaseTask
 from visiontasks.wandb_mode import choose_wandb_mode
@@ -89,6 +89,19 @@ class VisionCLI(LightningCLI):
         )  # fmt: skip
         parser.add_argument("--runs_dir", type=str, default=RUNS_DIR, help="Folder holding the experiments' runs.")
 
+    def instantiate_classes(self) -> None:
+        """A ``num_classes``/``class_names`` given for the task must agree with the data's, not be replaced by it."""
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        given = {name: config.get(f"model.init_args.{name}") for name in ("num_classes", "class_names")}
+        super().instantiate_classes()
+        for name, value in given.items():
+            found = getattr(self.datamodule, name, None)
+            if value is not None and found is not None and value != found:
+                raise DataError(
+                    f"--model.init_args.{name}={value} disagrees with the data's {found} ({type(self.datamodule).__name__} "
+                    f"classes {self.datamodule.class_names}): drop the option, the data sets it, or fix the data."
+                )
+
     def _parse_ckpt_path(self) -> None:
         """The config and the command line define the task, for a checkpoint path as for ``last``/``best``.
 
@@ -99,7 +112,8 @@ class VisionCLI(LightningCLI):
 
     def before_instantiate_classes(self) -> None:
         """Choose the run folder: the checkpoint's run for ``--ckpt_path``, else a new run of the experiment."""
-        config = self.config[self.subcommand]
+        config = self.config[self.subcommand] if self.subcommand else self.config  # no subcommand: main(run=False)
+        stage = self.subcommand or "fit"
         experiment = experiment_name(config)
         checkpoint = config.get("ckpt_path")
         if checkpoint in ("last", "best"):
@@ -109,9 +123,9 @@ class VisionCLI(LightningCLI):
             raise CheckpointError(f"--ckpt_path {checkpoint}: checkpoint file not found.")
         run_path = run_of_checkpoint(Path(checkpoint)) if checkpoint else None
         if run_path is not None:
-            self.run = RunFolder.of(run_path, self.subcommand)
+            self.run = RunFolder.of(run_path, stage)
         else:
-            self.run = RunFolder.new(config.runs_dir, experiment, self.subcommand)
+            self.run = RunFolder.new(config.runs_dir, experiment, stage)
         self.run.announce()
         trainer = config.trainer
         if trainer.get("logger") in (None, True):  # Lightning's default logger, but in the run folder
@@ -130,6 +144,7 @@ class VisionCLI(LightningCLI):
         return super()._instantiate_trainer(config, [*callbacks, self.run])
 
     def _check_checkpoint(self) -> None:
+        """Say clearly, before Lightning loads it, when ``--ckpt_path`` was made by another task or for other classes."""
         checkpoint = self.config_init[self.subcommand].get("ckpt_path")
         if checkpoint:
             check_checkpoint_fits(checkpoint, self.model)

@@ -18,7 +18,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from visiontasks.data.collate import collate
-from visiontasks.data.images import list_images, read_image
+from visiontasks.data.images import list_images, read_image, readable_images
+from visiontasks.data.leakage import check_leakage
 from visiontasks.data.sampling import EpochSampler, sample_seed
 from visiontasks.data.splits import split_off
 from visiontasks.data.transforms import (
@@ -34,7 +35,8 @@ from visiontasks.errors import DataError
 log = logging.getLogger(__name__)
 
 Source = Sequence[dict[str, Any]]
-"""Indexable samples as numpy dicts (``image`` HxWxC plus targets); ``.labels`` enables stratifying."""
+"""Indexable samples as numpy dicts (``image`` HxWxC plus targets); ``.labels`` (one class per sample)
+enables stratifying, ``.paths`` (the image file of each sample) the check that splits share no image."""
 
 BOX_TASKS = frozenset({"localization", "detection", "instance_segmentation"})
 
@@ -71,15 +73,24 @@ class SampleDataset(Dataset):
 
 
 class ImageFolderSource(Sequence):
-    """Every image directly in a folder, for prediction: no targets, original size kept."""
+    """Every image directly in a folder, for prediction: no targets, original size kept.
+
+    Unreadable files are skipped with a warning that names them (kept in ``skipped``), so one bad
+    photo does not cost the predictions of all the others.
+    """
 
     def __init__(self, folder: str | Path, channels: int) -> None:
         self.folder = Path(folder)
         if not self.folder.is_dir():
             raise DataError(f"{self.folder}: predict folder not found.")
-        self.paths = list_images(self.folder)
-        if not self.paths:
+        found = list_images(self.folder)
+        if not found:
             raise DataError(f"{self.folder}: no images found (looked for .png, .jpg, .tif, ...).")
+        self.paths, self.skipped = readable_images(found)
+        if self.skipped:
+            log.warning("Skipped %d unreadable images: %s", len(self.skipped), "; ".join(self.skipped))
+        if not self.paths:
+            raise DataError(f"{self.folder}: none of the {len(found)} images can be read ({self.skipped[0]}).")
         self.channels = channels
 
     def __len__(self) -> int:
@@ -88,6 +99,16 @@ class ImageFolderSource(Sequence):
     def __getitem__(self, i: int) -> dict[str, Any]:
         image = read_image(self.paths[i], self.channels)
         return {"image": image, "path": str(self.paths[i])}
+
+
+def _split_files(splits: dict[str, tuple[Source, np.ndarray]]) -> dict[str, list[Path]]:
+    """The image file of every sample, per split, for sources that know them (not the generated shapes)."""
+    files: dict[str, list[Path]] = {}
+    for name, (source, indices) in splits.items():
+        paths = getattr(source, "paths", None)
+        if paths is not None and not any(splits[other] is splits[name] for other in files):  # test may be val
+            files[name] = [Path(paths[i]) for i in indices]
+    return files
 
 
 class VisionDataModule(pl.LightningDataModule, abc.ABC):
@@ -147,6 +168,11 @@ class VisionDataModule(pl.LightningDataModule, abc.ABC):
         """Classes the task must predict (the CLI passes this to the task)."""
         return len(self.class_names)
 
+    @property
+    def multilabel(self) -> bool:
+        """Several labels per image (multi-hot targets); the task must be multi-label too."""
+        return self.task == "multilabel"
+
     @abc.abstractmethod
     def make_sources(self) -> dict[str, Source]:
         """Samples by split: ``{"all": ...}`` to split here, or any of ``train``/``val``/``test``."""
@@ -159,6 +185,8 @@ class VisionDataModule(pl.LightningDataModule, abc.ABC):
             raise DataError(f"{type(self).__name__}: no training samples found.")
         pool = np.arange(len(train))
         labels = getattr(train, "labels", None)
+        if labels is not None and np.ndim(labels) != 1:  # multi-hot rows: no single class to stratify by
+            labels = None
         splits: dict[str, tuple[Source, np.ndarray]] = {}
         for name in ("test", "val"):
             if name in sources:
@@ -176,6 +204,7 @@ class VisionDataModule(pl.LightningDataModule, abc.ABC):
                 raise DataError(
                     f"{type(self).__name__}: the {name} split is empty; add data or change val_fraction/test_fraction."
                 )
+        check_leakage(_split_files(splits))
         return splits
 
     def pipeline(self, training: bool) -> Any:

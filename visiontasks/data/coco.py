@@ -30,6 +30,10 @@ class CocoSource(Sequence):
     def __len__(self) -> int:
         return len(self.records)
 
+    @property
+    def paths(self) -> list[Path]:
+        return [record.path for record in self.records]
+
     def __getitem__(self, i: int) -> dict[str, Any]:
         record = self.records[i]
         image = read_image(record.path, self.channels)

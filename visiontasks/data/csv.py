@@ -1,8 +1,17 @@
-"""Images listed in a CSV: ``image,label`` (paths relative to the CSV), plus box columns for localization."""
+"""Images listed in a CSV: ``image,label`` (paths relative to the CSV), plus box columns for localization.
+
+Files as spreadsheets save them are read as they are: UTF-8 with or without a byte-order mark,
+CRLF or LF line ends, and ``,``, ``;`` or tab between columns (found by ``csv.Sniffer``). A label
+cell holds one label, or several (multi-label data), see :func:`split_labels`.
+"""
 
 from __future__ import annotations
 
 import csv
+import io
+import logging
+import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,14 +22,28 @@ from visiontasks.data.export import BOX_COLUMNS
 from visiontasks.data.labelled import LabelledFiles
 from visiontasks.errors import DataError
 
+log = logging.getLogger(__name__)
+
+DELIMITERS = ",;\t"
+INTEGER = re.compile(r"-?\d+")
+
 
 def _read_rows(path: Path) -> tuple[list[str], list[dict[str, str]]]:
     if not path.is_file():
         raise DataError(f"{path}: CSV file not found.")
-    with open(path, newline="") as handle:
-        reader = csv.DictReader(handle)
-        rows = list(reader)
-        columns = list(reader.fieldnames or [])
+    try:
+        text = path.read_text(encoding="utf-8-sig")  # -sig: drops the byte-order mark spreadsheets write
+    except UnicodeDecodeError as error:
+        raise DataError(f"{path}: not UTF-8 text ({error}); save it as 'CSV UTF-8' from the spreadsheet.") from None
+    header = text.split("\n", 1)[0]
+    try:
+        delimiter = csv.Sniffer().sniff(header, delimiters=DELIMITERS).delimiter
+    except csv.Error:  # one column only: the missing-column check below names it
+        delimiter = ","
+    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter)
+    columns = [name.strip() for name in reader.fieldnames or []]
+    reader.fieldnames = columns
+    rows = list(reader)
     if not rows:
         raise DataError(f"{path}: the CSV has no rows.")
     return columns, rows
@@ -34,11 +57,47 @@ def _box(row: dict[str, str], where: str) -> list[float]:
         raise DataError(f"{where}: box columns {list(BOX_COLUMNS)} need pixel numbers, found {found}.") from None
 
 
+def split_labels(cells: Sequence[str], class_names: Sequence[str] | None = None) -> list[list[str]]:
+    """The labels of each cell: ``cat``, ``cat;dog`` or, as the Human Protein Atlas writes them, ``16 0``.
+
+    ``;`` always separates labels. Spaces separate them only when every word is a label by itself
+    (an integer, a name in ``class_names``, or a name found alone in another cell), so a class
+    named ``golden retriever`` stays one label.
+    """
+    cells = [(cell or "").strip() for cell in cells]
+    known = set(class_names) if class_names else {c for c in cells if c and not re.search(r"[;\s]", c)}
+    labels = []
+    for cell in cells:
+        if ";" in cell:
+            labels.append([part.strip() for part in cell.split(";") if part.strip()])
+        elif cell in known or len(cell.split()) < 2:
+            labels.append([cell] if cell else [])
+        else:
+            words = cell.split()
+            several = all(INTEGER.fullmatch(w) for w in words) or all(w in known for w in words)
+            labels.append(words if several else [cell])
+    return labels
+
+
+def _integer_classes(found: set[str], path: Path) -> list[str]:
+    """Classes ``0..max`` for integer labels; a gap is an error, since it would be a class without images."""
+    numbers = sorted(int(label) for label in found)
+    missing = sorted(set(range(numbers[-1] + 1)) - set(numbers))
+    if missing:
+        raise DataError(
+            f"{path}: integer labels {numbers} leave out {missing[:10]}: classes are numbered 0..N-1 without gaps. "
+            "Fix the labels, or give class_names (one name per index) to declare classes without images."
+        )
+    return [str(n) for n in range(numbers[-1] + 1)]
+
+
 class CsvDataModule(VisionDataModule):
     """Images and labels from CSV files; with ``x_min,y_min,x_max,y_max`` columns it is a localization set.
 
-    Labels are class names or integer indices. Without ``class_names`` the classes are the sorted
-    names found in the CSVs (or ``0..max`` for integer labels).
+    Labels are class names or integer indices; a cell with several labels (``cat;dog`` or ``3 16``)
+    makes the set multi-label. Without ``class_names`` the classes are the sorted names found in the
+    training CSV (or ``0..max`` for integer labels, without gaps); a val/test label that training
+    lacks is an error.
 
     Args:
         csv_path: the training CSV (or the only one: it is then split by the seed).
@@ -46,7 +105,7 @@ class CsvDataModule(VisionDataModule):
         test_csv: optional test CSV.
         class_names: the classes in label order; labels outside it are an error.
         image_column: column holding the image path, relative to the CSV's folder.
-        label_column: column holding the label.
+        label_column: column holding the label(s).
         **kwargs: the shared options of :class:`VisionDataModule`.
     """
 
@@ -74,38 +133,93 @@ class CsvDataModule(VisionDataModule):
             has_boxes.append(set(BOX_COLUMNS) <= set(columns))
         if any(has_boxes) and not all(has_boxes):
             raise DataError(f"Some CSVs have box columns {BOX_COLUMNS} and some do not: give them to all or none.")
-        self.task = "localization" if has_boxes[0] else "classification"
-        found = [row[label_column].strip() for _, _, rows in self.tables.values() for row in rows]
-        if class_names:
-            self.class_names = list(class_names)
-        elif all(label.lstrip("-").isdigit() for label in found):
-            self.class_names = [str(i) for i in range(max(int(label) for label in found) + 1)]
-        else:
-            self.class_names = sorted(set(found))
+        cells = iter(split_labels([row[label_column] for _, _, rows in self.tables.values() for row in rows], class_names))
+        self.labels = {split: [next(cells) for _ in rows] for split, (_, _, rows) in self.tables.items()}
+        several = self._first_row_with_several_labels()
+        if several and has_boxes[0]:
+            raise DataError(f"{several}: several labels in a row with box columns; localization takes one object per image.")
+        if several:
+            log.info("%s: several labels in one cell, so the data is multi-label.", several)
+        self.task = "localization" if has_boxes[0] else "multilabel" if several else "classification"
+        self.given_class_names = bool(class_names)
+        self.class_names = list(class_names) if class_names else self._found_classes()
+        self._warn_classes_without_training_images()
+
+    def _first_row_with_several_labels(self) -> str | None:
+        """Where the first cell with several labels is (``file row n: 'cell'``), if any: it makes the set multi-label."""
+        for split, cells in self.labels.items():
+            path, _, rows = self.tables[split]
+            for n, (labels, row) in enumerate(zip(cells, rows)):
+                if len(labels) > 1:
+                    return f"{path} row {n + 2}: {row[self.label_column].strip()!r}"
+        return None
+
+    def _found_classes(self) -> list[str]:
+        """Classes of the training CSV: its integers ``0..max``, or its sorted names."""
+        split = "train" if "train" in self.labels else "all"
+        found = {label for labels in self.labels[split] for label in labels}
+        if not found:
+            raise DataError(f"{self.tables[split][0]}: no labels found in column {self.label_column!r}.")
+        if all(INTEGER.fullmatch(label) for label in found):
+            return _integer_classes(found, self.tables[split][0])
+        return sorted(found)
+
+    def _warn_classes_without_training_images(self) -> None:
+        split = "train" if "train" in self.labels else "all"
+        found = {label for labels in self.labels[split] for label in labels}
+        empty = [name for i, name in enumerate(self.class_names) if name not in found and str(i) not in found]
+        if empty:
+            log.warning(
+                "%s: classes %s of class_names have no training images; the task cannot learn them.",
+                self.tables[split][0], empty,
+            )  # fmt: skip
 
     def _label_index(self, value: str, where: str) -> int:
-        value = value.strip()
         if value in self.class_names:
             return self.class_names.index(value)
-        if value.lstrip("-").isdigit():
+        if INTEGER.fullmatch(value):
             index = int(value)
             if 0 <= index < self.num_classes:
                 return index
             raise DataError(f"{where}: label {index} is out of range for {self.num_classes} classes {self.class_names}.")
         raise DataError(f"{where}: unknown label {value!r}; known classes are {self.class_names}.")
 
+    def _target(self, labels: list[str], where: str, split: str) -> Any:
+        """A class index, or a multi-hot vector for multi-label data; a label training lacks is an error."""
+        if split in ("val", "test") and not self.given_class_names:
+            unseen = [label for label in labels if label not in self.class_names]
+            if unseen:
+                raise DataError(
+                    f"{where}: label {unseen[0]!r} does not occur in the training CSV {self.tables['train'][0]} "
+                    f"(classes {self.class_names}); a class needs training images: add some, or remove the row."
+                )
+        indices = [self._label_index(label, where) for label in labels]
+        if self.task != "multilabel":
+            if len(indices) != 1:
+                raise DataError(f"{where}: empty label cell; every row needs a label in column {self.label_column!r}.")
+            return indices[0]
+        target = np.zeros(self.num_classes, dtype=np.float32)
+        target[indices] = 1.0
+        return target
+
     def make_sources(self) -> dict[str, Source]:
         sources = {}
         for split, (path, _, rows) in self.tables.items():
-            folder = path.parent
             where = [f"{path} row {n + 2}" for n in range(len(rows))]
-            paths = [folder / row[self.image_column].strip() for row in rows]
-            for origin, image_path in zip(where, paths):
-                if not image_path.is_file():
-                    raise DataError(f"{origin}: image file {image_path} not found.")
-            labels = [self._label_index(row[self.label_column], origin) for row, origin in zip(rows, where)]
+            paths = [self._image_path(path, row, origin) for row, origin in zip(rows, where)]
+            targets = [self._target(labels, origin, split) for labels, origin in zip(self.labels[split], where)]
             boxes = None
             if self.task == "localization":
                 boxes = np.array([_box(row, origin) for row, origin in zip(rows, where)], dtype=np.float32)
+            labels = np.stack(targets) if self.task == "multilabel" else targets
             sources[split] = LabelledFiles(paths, labels, self.in_channels, boxes).check(where)
         return sources
+
+    def _image_path(self, csv_path: Path, row: dict[str, str], where: str) -> Path:
+        name = (row[self.image_column] or "").strip()
+        if not name:
+            raise DataError(f"{where}: empty {self.image_column!r} cell; every row needs an image path.")
+        image_path = csv_path.parent / name
+        if not image_path.is_file():
+            raise DataError(f"{where}: image file {image_path} not found.")
+        return image_path

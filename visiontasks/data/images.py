@@ -74,3 +74,18 @@ def check_images(paths: Sequence[Path], workers: int = 8) -> list[tuple[int, int
     """
     with ThreadPoolExecutor(max_workers=workers) as pool:
         return list(pool.map(_checked_size, paths))
+
+
+def _failure(path: Path) -> str | None:
+    try:
+        _checked_size(path)
+    except DataError as error:
+        return f"{path} ({error.__cause__ or error})"
+    return None
+
+
+def readable_images(paths: Sequence[Path], workers: int = 8) -> tuple[list[Path], list[str]]:
+    """The files that decode, and ``"<path> (<why not>)"`` for each that does not, for sources that skip bad files."""
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        failures = list(pool.map(_failure, paths))
+    return [p for p, failure in zip(paths, failures) if failure is None], [f for f in failures if f is not None]

@@ -13,10 +13,13 @@ from visiontasks.errors import DataError
 
 
 class LabelledFiles(Sequence):
-    """Samples ``{image, label[, box], path}`` read from disk on demand."""
+    """Samples ``{image, label[, box], path}`` read from disk on demand.
+
+    ``labels`` holds a class index per image, or a multi-hot row per image for multi-label data.
+    """
 
     def __init__(
-        self, paths: Sequence[Path], labels: Sequence[int], channels: int, boxes: np.ndarray | None = None
+        self, paths: Sequence[Path], labels: Sequence[int] | np.ndarray, channels: int, boxes: np.ndarray | None = None
     ) -> None:
         self.paths, self.labels, self.channels, self.boxes = list(paths), list(labels), channels, boxes
 

@@ -1,5 +1,8 @@
 """Images and their class masks in two folders, matched by file name (``images/a.jpg`` <-> ``masks/a.png``).
 
+Split folders may come kind-first (``images/train``, ``masks/train``) or split-first
+(``train/images``, ``train/masks``, as many public sets ship); both are found without options.
+
 Masks are index PNGs (each pixel's value is its class number, grey-scale or palette, as Pascal
 VOC ships them, 255 = unlabelled) or colour PNGs read through a colour-to-class map. Every pair
 is read once at set-up, so a missing, broken or mislabelled mask fails before training starts.
@@ -7,6 +10,7 @@ is read once at set-up, so a missing, broken or mislabelled mask fails before tr
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -17,6 +21,8 @@ import numpy as np
 from visiontasks.data.base import Source, VisionDataModule
 from visiontasks.data.images import check_images, list_images, open_image, read_image
 from visiontasks.errors import DataError
+
+log = logging.getLogger(__name__)
 
 SPLIT_NAMES = ("train", "val", "test")
 IGNORE = 255
@@ -94,6 +100,10 @@ class MaskedImages(Sequence):
     def __len__(self) -> int:
         return len(self.pairs)
 
+    @property
+    def paths(self) -> list[Path]:
+        return [image for image, _ in self.pairs]
+
     def __getitem__(self, i: int) -> dict[str, Any]:
         image_path, mask_path = self.pairs[i]
         image = read_image(image_path, self.channels)
@@ -133,6 +143,33 @@ def pair_by_stem(
     return pairs
 
 
+def find_splits(root: Path, images_dir: str, masks_dir: str) -> dict[str, tuple[Path, Path]]:
+    """(images, masks) folder of each split: split-first ``train/images``, kind-first ``images/train``, or unsplit."""
+    split_first = [s for s in SPLIT_NAMES if (root / s / images_dir).is_dir()]
+    kind_first = [s for s in SPLIT_NAMES if (root / images_dir / s).is_dir()]
+    if split_first and (root / images_dir).is_dir():
+        raise DataError(
+            f"{root}: holds both {images_dir}/ and {split_first[0]}/{images_dir}/; keep one layout "
+            f"({images_dir}/train + {masks_dir}/train, or train/{images_dir} + train/{masks_dir})."
+        )
+    found = split_first or kind_first
+    if found and "train" not in found:
+        raise DataError(f"{root}: has {found} split folders but no train/ one; add train/ (val and test are optional).")
+    if split_first:
+        log.info("%s: split-first layout found: %s with %s/ and %s/ each.", root, split_first, images_dir, masks_dir)
+        return {s: (root / s / images_dir, root / s / masks_dir) for s in split_first}
+    if kind_first:
+        log.info("%s: kind-first layout found: %s/ and %s/, each split into %s.", root, images_dir, masks_dir, kind_first)
+        return {s: (root / images_dir / s, root / masks_dir / s) for s in kind_first}
+    if (root / images_dir).is_dir():
+        log.info("%s: unsplit layout found: %s/ and %s/; splits are carved by the seed.", root, images_dir, masks_dir)
+        return {"all": (root / images_dir, root / masks_dir)}
+    raise DataError(
+        f"{root}: no {images_dir}/ folder nor train/{images_dir}/; expected {images_dir}/ + {masks_dir}/ (optionally "
+        f"split into train/, val/, test/), or train/{images_dir}/ + train/{masks_dir}/. Set images_dir/masks_dir for other names."
+    )
+
+
 def _by_stem(folder: Path, suffix: str) -> dict[str, Path]:
     if not folder.is_dir():
         raise DataError(f"{folder}: folder not found.")
@@ -147,7 +184,8 @@ def _by_stem(folder: Path, suffix: str) -> dict[str, Path]:
 
 class SegmentationFolderDataModule(VisionDataModule):
     """Images with class masks: ``root/images/`` and ``root/masks/``, each optionally split into
-    ``train/``, ``val/`` and ``test/`` folders (missing splits are carved out of the training pool).
+    ``train/``, ``val/`` and ``test/`` folders, or ``root/train/images/``, ``root/train/masks/``, ...
+    (missing splits are carved out of the training pool).
 
     Args:
         root: the data folder.
@@ -155,8 +193,8 @@ class SegmentationFolderDataModule(VisionDataModule):
         class_colors: for colour masks: the RGB colour of each class, in ``class_names`` order.
             Without it, masks are index PNGs whose pixel values are class numbers.
         ignore_colors: colours of unlabelled pixels in colour masks (Pascal VOC's border colour by default).
-        images_dir: name of the image folder inside ``root``.
-        masks_dir: name of the mask folder inside ``root``.
+        images_dir: name of the image folder inside ``root`` (or inside each split folder).
+        masks_dir: name of the mask folder inside ``root`` (or inside each split folder).
         mask_suffix: text after the image's name in its mask's name (``_mask`` for ``a_mask.png``).
         unmatched_images: ``error`` (default) or ``skip`` images that have no mask (VOC ships
             masks for only part of its images).
@@ -185,14 +223,8 @@ class SegmentationFolderDataModule(VisionDataModule):
             raise DataError(f"class_names {class_names}: give at least two, e.g. [background, object].")
         self.class_names = list(class_names)
         self.reader = MaskReader(class_names, class_colors, ignore_colors)
-        self.images_root, self.masks_root = self.root / images_dir, self.root / masks_dir
         self.mask_suffix, self.skip_unmatched = mask_suffix, unmatched_images == "skip"
-        splits = [s for s in SPLIT_NAMES if (self.images_root / s).is_dir()]
-        if splits and "train" not in splits:
-            raise DataError(f"{self.images_root}: has {splits} folders but no train/ folder.")
-        self.splits = {s: (self.images_root / s, self.masks_root / s) for s in splits} or {
-            "all": (self.images_root, self.masks_root)
-        }
+        self.splits = find_splits(self.root, images_dir, masks_dir)
 
     def make_sources(self) -> dict[str, Source]:
         sources = {}

@@ -8,11 +8,14 @@ its box; the semantic mask follows spatial transforms with nearest-neighbour res
 from __future__ import annotations
 
 import importlib
+import warnings
 from typing import Any
 
 import albumentations as A
 import numpy as np
 import torch
+
+from visiontasks.errors import DataError
 
 TransformSpec = Any
 """A transform object, a class name (``"HorizontalFlip"``) or ``{class_path, init_args}``."""
@@ -24,20 +27,25 @@ def _resolve_transform(spec: TransformSpec) -> A.BasicTransform:
     if isinstance(spec, str):
         spec = {"class_path": spec}
     if not isinstance(spec, dict) or "class_path" not in spec:
-        raise ValueError(
+        raise DataError(
             f"Cannot build a transform from {spec!r}: give {{class_path: HorizontalFlip, init_args: {{p: 0.5}}}}"
         )
     path = spec["class_path"]
     module_name, _, class_name = path.rpartition(".")
-    module = importlib.import_module(module_name or "albumentations")
     try:
-        cls = getattr(module, class_name)
-    except AttributeError as error:
-        raise ValueError(f"Unknown transform {path!r}: not found in {module.__name__}") from error
+        cls = getattr(importlib.import_module(module_name or "albumentations"), class_name)
+    except (ImportError, AttributeError) as error:
+        raise DataError(f"Unknown transform {path!r}: not found in {module_name or 'albumentations'}") from error
     args = dict(spec.get("init_args") or {})
     if "transforms" in args:  # OneOf / SomeOf / Sequential hold transforms of their own
         args["transforms"] = [_resolve_transform(t) for t in args["transforms"]]
-    return cls(**args)
+    try:
+        with warnings.catch_warnings():  # albumentations only warns about unknown arguments, then ignores them
+            warnings.filterwarnings("error", message=".*are not valid for transform")
+            return cls(**args)
+    except (TypeError, ValueError, UserWarning) as error:  # pydantic's ValidationError is a ValueError
+        reason = " ".join(str(error).split())
+        raise DataError(f"Transform {path!r} with init_args {args}: {reason}") from error
 
 
 def as_size(image_size: int | tuple[int, int] | list[int] | None) -> tuple[int, int] | None:

@@ -124,6 +124,13 @@ class BaseTask(pl.LightningModule, abc.ABC):
                 f"{getattr(datamodule, 'class_names', '')}: drop num_classes from the task (the CLI links it) "
                 "or make the two agree."
             )
+        multilabel = getattr(datamodule, "multilabel", None)
+        if multilabel is not None and "multilabel" in self.hparams and multilabel != self.hparams.multilabel:
+            kind = "several labels per image" if multilabel else "one label per image"
+            raise DataError(
+                f"The data has {kind} but the task has multilabel={self.hparams.multilabel}: "
+                f"set --model.init_args.multilabel {str(multilabel).lower()} (multilabel: {str(multilabel).lower()} in the config)."
+            )
         channels = getattr(datamodule, "in_channels", None)
         if channels and channels != self.hparams.in_channels:
             raise DataError(f"The task has in_channels={self.hparams.in_channels} but the data gives {channels}.")
