@@ -8,11 +8,13 @@ as one line (set ``VISIONTASKS_DEBUG=1`` for the traceback).
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from pathlib import Path
 from typing import Any
 
+import yaml
 from jsonargparse import Namespace
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 from pytorch_lightning.loggers import WandbLogger
@@ -152,6 +154,26 @@ class VisionCLI(LightningCLI):
     before_fit = before_validate = before_test = before_predict = _check_checkpoint
 
 
+def check_config_files(args: list[str]) -> None:
+    """A config file that is not YAML, or not a mapping, fails naming the file (the parser names only a line)."""
+    paths = [a.split("=", 1)[1] for a in args if a.startswith("--config=")]
+    paths += [args[i + 1] for i, a in enumerate(args[:-1]) if a == "--config"]
+    for path in map(Path, paths):
+        if not path.is_file():
+            continue  # the parser says so, with the file's name
+        try:
+            content = yaml.safe_load(path.read_text())
+        except yaml.YAMLError as error:
+            mark = getattr(error, "problem_mark", None)
+            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+            raise DataError(f"{path}: not valid YAML{where} ({getattr(error, 'problem', None) or error}).") from None
+        if content is not None and not isinstance(content, dict):
+            raise DataError(
+                f"{path}: a config is a mapping of options (seed_everything:, model:, data:, trainer:), "
+                f"this file holds a {type(content).__name__}."
+            )
+
+
 def _user_error(error: BaseException) -> VisionTasksError | None:
     """Our error behind ``error``, also when jsonargparse or Lightning wrapped it while instantiating classes."""
     seen = set()
@@ -163,9 +185,21 @@ def _user_error(error: BaseException) -> VisionTasksError | None:
     return None
 
 
+def show_log_lines() -> None:
+    """Our INFO lines (which layout a folder has, which split was used) reach the console once."""
+    log = logging.getLogger("visiontasks")
+    if not log.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
+
+
 def main(args: list[str] | None = None, run: bool = True) -> VisionCLI:
     """Entry point of ``python -m visiontasks`` and the ``visiontasks`` command."""
+    show_log_lines()
     try:
+        check_config_files(list(sys.argv[1:] if args is None else args))
         return VisionCLI(
             BaseTask,
             VisionDataModule,
