@@ -35,3 +35,17 @@ def test_overlays_for_boxes_masks_and_labels():
     segmented = {"mask": np.ones((64, 96), dtype=np.uint8), "orig_size": (64, 96)}
     mask = overlay_arguments(image, segmented, names)["masks"]["predictions"]["mask_data"]
     assert mask.shape == (32, 48) and mask.min() == 1
+
+
+def test_test_command_resumes_the_fit_w_and_b_run(monkeypatch):
+    """One experiment, one W&B run: `test --ckpt_path best` logs into the run that `fit` made (same id)."""
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    args = ["--config", str(CONFIGS / "lenet5.yaml"), "--data.init_args.num_samples=60", "--data.init_args.num_workers=0",
+            "--trainer.max_epochs=1"]  # fmt: skip
+    fitted = run_cli("fit", *args)
+    run_cli("test", *args, "--ckpt_path=best")
+    (run,) = Path("runs/lenet5").iterdir()
+    offline = sorted(run.glob("wandb/offline-run-*"))
+    assert len(offline) == 2, offline  # the fit and the test, both in the run folder
+    assert all(p.name.endswith(f"-lenet5-{run.name}") for p in offline), offline
+    assert fitted.trainer.logger.version == f"lenet5-{run.name}"
