@@ -111,23 +111,33 @@ def test_non_finite_loss_stops_at_once_and_keeps_the_last_good_checkpoint():
 
 
 @pytest.mark.slow
-def test_a_run_killed_mid_epoch_and_resumed_ends_as_the_uninterrupted_run():
-    """SIGKILL during an epoch, then `fit --ckpt_path last`: same weights as a run never stopped (LeNet-5, 2 workers)."""
+@pytest.mark.parametrize("every_n_steps", [None, 7], ids=["epoch-checkpoints", "step-checkpoints"])
+def test_a_run_killed_mid_epoch_and_resumed_ends_as_the_uninterrupted_run(every_n_steps):
+    """SIGKILL during an epoch, then `fit --ckpt_path last`: the same weights as a run never stopped (LeNet-5, 2
+    workers). With a StepCheckpoint the resumed run goes on mid-epoch from the step checkpoint."""
     command = [sys.executable, "-m", "visiontasks", "fit", "--config", LENET, "--data.init_args.num_samples=1500",
                "--trainer.max_epochs=3", "--trainer.enable_progress_bar=false", "--trainer.logger=false"]  # fmt: skip
+    if every_n_steps:
+        command += ["--trainer.callbacks+=visiontasks.StepCheckpoint", f"--trainer.callbacks.every_n_train_steps={every_n_steps}"]
     env = dict(os.environ, WANDB_MODE="disabled")
     subprocess.run([*command, "--experiment=whole"], env=env, check=True, capture_output=True, timeout=600)
 
     killed = subprocess.Popen([*command, "--experiment=killed"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 600
-    while time.time() < deadline and killed.poll() is None:  # kill once epoch 0 is saved, while epoch 1 runs
+    deadline, state = time.time() + 600, None
+    while time.time() < deadline and killed.poll() is None:  # kill in epoch 1, or at a step checkpoint in epoch 0
         saved = list(Path("runs/killed").glob("*/checkpoints/last.ckpt"))
-        if saved and torch.load(saved[0], weights_only=True)["epoch"] == 0:
+        try:
+            state = torch.load(saved[0], weights_only=True) if saved else None
+        except (RuntimeError, EOFError):  # caught while being written
+            state = None
+        if state and (state["global_step"] >= 2 * every_n_steps if every_n_steps else state["epoch"] == 0):
             break
-        time.sleep(0.1)
+        time.sleep(0.05)
     killed.send_signal(signal.SIGKILL)
     killed.wait()
-    assert torch.load(saved[0], weights_only=True)["epoch"] < 2, "the run ended before it could be killed"
+    assert state is not None and state["epoch"] < 2, "the run ended before it could be killed"
+    if every_n_steps:  # a mid-epoch checkpoint: the data module kept how far the epoch had gone
+        assert 0 < state["ShapesDataModule"]["batches_done"] < state["ShapesDataModule"]["batches"]
 
     resumed = subprocess.run([*command, "--experiment=killed", "--ckpt_path=last"], env=env, capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-2000:]

@@ -10,7 +10,8 @@ from visiontasks.data import (  # noqa: E402
     ShapesDataModule,
     VisionDataModule,
 )
-from visiontasks.errors import DataError  # noqa: E402
+from visiontasks.errors import CheckpointError, DataError, TrainingStopped, VisionTasksError  # noqa: E402
+from visiontasks.runs import StepCheckpoint  # noqa: E402
 from visiontasks.tasks import (  # noqa: E402
     BaseTask,
     ClassificationTask,
@@ -25,6 +26,7 @@ __all__ = [
     "ClassificationTask",
     "CocoDataModule",
     "CsvDataModule",
+    "CheckpointError",
     "DataError",
     "DetectionTask",
     "ImageFolderDataModule",
@@ -33,6 +35,9 @@ __all__ = [
     "SegmentationFolderDataModule",
     "SegmentationTask",
     "ShapesDataModule",
+    "StepCheckpoint",
+    "TrainingStopped",
     "VisionDataModule",
+    "VisionTasksError",
     "__version__",
 ]

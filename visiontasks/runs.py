@@ -39,6 +39,16 @@ class LastCheckpoint(ModelCheckpoint):
         super().__init__(monitor=None, save_top_k=1, filename="last", enable_version_counter=False)
 
 
+class StepCheckpoint(ModelCheckpoint):
+    """``last.ckpt`` also every ``every_n_train_steps`` steps, for long epochs: add it to the Trainer's callbacks
+    (``--trainer.callbacks+=visiontasks.StepCheckpoint --trainer.callbacks.every_n_train_steps=500``).
+    A run resumed from such a checkpoint goes on mid-epoch, as if never stopped."""
+
+    def __init__(self, every_n_train_steps: int) -> None:
+        super().__init__(monitor=None, save_top_k=1, filename="last", enable_version_counter=False,
+                         every_n_train_steps=every_n_train_steps)  # fmt: skip
+
+
 def timestamp() -> str:
     return time.strftime("%Y%m%d-%H%M%S")
 

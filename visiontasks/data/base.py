@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import abc
 import logging
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -162,6 +163,7 @@ class VisionDataModule(pl.LightningDataModule, abc.ABC):
         self.pin_memory = torch.cuda.is_available() if pin_memory is None else pin_memory
         self.class_names: list[str] = []
         self.datasets: dict[str, Dataset] = {}
+        self._resume_batches = 0  # batches of the current epoch a resumed run already trained on
 
     @property
     def num_classes(self) -> int:
@@ -235,7 +237,10 @@ class VisionDataModule(pl.LightningDataModule, abc.ABC):
         dataset = self.datasets[split]
         trainer = getattr(self, "trainer", None)
         rank = trainer.global_rank if trainer is not None else 0
-        sampler = EpochSampler(dataset, self.seed, self._world_size(), rank) if shuffle else None
+        sampler = None
+        if shuffle:
+            sampler = EpochSampler(dataset, self.seed, self._world_size(), rank, skip=self._resume_batches * self.batch_size)
+            self._resume_batches = 0
         if sampler is not None and trainer is not None:
             # workers fetch ahead as soon as the loader is made, before Lightning sets the epoch: a resumed
             # run must start from its own epoch, not epoch 0
@@ -251,6 +256,21 @@ class VisionDataModule(pl.LightningDataModule, abc.ABC):
             worker_init_fn=seed_augmentation if self.num_workers > 0 else None,
             drop_last=shuffle and len(dataset) // self._world_size() > self.batch_size,
         )
+
+    def state_dict(self) -> dict[str, Any]:
+        """Where training stood, kept in checkpoints: a run resumed from a mid-epoch (step) checkpoint skips
+        the batches of that epoch it already trained on, and so goes on exactly as if never stopped."""
+        trainer = getattr(self, "trainer", None)
+        if trainer is None or trainer.state.fn != "fit":
+            return {}
+        done = trainer.fit_loop.epoch_loop.batch_progress.current.processed
+        return {"epoch": trainer.current_epoch, "batches_done": done, "batches": trainer.num_training_batches}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        done, total = state_dict.get("batches_done", 0), state_dict.get("batches", 0)
+        self._resume_batches = done if 0 < done < total else 0  # an epoch-end checkpoint starts the next epoch
+        if self._resume_batches:  # Lightning cannot tell that the sampler takes care of it
+            warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended before the epoch ended")
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True)

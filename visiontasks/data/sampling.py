@@ -8,20 +8,25 @@ workers or how often the run was stopped and resumed.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator, Sized
 
 from torch.utils.data import DistributedSampler
 
 
 class EpochSampler(DistributedSampler):
-    """Yields ``(index, epoch)``; Lightning calls ``set_epoch`` every epoch and keeps this sampler under DDP."""
+    """Yields ``(index, epoch)``; Lightning calls ``set_epoch`` every epoch and keeps this sampler under DDP.
 
-    def __init__(self, dataset: Sized, seed: int, num_replicas: int = 1, rank: int = 0) -> None:
+    ``skip`` leaves out the first samples of the next pass: those a run stopped mid-epoch had already trained on.
+    """
+
+    def __init__(self, dataset: Sized, seed: int, num_replicas: int = 1, rank: int = 0, skip: int = 0) -> None:
         super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=True, seed=seed)  # type: ignore[arg-type]
+        self.skip = skip
 
     def __iter__(self) -> Iterator[tuple[int, int]]:  # type: ignore[override]
-        epoch = self.epoch
-        return ((index, epoch) for index in super().__iter__())
+        epoch, skip, self.skip = self.epoch, self.skip, 0
+        return ((index, epoch) for index in itertools.islice(super().__iter__(), skip, None))
 
 
 def sample_seed(seed: int, epoch: int, index: int) -> int:
