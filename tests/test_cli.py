@@ -67,19 +67,41 @@ def test_ckpt_path_last_without_earlier_run_is_a_clear_error():
         run_cli("test", "--config", str(CONFIGS / "classification.yaml"), "--ckpt_path=last", *TINY)
 
 
-def test_two_process_ddp_on_cpu_writes_one_run_folder():
-    """The same YAML scales out: `python -m visiontasks` with a 2-process DDP Trainer (gloo on CPU)."""
+def test_two_process_ddp_on_cpu_writes_one_run_folder_and_evaluates_like_one_process():
+    """The same YAML scales out: `python -m visiontasks` with a 2-process DDP Trainer (gloo on CPU). Validation
+    over 2 processes scores each of the 7 validation images once (no padding): the same val/acc as 1 process."""
+    import csv
     import os
     import subprocess
     import sys
 
-    command = [sys.executable, "-m", "visiontasks", "fit", "--config", str(CONFIGS / "lenet5.yaml"),
-               "--trainer.accelerator=cpu", "--trainer.devices=2", "--trainer.strategy=ddp",
-               "--trainer.max_epochs=1", "--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false",
-               "--data.init_args.num_samples=120", "--data.init_args.batch_size=16", "--data.init_args.num_workers=0"]  # fmt: skip
-    result = subprocess.run(command, capture_output=True, text=True, timeout=300, env=dict(os.environ, WANDB_MODE="disabled"))
-    assert result.returncode == 0, result.stderr[-3000:]
+    common = ["--config", str(CONFIGS / "lenet5.yaml"), "--trainer.accelerator=cpu", "--trainer.max_epochs=1",
+              "--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false", "--trainer.logger=CSVLogger",
+              "--data.init_args.num_samples=100", "--data.init_args.batch_size=16", "--data.init_args.num_workers=0"]  # fmt: skip
+    env = dict(os.environ, WANDB_MODE="disabled")
+
+    def run(*args: str, devices: int) -> None:
+        strategy = ["--trainer.strategy=ddp"] if devices > 1 else []
+        command = [sys.executable, "-m", "visiontasks", *args, *common, f"--trainer.devices={devices}", *strategy]
+        result = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
+        assert result.returncode == 0, result.stderr[-3000:]
+
+    run("fit", devices=2)
     (folder,) = run_folders()
     assert (folder / "config.yaml").is_file() and (folder / "checkpoints" / "last.ckpt").is_file()
-    state = torch.load(folder / "checkpoints" / "last.ckpt", weights_only=False)
-    assert state["epoch"] == 0 and state["global_step"] == 2  # 84 training images, 2 ranks x 16 per step, last dropped
+    state = torch.load(folder / "checkpoints" / "last.ckpt", weights_only=True)
+    assert state["epoch"] == 0 and state["global_step"] == 2  # 70 training images, 2 ranks x 16 per step, last dropped
+
+    scores = []
+    for devices in (2, 1):
+        run("validate", "--ckpt_path=last", devices=devices)
+        with open(folder / "validate" / "metrics.csv") as handle:
+            scores.append(float(next(row for row in csv.DictReader(handle) if row.get("val/acc"))["val/acc"]))
+    assert scores[0] == scores[1], scores
+
+
+def test_evaluation_shards_cover_each_sample_once_without_padding():
+    from visiontasks.data.sampling import ShardSampler
+
+    shards = [list(ShardSampler(range(21), num_replicas=2, rank=rank)) for rank in (0, 1)]
+    assert sorted(shards[0] + shards[1]) == list(range(21)) and [len(s) for s in shards] == [11, 10]

@@ -16,12 +16,12 @@ from typing import Any
 import numpy as np
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from visiontasks.data.collate import collate
 from visiontasks.data.images import list_images, read_image, readable_images
 from visiontasks.data.leakage import check_leakage
-from visiontasks.data.sampling import EpochSampler, sample_seed
+from visiontasks.data.sampling import EpochSampler, ShardSampler, sample_seed
 from visiontasks.data.splits import split_off
 from visiontasks.data.transforms import (
     TransformSpec,
@@ -237,14 +237,15 @@ class VisionDataModule(pl.LightningDataModule, abc.ABC):
         dataset = self.datasets[split]
         trainer = getattr(self, "trainer", None)
         rank = trainer.global_rank if trainer is not None else 0
-        sampler = None
+        world = self._world_size()
+        sampler: Sampler | None = ShardSampler(dataset, world, rank) if world > 1 else None
         if shuffle:
-            sampler = EpochSampler(dataset, self.seed, self._world_size(), rank, skip=self._resume_batches * self.batch_size)
+            sampler = EpochSampler(dataset, self.seed, world, rank, skip=self._resume_batches * self.batch_size)
             self._resume_batches = 0
-        if sampler is not None and trainer is not None:
-            # workers fetch ahead as soon as the loader is made, before Lightning sets the epoch: a resumed
-            # run must start from its own epoch, not epoch 0
-            sampler.set_epoch(trainer.fit_loop.epoch_progress.current.processed)
+            if trainer is not None:
+                # workers fetch ahead as soon as the loader is made, before Lightning sets the epoch: a
+                # resumed run must start from its own epoch, not epoch 0
+                sampler.set_epoch(trainer.fit_loop.epoch_progress.current.processed)
         return DataLoader(
             dataset,
             batch_size=self.batch_size,
@@ -254,7 +255,7 @@ class VisionDataModule(pl.LightningDataModule, abc.ABC):
             persistent_workers=self.num_workers > 0,
             collate_fn=collate,
             worker_init_fn=seed_augmentation if self.num_workers > 0 else None,
-            drop_last=shuffle and len(dataset) // self._world_size() > self.batch_size,
+            drop_last=shuffle and len(dataset) // world > self.batch_size,
         )
 
     def state_dict(self) -> dict[str, Any]:

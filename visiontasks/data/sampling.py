@@ -29,6 +29,20 @@ class EpochSampler(DistributedSampler):
         return ((index, epoch) for index in itertools.islice(super().__iter__(), skip, None))
 
 
+class ShardSampler(DistributedSampler):
+    """Evaluation across processes: each takes every ``num_replicas``-th sample, none twice and none padded,
+    so the metrics torchmetrics gathers from uneven shards equal those of one process."""
+
+    def __init__(self, dataset: Sized, num_replicas: int, rank: int) -> None:
+        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=False)  # type: ignore[arg-type]
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(range(self.rank, len(self.dataset), self.num_replicas))  # type: ignore[arg-type]
+
+    def __len__(self) -> int:
+        return len(range(self.rank, len(self.dataset), self.num_replicas))  # type: ignore[arg-type]
+
+
 def sample_seed(seed: int, epoch: int, index: int) -> int:
     """The augmentation seed of one sample in one epoch."""
     return hash((seed, epoch, index)) % 2**32
