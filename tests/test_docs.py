@@ -30,7 +30,6 @@ import re
 import shlex
 import shutil
 import sys
-import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,7 +44,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 
-SHELL = {"bash", "sh", "shell", "console"}
+SHELL = {"bash", "sh", "shell"}
 PYTHON = {"python", "py"}
 YAML = {"yaml", "yml"}
 
@@ -81,18 +80,19 @@ class Example:
 
 
 def fenced_blocks(doc: Path) -> Iterator[Example]:
-    """The fenced code blocks of a Markdown file (CommonMark fences: ``` or ~~~, closed by a longer-or-equal run)."""
+    """The fenced code blocks of a Markdown file (CommonMark fences: ``` or ~~~, closed by a longer-or-equal run;
+    indented ones, as in list items, lose their indent)."""
     lines = doc.read_text().splitlines()
     i = 0
     while i < len(lines):
-        opening = re.match(r"^ {0,3}(`{3,}|~{3,})\s*([^`\s]*)", lines[i])
+        opening = re.match(r"^(\s*)(`{3,}|~{3,})\s*([^`\s]*)", lines[i])
         if not opening:
             i += 1
             continue
-        fence, lang = opening.groups()
+        indent, fence, lang = opening.groups()
         body, j = [], i + 1
-        while j < len(lines) and not re.match(rf"^ {{0,3}}{fence[0]}{{{len(fence)},}}\s*$", lines[j]):
-            body.append(lines[j])
+        while j < len(lines) and not re.match(rf"^\s*{fence[0]}{{{len(fence)},}}\s*$", lines[j]):
+            body.append(lines[j][len(indent):] if lines[j].startswith(indent) else lines[j].lstrip())
             j += 1
         yield Example(doc, i + 1, lang.lower(), "\n".join(body) + "\n")
         i = j + 1
@@ -114,7 +114,6 @@ def shell_commands(text: str) -> list[list[str]]:
     text = PLACEHOLDER.sub(RUN_MARK, re.sub(r"\\\n", " ", text))
     commands: list[list[str]] = []
     for line in text.splitlines():
-        line = re.sub(r"^\s*\$ ", "", line)  # a console prompt
         lexer = shlex.shlex(line, posix=True, punctuation_chars=";&|")
         lexer.whitespace_split = True
         words: list[str] = []
@@ -336,8 +335,10 @@ class DocRun:
             short.append("--data.init_args.num_samples=24")
         if args[0] == "fit":  # a resumed fit trains one more epoch
             short.append(f"--trainer.max_epochs={2 if 'ckpt_path' in opts else 1}")
-        for key, value in opts.items():  # a detector's input size as the command sets it (64 px images here)
+        for key, value in opts.items():  # images of at most 64 px, the size of the shapes; a detector's input too
             if key.startswith("model.") and key.rpartition(".")[2] in ("min_size", "max_size"):
+                short.append(f"--{key}=64")
+            if key == "data.init_args.image_size" and max(np.ravel(yaml.safe_load(value) or 0)) > 64:
                 short.append(f"--{key}=64")
         for key, value in ON_CPU.items():
             if key in opts and opts[key] != value:
@@ -369,6 +370,7 @@ class DocRun:
 
     def pip(self, words: list[str]) -> None:
         """Not run: every extra it names exists, and the package it names is this one."""
+        tomllib = pytest.importorskip("tomllib")  # Python 3.11+
         project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
         assert words[1] == "install", words
         for word in words[2:]:
