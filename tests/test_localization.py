@@ -39,7 +39,7 @@ def test_cli_fit_validate_test_predict_with_the_shipped_config(tmp_path):
     shapes = ["--data.init_args.num_samples=48", *TINY]
     cli = run_cli("fit", "--config", CONFIG, *shapes)
     assert isinstance(cli.model, LocalizationTask) and cli.model.hparams.model == "resnet18"
-    (run,) = [p.parent for p in Path("runs").glob("visiontasks/*/checkpoints")]
+    (run,) = [p.parent for p in Path("runs").glob("localization/*/checkpoints")]
     assert (run / "checkpoints" / "last.ckpt").is_file()
     for name in ("train/loss", "val/acc", "val/f1", "val/iou", "val/loc_acc"):
         assert name in cli.trainer.callback_metrics
@@ -55,7 +55,7 @@ def test_cli_fit_validate_test_predict_with_the_shipped_config(tmp_path):
         Image.fromarray(np.full((height, width, 3), 40 * i, np.uint8)).save(photos / f"photo{i}.png")
     cli = run_cli("predict", "--config", CONFIG, "--ckpt_path=last", *shapes,
                   f"--data.init_args.predict_dir={photos}", "--model.init_args.draw_boxes=true")  # fmt: skip
-    (predictions,) = Path("runs").glob("visiontasks/*/predictions.csv")
+    (predictions,) = Path("runs").glob("localization/*/predict/*/predictions.csv")
     rows = read_csv(predictions)
     assert list(rows[0]) == ["path", "label", "score", "x_min", "y_min", "x_max", "y_max"]
     assert len(rows) == 3

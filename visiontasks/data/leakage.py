@@ -1,6 +1,7 @@
-"""Train, val and test must not share images, or the scores measure memory instead of learning.
+"""Training images must not be scored on, or the scores measure memory instead of learning.
 
-The same file in two splits is an error. Byte-identical copies under different names are only a
+The same file in train and in val or test is an error (val and test may share files: a common
+choice when a data set has no test split, and nothing is learned from either). Byte-identical copies under different names are only a
 warning: public sets contain them (blank frames, re-uploads) and the user may know. Only files
 whose byte sizes match across splits are hashed, so the check costs little.
 """
@@ -28,7 +29,7 @@ def _named(pairs: list[str]) -> str:
 def check_leakage(files: dict[str, list[Path]]) -> None:
     """Raise if one file is in two splits; warn about identical copies. ``files`` maps split -> its files."""
     resolved = {split: {path.resolve(): path for path in paths} for split, paths in files.items()}
-    for first, second in combinations(resolved, 2):
+    for first, second in _scored_against_training(resolved):
         shared = sorted(set(resolved[first]) & set(resolved[second]))
         if shared:
             names = _named([str(resolved[first][path]) for path in shared])
@@ -37,6 +38,11 @@ def check_leakage(files: dict[str, list[Path]]) -> None:
                 "on means nothing. Keep each image in one split (a CSV listing an image twice counts too)."
             )
     _warn_identical(resolved)
+
+
+def _scored_against_training(splits: dict) -> list[tuple[str, str]]:
+    """The pairs of splits that must not share images: training with each of the others."""
+    return [(first, second) for first, second in combinations(splits, 2) if "train" in (first, second)]
 
 
 def _digest(path: Path) -> str:
@@ -54,7 +60,7 @@ def _warn_identical(resolved: dict[str, dict[Path, Path]]) -> None:
         if len({split for split, _ in candidates}) > 1:
             for split, path in candidates:
                 by_digest[_digest(path)][split].append(resolved[split][path])
-    for first, second in combinations(resolved, 2):
+    for first, second in _scored_against_training(resolved):
         pairs = [f"{copy} = {same[second][0]}" for same in by_digest.values() if second in same for copy in same.get(first, [])]
         if pairs:
             log.warning(
