@@ -10,9 +10,9 @@ import numpy as np
 
 from visiontasks.data.base import Source, VisionDataModule
 from visiontasks.data.shapes_render import SHAPES, render_shapes
-from visiontasks.kinds import Kind
+from visiontasks.kinds import KINDS, Kind
 
-ShapesTask = Literal["classification", "multilabel", "localization", "detection", "instance_segmentation", "segmentation"]
+ShapesTask = Literal[tuple(KINDS)]  # type: ignore[valid-type]  # every kind: the shapes carry all targets
 
 
 class ShapeSource(Sequence):

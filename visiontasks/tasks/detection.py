@@ -25,12 +25,9 @@ class DetectionTask(BaseTask):
 
     Args:
         model: the registered detector (``faster_rcnn``; ``mask_rcnn`` for instance segmentation).
-        model_options: the detector's own options (see :func:`~visiontasks.models.detection.build_detector`
-            and docs/detection.md): ``backbone`` (resnet18/34/50/101, mobilenet_v3_large),
-            ``trainable_layers``, ``anchor_sizes``, ``aspect_ratios``, ``min_size``, ``max_size``,
-            ``score_thresh``, ``nms_thresh``, ``detections_per_img``, ``representation_size``,
-            ``roi_sampling_ratio``, ``mask_head_layers`` (Mask R-CNN), and any other argument of
-            torchvision's FasterRCNN/MaskRCNN (``rpn_post_nms_top_n_test``, ``box_batch_size_per_image``, ...).
+        model_options: the detector's own options: backbone, anchors, input sizes, thresholds, head
+            widths, and any argument of torchvision's FasterRCNN/MaskRCNN (declared by
+            :func:`~visiontasks.models.detection.build_detector`; table in docs/detection.md).
         backbone_weights: ImageNet weights for the backbone (``DEFAULT``, ``IMAGENET1K_V1``) or a file.
         category_ids: the data's category id of each label (COCO ids); taken from the data module.
         map_backend: COCO evaluation code behind the mAP: ``faster_coco_eval`` (faster, same

@@ -25,9 +25,9 @@ class SegmentationTask(BaseTask):
         model: ``unet`` (the course's U-Net) or a torchvision FCN / DeepLabV3 (``fcn_resnet50``,
             ``deeplabv3_resnet50``, ``deeplabv3_mobilenet_v3_large``); ``weights`` may name
             ImageNet backbone weights (``DEFAULT``) for the torchvision ones.
-        model_options: the model's own options: for ``unet`` ``base_channels``, ``depth``,
-            ``dropout``, ``batch_norm``, ``upsampling`` (see :class:`~visiontasks.models.unet.UNet`);
-            the torchvision models have none.
+        model_options: the model's own options, e.g. ``{depth: 3}`` for ``unet`` (declared by
+            :class:`~visiontasks.models.unet.UNet`; table in docs/segmentation.md); the torchvision
+            models have none.
         binary: for two classes (background, object): one output channel with a sigmoid instead
             of two with a softmax.
         loss: ``ce`` (cross-entropy), ``dice`` (soft Dice), ``ce+dice`` (their sum) or ``focal``.
