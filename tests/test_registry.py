@@ -18,7 +18,8 @@ def test_unknown_name_suggests_the_close_ones():
 
 
 def test_an_option_the_model_lacks_is_an_error_naming_its_options():
-    with pytest.raises(DataError, match=r"model 'fcn_resnet50' has no option base_channels \(its options: num_classes, in_channels\)"):
+    lacks = r"model 'fcn_resnet50' has no option base_channels \(its options: num_classes, in_channels\)"
+    with pytest.raises(DataError, match=lacks):
         SegmentationTask(model="fcn_resnet50", num_classes=3, model_options={"base_channels": 8})
     with pytest.raises(DataError, match="model_options num_classes: SegmentationTask sets these itself"):
         SegmentationTask(num_classes=3, model_options={"num_classes": 5})

@@ -155,13 +155,13 @@ def build_detector(
     )
     taken = sorted(set(settings) & set(kwargs))
     if taken:
-        raise ValueError(f"{', '.join(taken)}: set through this model's own options (score_thresh, nms_thresh, ...), not directly")
+        raise ValueError(f"{', '.join(taken)}: set through this model's own options (score_thresh, ...), not directly")
     return DETECTORS[kind](features, **settings, **kwargs)
 
 
 DETECTORS: dict[str, type[GeneralizedRCNN]] = {"faster_rcnn": FasterRCNN, "mask_rcnn": MaskRCNN}
 for _kind, _task_kind in (("faster_rcnn", "detection"), ("mask_rcnn", "instance_segmentation")):
-    _passed = [name for name in inspect.signature(DETECTORS[_kind]).parameters if name not in ("self", "backbone", "num_classes", "kwargs")]
+    _passed = [p for p in inspect.signature(DETECTORS[_kind]).parameters if p not in ("backbone", "num_classes", "kwargs")]
     register_model(_kind, kind=_task_kind, passes_to=_passed)(functools.partial(build_detector, _kind))
 
 

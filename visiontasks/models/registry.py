@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 from torch import nn
 
 from visiontasks.errors import DataError
+from visiontasks.kinds import kind_of
 
 Builder = TypeVar("Builder", bound=Callable[..., nn.Module])
 
@@ -43,6 +44,8 @@ _MODELS: dict[str, ModelEntry] = {}
 def register_model(name: str, kind: str, passes_to: Iterable[str] = ()) -> Callable[[Builder], Builder]:
     """Decorator recording ``builder`` under ``name``; ``passes_to`` names further options its
     ``**kwargs`` hand on (to a torchvision class) that are accepted as they are."""
+
+    kind_of(kind)  # a misspelt kind would hide the model from its task
 
     def record(builder: Builder) -> Builder:
         if name in _MODELS:

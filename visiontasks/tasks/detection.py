@@ -75,7 +75,8 @@ class DetectionTask(BaseTask):
 
     def configure_models(self) -> None:
         h = self.hparams
-        self.model = self.build_model(self.kinds[0], num_classes=self.num_classes, pretrained=bool(h.weights or h.backbone_weights))
+        pretrained = bool(h.weights or h.backbone_weights)
+        self.model = self.build_model(self.kinds[0], num_classes=self.num_classes, pretrained=pretrained)
         if h.weights:
             coco_model_name(h.model, self.backbone, h.weights)  # no such COCO model: fail now, not at fit
 
