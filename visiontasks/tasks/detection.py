@@ -24,7 +24,8 @@ class DetectionTask(BaseTask):
     """Find every object: a box, a class and a score for each (torchvision Faster R-CNN with an FPN).
 
     Args:
-        model: the registered detector (``faster_rcnn``; ``mask_rcnn`` for instance segmentation).
+        model: the registered detector; default ``faster_rcnn`` (``mask_rcnn`` for
+            :class:`InstanceSegmentationTask`).
         model_options: the detector's own options: backbone, anchors, input sizes, thresholds, head
             widths, and any argument of torchvision's FasterRCNN/MaskRCNN (declared by
             :func:`~visiontasks.models.detection.build_detector`; table in docs/detection.md).
@@ -42,10 +43,11 @@ class DetectionTask(BaseTask):
     monitor = "val/map"
     monitor_mode = "max"
     kinds = ("detection",)
+    default_model = "faster_rcnn"
 
     def __init__(
         self,
-        model: str = "faster_rcnn",
+        model: str | None = None,
         model_options: dict[str, Any] | None = None,
         backbone_weights: str | None = None,
         category_ids: list[int] | None = None,
@@ -54,6 +56,7 @@ class DetectionTask(BaseTask):
         draw_threshold: float = 0.5,
         **kwargs: Any,
     ) -> None:
+        model = model or self.default_model  # saved as such in the checkpoint's hyper-parameters
         super().__init__(**kwargs)
         if category_ids is not None and len(category_ids) != self.num_classes:
             raise ValueError(f"{len(category_ids)} category_ids given for num_classes={self.num_classes}")
@@ -177,14 +180,7 @@ class DetectionTask(BaseTask):
 
 class InstanceSegmentationTask(DetectionTask):
     """Find every object with its mask (torchvision Mask R-CNN); box and mask mAP are logged
-    (``val/map...`` and ``val/segm_map...``). Takes the options of :class:`DetectionTask`.
-
-    Args:
-        model: the registered instance segmentation model (``mask_rcnn``).
-        **kwargs: the options of :class:`DetectionTask`.
-    """
+    (``val/map...`` and ``val/segm_map...``). Takes the options of :class:`DetectionTask`."""
 
     kinds = ("instance_segmentation",)
-
-    def __init__(self, model: str = "mask_rcnn", **kwargs: Any) -> None:
-        super().__init__(model=model, **kwargs)
+    default_model = "mask_rcnn"
