@@ -14,6 +14,7 @@ from pycocotools import mask as mask_utils
 
 from visiontasks import CocoDataModule, DataError, ShapesDataModule
 from visiontasks.data.transforms import apply_pipeline, build_pipeline
+from visiontasks.kinds import KINDS
 from visiontasks.metrics import detection_metrics
 
 SIZE = (30, 40)  # height, width of the hand-written images
@@ -155,23 +156,23 @@ def test_boxes_and_masks_go_through_the_augmentation_together():
               "boxes": np.array([[5, 5, 15, 15], [40, 20, 55, 35], [5, 25, 20, 35]], np.float32),
               "iscrowd": np.array([0, 1, 0])}  # fmt: skip
     crop = build_pipeline([{"class_path": "Crop", "init_args": {"x_min": 30, "y_min": 0, "x_max": 60, "y_max": 40}}],
-                          None, with_boxes=True, min_visibility=0.3)  # fmt: skip
-    out = apply_pipeline(crop, sample)
+                          None, KINDS["instance_segmentation"], min_visibility=0.3)  # fmt: skip
+    out = apply_pipeline(crop, sample, KINDS["instance_segmentation"])
     np.testing.assert_array_equal(out["labels"], [1])
     np.testing.assert_array_equal(out["iscrowd"], [1])
     np.testing.assert_allclose(out["boxes"], [[10, 20, 25, 35]])
     np.testing.assert_array_equal(out["masks"], masks[1:2, :, 30:])
 
-    flip = build_pipeline(["HorizontalFlip"], (20, 30), with_boxes=True)  # p=0.5 by default: run until flipped
+    flip = build_pipeline(["HorizontalFlip"], (20, 30), KINDS["instance_segmentation"])  # p=0.5 by default: run until flipped
     for _ in range(20):
-        out = apply_pipeline(flip, sample)
+        out = apply_pipeline(flip, sample, KINDS["instance_segmentation"])
         for box, mask in zip(out["boxes"], out["masks"]):
             ys, xs = np.nonzero(mask)
             np.testing.assert_allclose(box, [xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], atol=1)
 
     gone = build_pipeline([{"class_path": "Crop", "init_args": {"x_min": 20, "y_min": 0, "x_max": 35, "y_max": 15}}],
-                          None, with_boxes=True, min_visibility=0.3)  # fmt: skip
-    empty = apply_pipeline(gone, sample)  # no object left: a valid negative sample
+                          None, KINDS["instance_segmentation"], min_visibility=0.3)  # fmt: skip
+    empty = apply_pipeline(gone, sample, KINDS["instance_segmentation"])  # no object left: a valid negative sample
     assert empty["boxes"].shape == (0, 4) and empty["masks"].shape == (0, 15, 15) and len(empty["labels"]) == 0
 
 

@@ -9,6 +9,7 @@ import pytorch_lightning as pl
 from visiontasks import ShapesDataModule
 from visiontasks.data.splits import split_off
 from visiontasks.data.transforms import build_pipeline
+from visiontasks.kinds import KINDS
 from visiontasks.wandb_mode import choose_wandb_mode
 
 
@@ -73,12 +74,12 @@ def test_pipeline_from_yaml_specs_and_a_clear_error_for_unknown_transforms():
         [{"class_path": "HorizontalFlip", "init_args": {"p": 1.0}}, "VerticalFlip",
          {"class_path": "albumentations.OneOf", "init_args": {"transforms": ["Blur", "GaussNoise"]}}],
         image_size=(16, 16),
-        with_boxes=False,
+        kind=KINDS["classification"],
     )  # fmt: skip
     image = np.arange(32 * 32 * 3, dtype=np.uint8).reshape(32, 32, 3)
     assert pipeline(image=image)["image"].shape == (16, 16, 3)
     with pytest.raises(ValueError, match="Unknown transform 'Flipp'"):
-        build_pipeline([{"class_path": "Flipp"}], None, False)
+        build_pipeline([{"class_path": "Flipp"}], None, KINDS["classification"])
 
 
 def test_wandb_goes_offline_without_a_login(monkeypatch, tmp_path, capsys):

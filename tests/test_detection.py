@@ -63,7 +63,7 @@ def write_photos(sizes: list[tuple[int, int]]) -> Path:
 def test_shipped_config_fit_validate_test_predict(config, task_class, image_size):
     config, masks, small = str(CONFIGS / config), task_class is InstanceSegmentationTask, tiny(num_samples=40)
     cli = run_cli("fit", "--config", config, *small)
-    assert type(cli.model) is task_class and cli.model.hparams.backbone == "resnet18"
+    assert type(cli.model) is task_class and cli.model.backbone == "resnet18"
     run = newest_run()
     checkpoint = run / "checkpoints" / "last.ckpt"
     assert checkpoint.is_file() and len(list(run.glob("checkpoints/best-epoch*.ckpt"))) == 1
@@ -126,8 +126,8 @@ EASY = {"shapes": ["circle", "cross"], "num_samples": 540, "image_size": 64, "ma
 SMALL_DETECTOR = {
     "backbone": "resnet18", "min_size": 64, "max_size": 64, "representation_size": 128, "roi_sampling_ratio": 1,
     "anchor_sizes": [[12, 16], [24, 32], [48, 64], [96, 128], [192, 256]],
-    "model_kwargs": {"rpn_fg_iou_thresh": 0.5, "box_batch_size_per_image": 32, "rpn_pre_nms_top_n_train": 600,
-                     "rpn_post_nms_top_n_train": 300, "rpn_pre_nms_top_n_test": 300, "rpn_post_nms_top_n_test": 100},
+    "rpn_fg_iou_thresh": 0.5, "box_batch_size_per_image": 32, "rpn_pre_nms_top_n_train": 600,  # torchvision's own
+    "rpn_post_nms_top_n_train": 300, "rpn_pre_nms_top_n_test": 300, "rpn_post_nms_top_n_test": 100,
 }  # fmt: skip
 
 
@@ -156,7 +156,7 @@ def detector(tmp_path_factory) -> SimpleNamespace:
     root = tmp_path_factory.mktemp("detector")
     pl.seed_everything(0)
     data = coco_data(root, "detection")
-    task = DetectionTask(num_classes=2, class_names=data.class_names, **SMALL_DETECTOR,
+    task = DetectionTask(num_classes=2, class_names=data.class_names, model_options=SMALL_DETECTOR,
                          optimizer=lambda params: torch.optim.AdamW(params, lr=3e-4))  # fmt: skip
     before, after, steps = train(task, data, root, max_epochs=1)
     torch.save(task.model.state_dict(), root / "detector.pth")
@@ -171,7 +171,7 @@ def segmenter(tmp_path_factory, detector) -> SimpleNamespace:
     pl.seed_everything(0)
     data = coco_data(root, "instance_segmentation")
     task = InstanceSegmentationTask(num_classes=2, class_names=data.class_names, weights=str(detector.weights),
-                                    mask_head_layers=[32, 32], **SMALL_DETECTOR,
+                                    model_options=SMALL_DETECTOR | {"mask_head_layers": [32, 32]},
                                     optimizer=lambda params: torch.optim.AdamW(params, lr=3e-4))  # fmt: skip
     before, after, steps = train(task, data, root, validate_first=False, max_steps=30)
     return SimpleNamespace(task=task, data=data, before=before, after=after, steps=steps)
@@ -211,8 +211,9 @@ def test_logged_map_equals_cocoeval_on_the_written_results(model, request, tmp_p
 
 
 def test_backbones_anchors_grayscale_and_negative_images():
-    task = DetectionTask(num_classes=2, in_channels=1, backbone="mobilenet_v3_large", min_size=64, max_size=64,
-                         anchor_sizes=[[16, 32], [64, 128], [256, 512]], detections_per_img=5, score_thresh=0.0)  # fmt: skip
+    options = {"backbone": "mobilenet_v3_large", "min_size": 64, "max_size": 64, "detections_per_img": 5,
+               "anchor_sizes": [[16, 32], [64, 128], [256, 512]], "score_thresh": 0.0}  # fmt: skip
+    task = DetectionTask(num_classes=2, in_channels=1, model_options=options)
     found = task.eval()([torch.rand(1, 64, 48), torch.rand(1, 40, 40)], [(128, 96), (40, 40)])
     assert [len(f["boxes"]) for f in found] == [5, 5] and found[0]["labels"].max() <= 1
     assert (found[0]["boxes"][:, 2] <= 96).all() and (found[0]["boxes"][:, 3] <= 128).all()  # in the output size's pixels
@@ -220,11 +221,13 @@ def test_backbones_anchors_grayscale_and_negative_images():
     losses, _ = detect(task.train().model, [torch.rand(1, 64, 64)], [empty])
     assert all(torch.isfinite(v) for v in losses.values()) and float(losses["loss_box_reg"]) == 0
     with pytest.raises(ValueError, match="anchor_sizes has 2 entries but resnet18-FPN has 5 feature levels"):
-        DetectionTask(num_classes=2, backbone="resnet18", anchor_sizes=[16, 32])
+        DetectionTask(num_classes=2, model_options={"backbone": "resnet18", "anchor_sizes": [16, 32]})
     with pytest.raises(ValueError, match="trainable_layers must be between 0 and 5 for resnet18"):
-        DetectionTask(num_classes=2, backbone="resnet18", trainable_layers=6)
+        DetectionTask(num_classes=2, model_options={"backbone": "resnet18", "trainable_layers": 6})
     with pytest.raises(ValueError, match="mask_head_layers is an option of Mask R-CNN"):
-        DetectionTask(num_classes=2, backbone="resnet18", mask_head_layers=[64])
+        DetectionTask(num_classes=2, model_options={"backbone": "resnet18", "mask_head_layers": [64]})
+    with pytest.raises(ValueError, match="model 'faster_rcnn' has no option anchor_size "):
+        DetectionTask(num_classes=2, model_options={"anchor_size": [16]})
 
 
 def test_pretrained_weights_by_name_fail_fast_offline_and_load_from_a_file(monkeypatch, tmp_path):
@@ -233,15 +236,16 @@ def test_pretrained_weights_by_name_fail_fast_offline_and_load_from_a_file(monke
 
     monkeypatch.setattr("torchvision.models._api.load_state_dict_from_url", offline)
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    task = DetectionTask(num_classes=2, backbone="mobilenet_v3_large", weights="DEFAULT")
+    mobilenet = {"backbone": "mobilenet_v3_large"}
+    task = DetectionTask(num_classes=2, model_options=mobilenet, weights="DEFAULT")
     with pytest.raises(RuntimeError, match=r"fasterrcnn_mobilenet_v3_large_fpn.*place it at .*torch/hub/checkpoints"):
         task.load_pretrained("DEFAULT")
     with pytest.raises(ValueError, match="no COCO-trained mask_rcnn with a resnet18 backbone"):
-        InstanceSegmentationTask(num_classes=2, backbone="resnet18", weights="COCO_V1")
+        InstanceSegmentationTask(num_classes=2, model_options={"backbone": "resnet18"}, weights="COCO_V1")
 
-    source = DetectionTask(num_classes=3, backbone="mobilenet_v3_large")
+    source = DetectionTask(num_classes=3, model_options=mobilenet)
     torch.save(source.model.state_dict(), tmp_path / "detector.pth")
-    target = DetectionTask(num_classes=5, backbone="mobilenet_v3_large", weights=str(tmp_path / "detector.pth"))
+    target = DetectionTask(num_classes=5, model_options=mobilenet, weights=str(tmp_path / "detector.pth"))
     target.load_pretrained(str(tmp_path / "detector.pth"))
     torch.testing.assert_close(target.model.rpn.state_dict(), source.model.rpn.state_dict())
     assert target.model.roi_heads.box_predictor.cls_score.out_features == 6  # 5 classes + background: a new head

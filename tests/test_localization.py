@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 from functools import partial
 from pathlib import Path
@@ -16,6 +17,7 @@ from PIL import Image
 
 from visiontasks import ClassificationTask, CsvDataModule, DataError, LocalizationTask, ShapesDataModule
 from visiontasks.data.transforms import apply_pipeline
+from visiontasks.kinds import KINDS
 
 CONFIG = str(CONFIGS / "localization.yaml")
 TINY = [
@@ -113,12 +115,13 @@ def test_box_stays_on_the_shape_through_flips_crops_and_resizes():
     data = ShapesDataModule(task="localization", num_samples=40, image_size=64, train_transforms=transforms, seed=3)
     source, pipeline = data.make_sources()["all"], data.pipeline(training=True)
     area_scale = (64 / 52) * (64 / 48)  # the crop keeps pixel size, the two resizes scale it
+    with_mask = dataclasses.replace(KINDS["localization"], mask="mask")  # the shape's pixels travel as a class mask
     kept = 0
     for i in range(len(source)):
         raw = source[i]
         mask = shape_pixels(raw["image"], raw["box"])
         assert np.abs(pixel_box(mask) - raw["box"]).max() <= 1, "the untransformed box is tight around the shape"
-        out = apply_pipeline(pipeline, dict(raw, mask=mask))  # the mask follows the image, nearest-neighbour
+        out = apply_pipeline(pipeline, dict(raw, mask=mask), with_mask)  # the mask follows the image, nearest-neighbour
         if out["box"] is None:  # cropped mostly away (under min_visibility of its box is left)
             assert out["mask"].sum() / area_scale < 0.65 * mask.sum()
             continue

@@ -15,7 +15,7 @@ from PIL import Image
 
 from visiontasks import SegmentationTask, ShapesDataModule
 from visiontasks.metrics import segmentation_metrics
-from visiontasks.models.segmentation import build_segmentation_model
+from visiontasks.models.registry import create_model
 from visiontasks.models.segmentation_losses import SegmentationLoss
 from visiontasks.models.unet import UNet
 
@@ -51,7 +51,7 @@ def test_unet_learns_far_above_an_untrained_one(tmp_path):
     pl.seed_everything(0)
     data = ShapesDataModule(task="segmentation", shapes=["circle", "cross"], num_samples=500, image_size=32,
                             batch_size=8, train_transforms=["HorizontalFlip"])  # fmt: skip
-    task = SegmentationTask(num_classes=3, base_channels=8, depth=3, loss="ce+dice",
+    task = SegmentationTask(num_classes=3, model_options={"base_channels": 8, "depth": 3}, loss="ce+dice",
                             optimizer=lambda p: torch.optim.AdamW(p, lr=5e-3))  # fmt: skip
     # inference_mode=False: metric states reset under inference mode could not be updated by fit afterwards
     trainer = pl.Trainer(max_epochs=5, logger=False, enable_progress_bar=False, enable_model_summary=False,
@@ -68,13 +68,14 @@ def test_unet_takes_any_size_and_every_option():
         assert model(torch.rand(2, 1, 37, 50)).shape == (2, 3, 37, 50)
     with pytest.raises(ValueError, match="dropout needs one value or depth \\+ 1 = 4 values"):
         UNet(num_classes=3, depth=3, dropout=[0.1, 0.2])
-    with pytest.raises(ValueError, match="unknown segmentation model 'unet3d'"):
-        build_segmentation_model("unet3d", 3)
+    with pytest.raises(ValueError, match="unknown segmentation model 'unet3d': did you mean unet"):
+        create_model("unet3d", "segmentation", num_classes=3)
 
 
 def test_binary_task_with_dice_loss_and_class_weights(tmp_path):
     data = ShapesDataModule(task="segmentation", shapes=["circle"], num_samples=16, image_size=32, batch_size=4)
-    task = SegmentationTask(num_classes=2, binary=True, loss="dice", class_weights=[0.3, 1.0], base_channels=4, depth=2)
+    task = SegmentationTask(num_classes=2, binary=True, loss="dice", class_weights=[0.3, 1.0],
+                            model_options={"base_channels": 4, "depth": 2})
     assert task.model.head.out_channels == 1
     logits = task(torch.rand(2, 3, 32, 32))
     assert logits.shape == (2, 2, 32, 32) and (logits[:, 0] == 0).all()  # [0, z]: softmax = [1 - sigmoid, sigmoid]

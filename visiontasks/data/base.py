@@ -7,6 +7,7 @@ base turns that into seeded train/val/test splits, albumentations pipelines and 
 from __future__ import annotations
 
 import abc
+import functools
 import logging
 import warnings
 from collections.abc import Sequence
@@ -32,14 +33,13 @@ from visiontasks.data.transforms import (
     to_tensors,
 )
 from visiontasks.errors import DataError
+from visiontasks.kinds import IMAGES_ONLY, Kind, kind_of
 
 log = logging.getLogger(__name__)
 
 Source = Sequence[dict[str, Any]]
 """Indexable samples as numpy dicts (``image`` HxWxC plus targets); ``.labels`` (one class per sample)
 enables stratifying, ``.paths`` (the image file of each sample) the check that splits share no image."""
-
-BOX_TASKS = frozenset({"localization", "detection", "instance_segmentation"})
 
 
 class SampleDataset(Dataset):
@@ -49,9 +49,11 @@ class SampleDataset(Dataset):
     from ``(seed, epoch, i)``, so it repeats exactly in a resumed run.
     """
 
-    def __init__(self, source: Source, indices: Sequence[int], pipeline: Any, training: bool, seed: int = 0) -> None:
+    def __init__(
+        self, source: Source, indices: Sequence[int], pipeline: Any, training: bool, kind: Kind, seed: int = 0
+    ) -> None:
         self.source, self.indices, self.pipeline, self.training = source, list(indices), pipeline, training
-        self.seed = seed
+        self.kind, self.seed = kind, seed
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -61,16 +63,16 @@ class SampleDataset(Dataset):
         if epoch is not None:
             self.pipeline.set_random_seed(sample_seed(self.seed, epoch, i))
         raw = self.source[self.indices[i]]
-        sample = apply_pipeline(self.pipeline, raw)
+        sample = apply_pipeline(self.pipeline, raw, self.kind)
         sample["orig_size"] = tuple(raw["image"].shape[:2])  # to map predictions back to the file's pixels
-        if "box" in sample and sample["box"] is None:
+        if self.kind.box and sample[self.kind.box] is None:
             if self.training:
                 return None  # the augmentation cropped the object away: skip, don't learn a wrong box
             raise DataError(
                 f"{sample.get('path', f'sample {self.indices[i]}')}: the eval transforms moved the box out "
                 "of the image. Use eval transforms that keep the whole image (resize, not crop)."
             )
-        return to_tensors(sample)
+        return to_tensors(sample, self.kind)
 
 
 class ImageFolderSource(Sequence):
@@ -132,6 +134,7 @@ class VisionDataModule(pl.LightningDataModule, abc.ABC):
     """
 
     task: str = "classification"
+    """The kind of samples this module gives, by name (see :mod:`visiontasks.kinds`)."""
 
     def __init__(
         self,
@@ -164,6 +167,11 @@ class VisionDataModule(pl.LightningDataModule, abc.ABC):
         self.class_names: list[str] = []
         self.datasets: dict[str, Dataset] = {}
         self._resume_batches = 0  # batches of the current epoch a resumed run already trained on
+
+    @property
+    def kind(self) -> Kind:
+        """The schema of this module's samples: their targets and how they are augmented and batched."""
+        return kind_of(self.task)
 
     @property
     def num_classes(self) -> int:
@@ -213,20 +221,21 @@ class VisionDataModule(pl.LightningDataModule, abc.ABC):
         return build_pipeline(
             self.train_transforms if training else self.eval_transforms,
             self.image_size,
-            with_boxes=self.task in BOX_TASKS,
+            self.kind,
             min_visibility=self.min_visibility if training else 0.0,
         )
 
     def setup(self, stage: str | None = None) -> None:
         if stage == "predict" and self.predict_dir is not None:
             source = ImageFolderSource(self.predict_dir, self.in_channels)
-            pipeline = build_pipeline(self.eval_transforms, self.image_size, with_boxes=False)  # images, no targets
-            self.datasets["predict"] = SampleDataset(source, range(len(source)), pipeline, False)
+            pipeline = build_pipeline(self.eval_transforms, self.image_size, IMAGES_ONLY)  # images, no targets
+            self.datasets["predict"] = SampleDataset(source, range(len(source)), pipeline, False, IMAGES_ONLY)
             return
         if "train" in self.datasets:
             return
         for name, (source, indices) in self.split_sources().items():
-            self.datasets[name] = SampleDataset(source, indices, self.pipeline(name == "train"), name == "train", self.seed)
+            training = name == "train"
+            self.datasets[name] = SampleDataset(source, indices, self.pipeline(training), training, self.kind, self.seed)
         self.datasets["predict"] = self.datasets["test"]
 
     def _world_size(self) -> int:
@@ -253,7 +262,7 @@ class VisionDataModule(pl.LightningDataModule, abc.ABC):
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
             persistent_workers=self.num_workers > 0,
-            collate_fn=collate,
+            collate_fn=functools.partial(collate, list_keys=dataset.kind.list_keys),
             worker_init_fn=seed_augmentation if self.num_workers > 0 else None,
             drop_last=shuffle and len(dataset) // world > self.batch_size,
         )

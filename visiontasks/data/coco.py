@@ -13,6 +13,7 @@ from visiontasks.data.base import Source, VisionDataModule
 from visiontasks.data.coco_json import CocoImage, categories, coco_images, read_coco, segmentation_mask
 from visiontasks.data.images import read_image
 from visiontasks.errors import DataError
+from visiontasks.kinds import Kind
 
 log = logging.getLogger(__name__)
 
@@ -22,9 +23,9 @@ CocoTask = Literal["detection", "instance_segmentation", "localization"]
 class CocoSource(Sequence):
     """Samples of one COCO file, read on demand: image, boxes, labels, crowd flags (and masks)."""
 
-    def __init__(self, records: Sequence[CocoImage], task: str, channels: int) -> None:
-        self.records, self.task, self.channels = list(records), task, channels
-        if task == "localization":
+    def __init__(self, records: Sequence[CocoImage], kind: Kind, channels: int) -> None:
+        self.records, self.kind, self.channels = list(records), kind, channels
+        if kind.single_object:
             self.labels = [int(r.labels[0]) for r in self.records]  # lets the base stratify the splits
 
     def __len__(self) -> int:
@@ -40,14 +41,13 @@ class CocoSource(Sequence):
         if image.shape[:2] != (record.height, record.width):
             raise DataError(f"{record.path}: the image changed size since set-up; re-run.")
         sample: dict[str, Any] = {"image": image, "path": str(record.path), "image_id": record.image_id}
-        if self.task == "localization":
-            sample["label"], sample["box"] = int(record.labels[0]), record.boxes[0]
-            return sample
-        sample.update(boxes=record.boxes, labels=record.labels, iscrowd=record.iscrowd)
-        if self.task == "instance_segmentation":
-            masks = [segmentation_mask(s, record.height, record.width) for s in record.segmentations]
-            sample["masks"] = np.stack(masks) if masks else np.zeros((0, record.height, record.width), np.uint8)
-        return sample
+        masks = None
+        if self.kind.instance_masks:
+            found = [segmentation_mask(s, record.height, record.width) for s in record.segmentations]
+            masks = np.stack(found) if found else np.zeros((0, record.height, record.width), np.uint8)
+        if self.kind.per_object:
+            sample["iscrowd"] = record.iscrowd  # crowd regions: not trained on, ignored by the mAP
+        return sample | self.kind.targets(record.labels, record.boxes, masks)
 
 
 class CocoDataModule(VisionDataModule):
@@ -118,9 +118,9 @@ class CocoDataModule(VisionDataModule):
     def _records(self, split: str) -> list[CocoImage]:
         json_file, folder = self.files[split]
         records = coco_images(
-            self.cocos[split], json_file, folder, self.label_of_category, self.task == "instance_segmentation"
+            self.cocos[split], json_file, folder, self.label_of_category, self.kind.instance_masks is not None
         )
-        if self.task == "localization":
+        if self.kind.single_object:
             return self._single_objects(records, json_file)
         if not self.keep_empty_images:
             empty = sum(len(r.labels) == 0 for r in records)
@@ -149,5 +149,5 @@ class CocoDataModule(VisionDataModule):
         return kept
 
     def make_sources(self) -> dict[str, Source]:
-        sources = {split: CocoSource(self._records(split), self.task, self.in_channels) for split in self.files}
+        sources = {split: CocoSource(self._records(split), self.kind, self.in_channels) for split in self.files}
         return sources if len(sources) > 1 else {"all": sources["train"]}

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 import torch
 
-LIST_KEYS = frozenset({"boxes", "labels", "masks", "iscrowd", "path", "image_id", "orig_size"})
+from visiontasks.kinds import META_KEYS
 
 
-def collate(samples: list[dict[str, Any] | None]) -> dict[str, Any]:
-    """Batch dict from sample dicts; ``None`` samples (skipped in training) are dropped."""
+def collate(samples: list[dict[str, Any] | None], list_keys: Collection[str] = META_KEYS) -> dict[str, Any]:
+    """Batch dict from sample dicts; ``None`` samples (skipped in training) are dropped.
+
+    ``list_keys`` (a kind's ``list_keys``: per-object targets and meta keys) stay lists even
+    when their shapes happen to agree; any other key is stacked when its tensors share a shape.
+    """
     samples = [s for s in samples if s is not None]
     if not samples:
         return {}
@@ -18,5 +23,5 @@ def collate(samples: list[dict[str, Any] | None]) -> dict[str, Any]:
     for key in samples[0]:
         values = [s[key] for s in samples]
         same_shape = all(isinstance(v, torch.Tensor) and v.shape == values[0].shape for v in values)
-        batch[key] = torch.stack(values) if same_shape and key not in LIST_KEYS else values
+        batch[key] = torch.stack(values) if same_shape and key not in list_keys else values
     return batch

@@ -1,8 +1,8 @@
 """Writing a data module's splits to disk in the real formats, as examples to copy.
 
-Each task gets the layout its real-data module reads: class folders + CSV for classification,
-CSV with box columns for localization, images + COCO JSON for detection and instance
-segmentation, images + index-PNG masks for segmentation.
+Each kind gets the layout its real-data module reads, chosen by what its samples carry: class
+folders + CSV for one object per image (box columns when it has a box), images + COCO JSON for
+objects with boxes (and instance masks), images + index-PNG masks for per-pixel classes.
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from PIL import Image
 from pycocotools import mask as mask_utils
+
+from visiontasks.kinds import Kind
 
 if TYPE_CHECKING:
     from visiontasks.data.base import VisionDataModule
@@ -36,16 +38,17 @@ def split_samples(datamodule: VisionDataModule) -> Iterator[tuple[str, Iterator[
 
 def _export_labelled(datamodule: VisionDataModule, root: Path) -> None:
     """Class folders ``root/<split>/<class>/`` plus ``root/<split>.csv`` naming the same files."""
-    with_box = datamodule.task == "localization"
+    kind = datamodule.kind
+    with_box = kind.box is not None
     for split, samples in split_samples(datamodule):
         rows = []
         for i, sample in samples:
-            name = datamodule.class_names[sample["label"]]
+            name = datamodule.class_names[sample[kind.label]]
             relative = Path(split) / name / f"{i:06d}.png"
             save_image(sample["image"], root / relative)
             row = {"image": relative.as_posix(), "label": name}
             if with_box:
-                row.update(zip(BOX_COLUMNS, (int(round(v)) for v in sample["box"])))
+                row.update(zip(BOX_COLUMNS, (int(round(v)) for v in sample[kind.box])))
             rows.append(row)
         with open(root / f"{split}.csv", "w", newline="") as handle:
             writer = csv.DictWriter(handle, fieldnames=["image", "label", *(BOX_COLUMNS if with_box else ())])
@@ -55,15 +58,17 @@ def _export_labelled(datamodule: VisionDataModule, root: Path) -> None:
 
 def _export_masks(datamodule: VisionDataModule, root: Path) -> None:
     """``root/images/<split>/<i>.png`` with index-PNG masks (pixel = class number) at ``root/masks/<split>/<i>.png``."""
+    key = datamodule.kind.mask
     for split, samples in split_samples(datamodule):
         for i, sample in samples:
             save_image(sample["image"], root / "images" / split / f"{i:06d}.png")
-            save_image(sample["mask"][..., None], root / "masks" / split / f"{i:06d}.png")
+            save_image(sample[key][..., None], root / "masks" / split / f"{i:06d}.png")
 
 
 def _export_coco(datamodule: VisionDataModule, root: Path) -> None:
     """``root/images/<split>/<i>.png`` plus ``root/<split>.json`` in COCO format (category ids from 1;
     instance masks as compressed RLE, exact to the pixel); ``file_name`` is relative to ``root``."""
+    kind = datamodule.kind
     categories = [{"id": n + 1, "name": name} for n, name in enumerate(datamodule.class_names)]
     for split, samples in split_samples(datamodule):
         images, annotations = [], []
@@ -72,8 +77,8 @@ def _export_coco(datamodule: VisionDataModule, root: Path) -> None:
             save_image(sample["image"], root / relative)
             height, width = sample["image"].shape[:2]
             images.append({"id": i, "file_name": relative.as_posix(), "height": height, "width": width})
-            masks = sample.get("masks")
-            for k, (box, label) in enumerate(zip(sample["boxes"], sample["labels"])):
+            masks = sample[kind.instance_masks] if kind.instance_masks else None
+            for k, (box, label) in enumerate(zip(sample[kind.box], sample[kind.label])):
                 x_min, y_min, x_max, y_max = (float(v) for v in box)
                 annotation = {"id": len(annotations) + 1, "image_id": i, "category_id": int(label) + 1,
                               "bbox": [x_min, y_min, x_max - x_min, y_max - y_min],
@@ -87,20 +92,19 @@ def _export_coco(datamodule: VisionDataModule, root: Path) -> None:
         (root / f"{split}.json").write_text(json.dumps(coco))
 
 
-EXPORTERS: dict[str, Callable[[VisionDataModule, Path], None]] = {
-    "classification": _export_labelled,
-    "localization": _export_labelled,
-    "detection": _export_coco,
-    "instance_segmentation": _export_coco,
-    "segmentation": _export_masks,
-}
+def exporter_for(kind: Kind) -> Callable[[VisionDataModule, Path], None]:
+    """The on-disk format that holds what ``kind``'s samples carry."""
+    if kind.mask:
+        return _export_masks
+    if kind.per_object and kind.box:
+        return _export_coco
+    if kind.single_object:
+        return _export_labelled
+    raise ValueError(f"no on-disk format for task {kind.name!r} yet (several labels per image)")
 
 
 def export_splits(datamodule: VisionDataModule, root: Path) -> Path:
-    try:
-        exporter = EXPORTERS[datamodule.task]
-    except KeyError:
-        raise ValueError(f"no on-disk format for task {datamodule.task!r}; known: {sorted(EXPORTERS)}") from None
+    exporter = exporter_for(datamodule.kind)
     root.mkdir(parents=True, exist_ok=True)
     exporter(datamodule, root)
     return root

@@ -10,9 +10,9 @@ import numpy as np
 
 from visiontasks.data.base import Source, VisionDataModule
 from visiontasks.data.shapes_render import SHAPES, render_shapes
+from visiontasks.kinds import KINDS, Kind
 
-ShapesTask = Literal["classification", "multilabel", "localization", "detection", "instance_segmentation", "segmentation"]
-SINGLE_OBJECT_TASKS = ("classification", "localization")
+ShapesTask = Literal[tuple(KINDS)]  # type: ignore[valid-type]  # every kind: the shapes carry all targets
 
 
 class ShapeSource(Sequence):
@@ -20,7 +20,7 @@ class ShapeSource(Sequence):
 
     def __init__(
         self,
-        task: str,
+        kind: Kind,
         shapes: Sequence[str],
         count: int,
         size: tuple[int, int],
@@ -28,9 +28,9 @@ class ShapeSource(Sequence):
         max_objects: int,
         seed: int,
     ) -> None:
-        self.task, self.shapes, self.size, self.channels, self.seed = task, list(shapes), size, channels, seed
+        self.kind, self.shapes, self.size, self.channels, self.seed = kind, list(shapes), size, channels, seed
         rng = np.random.default_rng([seed, count])
-        if task in SINGLE_OBJECT_TASKS:
+        if kind.single_object:
             self.objects = [[int(c)] for c in rng.permutation(np.arange(count) % len(shapes))]
             self.labels: list[int] | None = [o[0] for o in self.objects]
         else:
@@ -44,23 +44,13 @@ class ShapeSource(Sequence):
     def __getitem__(self, i: int) -> dict[str, Any]:
         if not 0 <= i < len(self):
             raise IndexError(i)
-        size_range = (0.18, 0.38) if self.task in SINGLE_OBJECT_TASKS else (0.1, 0.22)
-        jitter = 0.12 if self.task == "classification" else None  # near-centred, as MNIST digits are
+        single = self.kind.single_object
+        size_range = (0.18, 0.38) if single else (0.1, 0.22)
+        jitter = 0.12 if single and not self.kind.box else None  # no box to find: near-centred, as MNIST digits are
         drawn = render_shapes(self.seed, i, self.size, self.shapes, self.objects[i], self.channels, size_range, jitter)
-        sample: dict[str, Any] = {"image": drawn["image"], "path": f"shapes/{self.task}/{i:06d}.png", "image_id": i}
-        if self.task == "classification":
-            sample["label"] = int(drawn["labels"][0])
-        elif self.task == "multilabel":
-            sample["label"] = np.bincount(drawn["labels"], minlength=len(self.shapes)).clip(max=1).astype(np.float32)
-        elif self.task == "localization":
-            sample["label"], sample["box"] = int(drawn["labels"][0]), drawn["boxes"][0]
-        elif self.task == "segmentation":
-            sample["mask"] = drawn["mask"]
-        else:
-            sample["boxes"], sample["labels"] = drawn["boxes"], drawn["labels"]
-            if self.task == "instance_segmentation":
-                sample["masks"] = drawn["masks"]
-        return sample
+        sample: dict[str, Any] = {"image": drawn["image"], "path": f"shapes/{self.kind.name}/{i:06d}.png", "image_id": i}
+        targets = self.kind.targets(drawn["labels"], drawn["boxes"], drawn["masks"], drawn["mask"], len(self.shapes))
+        return sample | targets
 
 
 class ShapesDataModule(VisionDataModule):
@@ -95,11 +85,11 @@ class ShapesDataModule(VisionDataModule):
         self.shapes = list(shapes)
         self.num_samples = num_samples
         self.max_objects = max_objects
-        self.class_names = (["background"] if task == "segmentation" else []) + self.shapes
+        self.class_names = (["background"] if self.kind.mask else []) + self.shapes  # pixels of no shape are class 0
 
     def make_sources(self) -> dict[str, Source]:
         source = ShapeSource(
-            self.task, self.shapes, self.num_samples, self.image_size, self.in_channels, self.max_objects, self.seed
+            self.kind, self.shapes, self.num_samples, self.image_size, self.in_channels, self.max_objects, self.seed
         )
         return {"all": source}
 

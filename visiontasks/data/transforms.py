@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from visiontasks.errors import DataError
+from visiontasks.kinds import Kind
 
 TransformSpec = Any
 """A transform object, a class name (``"HorizontalFlip"``) or ``{class_path, init_args}``."""
@@ -61,9 +62,10 @@ def as_size(image_size: int | tuple[int, int] | list[int] | None) -> tuple[int, 
 def build_pipeline(
     transforms: list[TransformSpec] | None,
     image_size: tuple[int, int] | None,
-    with_boxes: bool,
+    kind: Kind,
     min_visibility: float = 0.0,
 ) -> A.Compose:
+    """The user's transforms, then the resize; boxes are tracked when the ``kind`` has them."""
     steps = [_resolve_transform(t) for t in transforms or []]
     if image_size is not None:
         steps.append(A.Resize(*image_size))
@@ -76,7 +78,7 @@ def build_pipeline(
             min_width=1,
             min_height=1,
         )
-        if with_boxes
+        if kind.box
         else None
     )
     # albumentations keeps its own random generator: seed it from torch so that `seed_everything`
@@ -92,65 +94,55 @@ def seed_augmentation(worker_id: int) -> None:
         pipeline.set_random_seed(torch.initial_seed() % 2**32)
 
 
-def apply_pipeline(pipeline: A.Compose, sample: dict[str, Any]) -> dict[str, Any]:
-    """Run ``pipeline`` over the image and whichever targets the sample has.
+def apply_pipeline(pipeline: A.Compose, sample: dict[str, Any], kind: Kind) -> dict[str, Any]:
+    """Run ``pipeline`` over the image and the targets ``kind`` says the sample has.
 
-    A single-object ``box`` (localization) comes back as ``None`` when the transform moved it out
+    A single-object box (localization) comes back as ``None`` when the transform moved it out
     of view, so the caller can decide whether that is an error or a skipped sample.
     """
     inputs: dict[str, Any] = {"image": sample["image"]}
-    if "mask" in sample:
-        inputs["mask"] = sample["mask"]
-    if "box" in sample:
-        boxes, labels = sample["box"][None], np.asarray([sample["label"]])
-    else:
-        boxes, labels = sample.get("boxes"), sample.get("labels")
-    if boxes is not None:
-        inputs["bboxes"] = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
-        inputs["labels"] = np.asarray(labels, dtype=np.int64)
+    if kind.mask:
+        inputs["mask"] = sample[kind.mask]
+    if kind.box:
+        inputs["bboxes"] = np.asarray(sample[kind.box], dtype=np.float32).reshape(-1, 4)
+        inputs["labels"] = np.asarray(sample[kind.label], dtype=np.int64).reshape(-1)
         inputs["box_index"] = np.arange(len(inputs["bboxes"]))
-    if "masks" in sample and len(sample["masks"]):
-        inputs["masks"] = sample["masks"]
+    if kind.instance_masks and len(sample[kind.instance_masks]):
+        inputs["masks"] = sample[kind.instance_masks]
     out = pipeline(**inputs)
 
     result = dict(sample, image=out["image"])
-    if "mask" in sample:
-        result["mask"] = out["mask"]
-    if boxes is not None:
+    if kind.mask:
+        result[kind.mask] = out["mask"]
+    if kind.box:
         kept = np.asarray(out["box_index"], dtype=np.int64)
         out_boxes = np.asarray(out["bboxes"], dtype=np.float32).reshape(-1, 4)
-        if "box" in sample:
-            result["box"] = out_boxes[0] if len(out_boxes) else None
+        if not kind.per_object:
+            result[kind.box] = out_boxes[0] if len(out_boxes) else None
         else:
-            result["boxes"] = out_boxes
-            result["labels"] = np.asarray(out["labels"], dtype=np.int64).reshape(-1)
-            if "iscrowd" in sample:  # COCO crowd flags stay with their boxes
-                result["iscrowd"] = np.asarray(sample["iscrowd"], dtype=np.int64).reshape(-1)[kept]
-    if "masks" in sample:
+            result[kind.box] = out_boxes
+            result[kind.label] = np.asarray(out["labels"], dtype=np.int64).reshape(-1)
+            for key in kind.object_fields:  # e.g. COCO crowd flags stay with their boxes
+                if key in sample:
+                    result[key] = np.asarray(sample[key], dtype=np.int64).reshape(-1)[kept]
+    if kind.instance_masks:
         height, width = out["image"].shape[:2]
-        masks = np.asarray(out["masks"]) if len(sample["masks"]) else np.zeros((0, height, width), np.uint8)
-        result["masks"] = masks[kept] if len(masks) else masks.reshape(0, height, width)
+        given = sample[kind.instance_masks]
+        masks = np.asarray(out["masks"]) if len(given) else np.zeros((0, height, width), np.uint8)
+        result[kind.instance_masks] = masks[kept] if len(masks) else masks.reshape(0, height, width)
     return result
 
 
-def to_tensors(sample: dict[str, Any]) -> dict[str, Any]:
-    """Numpy sample to the batch convention: float CxHxW image in [0, 1], long labels and masks."""
+def to_tensors(sample: dict[str, Any], kind: Kind) -> dict[str, Any]:
+    """Numpy sample to the batch convention: float CxHxW image in [0, 1], targets typed by ``kind``."""
     image = sample["image"]
     scale = 255.0 if image.dtype == np.uint8 else 1.0
     out: dict[str, Any] = dict(sample)
     out["image"] = torch.tensor(image.transpose(2, 0, 1), dtype=torch.float32).div_(scale)
-    if "label" in sample:
-        label = np.asarray(sample["label"])
-        out["label"] = torch.as_tensor(label, dtype=torch.float32 if label.ndim else torch.long)
-    if sample.get("box") is not None:
-        out["box"] = torch.as_tensor(sample["box"], dtype=torch.float32)
-    if "boxes" in sample:
-        out["boxes"] = torch.as_tensor(sample["boxes"], dtype=torch.float32).reshape(-1, 4)
-        out["labels"] = torch.as_tensor(sample["labels"], dtype=torch.long)
-    if "masks" in sample:
-        out["masks"] = torch.as_tensor(np.ascontiguousarray(sample["masks"]), dtype=torch.uint8)
-    if "iscrowd" in sample:
-        out["iscrowd"] = torch.as_tensor(sample["iscrowd"], dtype=torch.long)
-    if "mask" in sample:
-        out["mask"] = torch.as_tensor(np.ascontiguousarray(sample["mask"]), dtype=torch.long)
+    for key, dtype in kind.dtypes.items():
+        if sample.get(key) is not None:
+            value = np.asarray(sample[key])  # flipped masks are strided views torch cannot take as they are
+            out[key] = torch.as_tensor(np.ascontiguousarray(value) if value.ndim else value, dtype=dtype)
+    if kind.box and kind.per_object:
+        out[kind.box] = out[kind.box].reshape(-1, 4)
     return out

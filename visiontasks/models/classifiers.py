@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+import functools
+
 import torchvision
 from torch import nn
 
-from visiontasks.models.small_cnns import LeNet5, SimpleCNN
+from visiontasks.models.registry import register_model
 
-SMALL_MODELS = {"lenet5": LeNet5, "simple_cnn": SimpleCNN}
-TORCHVISION_MODELS = (
+TORCHVISION_CLASSIFIERS = (
     "resnet18", "resnet34", "resnet50", "resnet101", "vgg11", "vgg16", "vgg16_bn", "alexnet",
     "googlenet", "densenet121", "mobilenet_v2", "mobilenet_v3_small", "mobilenet_v3_large",
     "efficientnet_b0", "efficientnet_b1", "convnext_tiny", "regnet_y_400mf", "shufflenet_v2_x1_0",
 )  # fmt: skip
-CLASSIFIER_NAMES = tuple(SMALL_MODELS) + TORCHVISION_MODELS
+"""torchvision's classifiers offered by name (registered below; LeNet-5 and the small CNN register in small_cnns)."""
 
 
 def adapt_torchvision_model(model: nn.Module, in_channels: int) -> None:
@@ -47,13 +48,13 @@ def head_name(model: nn.Module) -> str:
     return [name for name, m in model.named_modules() if isinstance(m, nn.Linear)][-1]
 
 
-def build_classifier(name: str, num_classes: int, in_channels: int = 3) -> nn.Module:
-    """A randomly initialised classifier with ``in_channels`` inputs and ``num_classes`` outputs."""
-    if name in SMALL_MODELS:
-        return SMALL_MODELS[name](num_classes=num_classes, in_channels=in_channels)
-    if name not in TORCHVISION_MODELS:
-        raise ValueError(f"unknown model {name!r}; choose from {', '.join(CLASSIFIER_NAMES)}")
+def torchvision_classifier(name: str, num_classes: int, in_channels: int = 3) -> nn.Module:
+    """A randomly initialised torchvision classifier with ``in_channels`` inputs and ``num_classes`` outputs."""
     extra = {"aux_logits": False, "init_weights": True, "transform_input": False} if name == "googlenet" else {}
     model = torchvision.models.get_model(name, weights=None, num_classes=num_classes, **extra)
     adapt_torchvision_model(model, in_channels)
     return model
+
+
+for _name in TORCHVISION_CLASSIFIERS:
+    register_model(_name, kind="classification")(functools.partial(torchvision_classifier, _name))

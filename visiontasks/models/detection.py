@@ -6,6 +6,8 @@ Models take lists of CxHxW images in [0, 1] and normalise them themselves.
 
 from __future__ import annotations
 
+import functools
+import inspect
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Literal, get_args
@@ -21,6 +23,7 @@ from torchvision.models.detection.mask_rcnn import MaskRCNNHeads, MaskRCNNPredic
 from torchvision.ops import MultiScaleRoIAlign
 from torchvision.ops.misc import FrozenBatchNorm2d
 
+from visiontasks.models.registry import register_model
 from visiontasks.models.weights import is_weights_file, load_matching, state_dict_for
 
 DetectorKind = Literal["faster_rcnn", "mask_rcnn"]
@@ -114,6 +117,9 @@ def build_detector(
         pretrained: weights will be loaded (frozen batch norm, fewer trainable layers by default).
         **kwargs: any other argument of torchvision's ``FasterRCNN``/``MaskRCNN``
             (``rpn_post_nms_top_n_test``, ``box_batch_size_per_image``, ...).
+
+    Registered as ``faster_rcnn`` and ``mask_rcnn``: these arguments, less ``kind`` and
+    ``num_classes``, are the models' options.
     """
     if backbone not in BACKBONES:
         raise ValueError(f"unknown detection backbone {backbone!r}; choose from {', '.join(BACKBONES)}")
@@ -137,9 +143,7 @@ def build_detector(
         layers = list(mask_head_layers or (256, 256, 256, 256))
         heads["mask_head"] = MaskRCNNHeads(channels, layers, 1)
         heads["mask_predictor"] = MaskRCNNPredictor(layers[-1], layers[-1], classes)
-    detector = MaskRCNN if kind == "mask_rcnn" else FasterRCNN
-    return detector(
-        features,
+    settings = dict(
         num_classes=None,
         rpn_anchor_generator=_anchor_generator(backbone, anchor_sizes, aspect_ratios),
         min_size=min_size,
@@ -148,8 +152,17 @@ def build_detector(
         box_nms_thresh=nms_thresh,
         box_detections_per_img=detections_per_img,
         **heads,
-        **kwargs,
     )
+    taken = sorted(set(settings) & set(kwargs))
+    if taken:
+        raise ValueError(f"{', '.join(taken)}: set through this model's own options (score_thresh, ...), not directly")
+    return DETECTORS[kind](features, **settings, **kwargs)
+
+
+DETECTORS: dict[str, type[GeneralizedRCNN]] = {"faster_rcnn": FasterRCNN, "mask_rcnn": MaskRCNN}
+for _kind, _task_kind in (("faster_rcnn", "detection"), ("mask_rcnn", "instance_segmentation")):
+    _passed = [p for p in inspect.signature(DETECTORS[_kind]).parameters if p not in ("backbone", "num_classes", "kwargs")]
+    register_model(_kind, kind=_task_kind, passes_to=_passed)(functools.partial(build_detector, _kind))
 
 
 def coco_model_name(kind: str, backbone: str, weights: str) -> str | None:

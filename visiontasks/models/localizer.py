@@ -11,21 +11,21 @@ import torch
 from torch import Tensor, nn
 from torchvision.ops import box_convert
 
-from visiontasks.models.classifiers import build_classifier, head_name
+from visiontasks.models.classifiers import head_name
 
 
 class Localizer(nn.Module):
-    """A classifier from :func:`build_classifier` with its final linear layer split into two heads.
+    """A classifier (any registered one: ``resnet18``, ``vgg16``, ``lenet5``...) with its final
+    linear layer split into two heads.
 
     Args:
-        backbone: any classifier name ``build_classifier`` knows (``resnet18``, ``vgg16``, ``lenet5``...).
+        backbone: the classifier, built with ``create_model``; its last linear layer is replaced.
         num_classes: outputs of the class head.
-        in_channels: image channels.
     """
 
-    def __init__(self, backbone: str, num_classes: int, in_channels: int = 3) -> None:
+    def __init__(self, backbone: nn.Module, num_classes: int) -> None:
         super().__init__()
-        self.backbone = build_classifier(backbone, num_classes, in_channels)
+        self.backbone = backbone
         head = head_name(self.backbone)
         features = self.backbone.get_submodule(head).in_features
         self.backbone.set_submodule(head, nn.Identity())  # the backbone now returns pooled features

@@ -1,4 +1,4 @@
-"""Semantic segmentation networks by name: the U-Net and torchvision's FCN / DeepLabV3.
+"""torchvision's FCN / DeepLabV3 by name (the U-Net registers in :mod:`visiontasks.models.unet`).
 
 torchvision's models are built without any download; pretrained weights are loaded later,
 on request, through :mod:`visiontasks.models.weights` (offline-safe, any channel count).
@@ -6,13 +6,13 @@ on request, through :mod:`visiontasks.models.weights` (offline-safe, any channel
 
 from __future__ import annotations
 
-from typing import Any
+import functools
 
 import torchvision
 from torch import Tensor, nn
 
 from visiontasks.models.classifiers import adapt_torchvision_model
-from visiontasks.models.unet import UNet
+from visiontasks.models.registry import register_model
 from visiontasks.models.weights import load_matching, state_dict_for
 
 BACKBONES = {
@@ -21,22 +21,20 @@ BACKBONES = {
     "deeplabv3_mobilenet_v3_large": ("mobilenet_v3_large", "features."),
 }
 """torchvision model -> (backbone classifier, prefix of the backbone's layers in the classifier's weights)."""
-SEGMENTATION_MODELS = ("unet", *BACKBONES)
 
 
-def build_segmentation_model(name: str, num_classes: int, in_channels: int = 3, **unet_options: Any) -> nn.Module:
-    """A randomly initialised network giving ``num_classes`` logits per pixel.
+def torchvision_segmentation(name: str, num_classes: int, in_channels: int = 3) -> nn.Module:
+    """A randomly initialised torchvision FCN / DeepLabV3 giving ``num_classes`` logits per pixel.
 
-    ``unet_options`` (base_channels, depth, dropout, batch_norm, upsampling) apply to ``unet`` only.
     torchvision's models return a dict; :func:`logits_of` takes the ``out`` entry.
     """
-    if name == "unet":
-        return UNet(num_classes, in_channels, **unet_options)
-    if name not in BACKBONES:
-        raise ValueError(f"unknown segmentation model {name!r}; choose from {', '.join(SEGMENTATION_MODELS)}")
     model = torchvision.models.get_model(name, weights=None, weights_backbone=None, num_classes=num_classes, aux_loss=False)
     adapt_torchvision_model(model, in_channels)
     return model
+
+
+for _name in BACKBONES:
+    register_model(_name, kind="segmentation")(functools.partial(torchvision_segmentation, _name))
 
 
 def logits_of(output: Tensor | dict[str, Tensor]) -> Tensor:
@@ -45,7 +43,7 @@ def logits_of(output: Tensor | dict[str, Tensor]) -> Tensor:
 
 
 def load_segmentation_weights(model: nn.Module, name: str, weights: str) -> None:
-    """Load ``weights`` into a model from :func:`build_segmentation_model`.
+    """Load ``weights`` into a segmentation model registered as ``name`` (the U-Net or a torchvision one).
 
     ``weights`` is a file (a checkpoint of this package or any matching state dict) or a
     torchvision name: ``DEFAULT`` / ``IMAGENET1K_V1`` give the ImageNet backbone,

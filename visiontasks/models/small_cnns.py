@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from visiontasks.models.registry import register_model
 
+
+@register_model("lenet5", kind="classification")
 class LeNet5(nn.Module):
     """LeCun et al. (1998): two 5x5 conv + average-pool stages with tanh, then 120-84-classes.
 
@@ -26,6 +29,7 @@ class LeNet5(nn.Module):
         return self.classifier(self.features(x))
 
 
+@register_model("simple_cnn", kind="classification")
 class SimpleCNN(nn.Module):
     """The widely taught MNIST/Fashion-MNIST CNN: 64 7x7 filters, 2x128, 2x256, dense 128 and 64."""
 

@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from visiontasks.models.registry import register_model
+
 Upsampling = Literal["transpose", "bilinear"]
 
 
@@ -41,6 +43,7 @@ def upsampler(in_channels: int, out_channels: int, mode: Upsampling) -> nn.Modul
     raise ValueError(f"upsampling must be 'transpose' or 'bilinear', got {mode!r}")
 
 
+@register_model("unet", kind="segmentation")
 class UNet(nn.Module):
     """Encoder-decoder with skip connections; level ``i`` has ``base_channels * 2**i`` channels.
 

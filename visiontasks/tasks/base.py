@@ -9,6 +9,7 @@ from __future__ import annotations
 import abc
 import math
 import os
+import typing
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,8 @@ from torchmetrics import MetricCollection
 
 from visiontasks.callbacks.wandb_images import WandbImageLogger
 from visiontasks.errors import DataError, TrainingStopped
+from visiontasks.kinds import kind_of
+from visiontasks.models.registry import create_model
 from visiontasks.runs import BestCheckpoint, LastCheckpoint
 
 STAGES = ("train", "val", "test")
@@ -44,6 +47,8 @@ class BaseTask(pl.LightningModule, abc.ABC):
 
     monitor: str = "val/loss"
     monitor_mode: str = "min"
+    kinds: tuple[str, ...] = ()
+    """The sample kinds (see :mod:`visiontasks.kinds`) this task trains on; checked at set-up."""
 
     def __init__(
         self,
@@ -107,6 +112,15 @@ class BaseTask(pl.LightningModule, abc.ABC):
         return []
 
     # ----- shared behaviour ---------------------------------------------------------------------
+    def build_model(self, kind: str, **fixed: Any) -> nn.Module:
+        """The registered model ``hparams.model`` of ``kind``, with the user's ``model_options`` and the
+        arguments the task sets itself (``fixed``: classes and channels from the data, ...)."""
+        options = dict(self.hparams.get("model_options") or {})
+        taken = sorted(set(options) & set(fixed))
+        if taken:
+            raise DataError(f"model_options {', '.join(taken)}: {type(self).__name__} sets these itself; remove them.")
+        return create_model(self.hparams.model, kind, **fixed, **options)
+
     @property
     def num_classes(self) -> int:
         return self.hparams.num_classes
@@ -115,8 +129,23 @@ class BaseTask(pl.LightningModule, abc.ABC):
     def class_names(self) -> list[str]:
         return self.hparams.class_names or [str(i) for i in range(self.num_classes)]
 
+    def check_kind(self, datamodule: Any) -> None:
+        """Data of another kind would fail in the first step (a missing key): say so, and what fits, now."""
+        kind = getattr(datamodule, "task", None)
+        if kind is None or not self.kinds or kind in self.kinds:
+            return
+        task, data = type(self).__name__, type(datamodule).__name__
+        choices = typing.get_args(typing.get_type_hints(type(datamodule).__init__).get("task"))  # its Literal
+        fits = [k for k in self.kinds if k in choices]
+        fix = f"set data.init_args.task: {fits[0]}" if fits else f"give it {' or '.join(self.kinds)} data"
+        raise DataError(
+            f"{task} trains on {' or '.join(self.kinds)} data, but {data} gives {kind} samples: "
+            f"{fix}, or use {kind_of(kind).task} for {kind} data."
+        )
+
     def setup(self, stage: str) -> None:
         datamodule = getattr(self.trainer, "datamodule", None)
+        self.check_kind(datamodule)
         expected = getattr(datamodule, "num_classes", None)
         if expected and expected != self.num_classes:
             raise DataError(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -10,26 +10,21 @@ from torchmetrics import MetricCollection
 
 from visiontasks.callbacks.predictions import PredictionCsvWriter
 from visiontasks.metrics import classification_metrics
-from visiontasks.models.classifiers import build_classifier, head_name
+from visiontasks.models.classifiers import head_name
 from visiontasks.models.normalize import normalize
 from visiontasks.models.weights import load_matching, state_dict_for
 from visiontasks.reports import confusion_matrix_figure, per_class_rows, save_report
 from visiontasks.tasks.base import BaseTask
-
-ClassifierName = Literal[
-    "resnet18", "resnet34", "resnet50", "resnet101", "vgg11", "vgg16", "vgg16_bn", "alexnet",
-    "googlenet", "densenet121", "mobilenet_v2", "mobilenet_v3_small", "mobilenet_v3_large",
-    "efficientnet_b0", "efficientnet_b1", "convnext_tiny", "regnet_y_400mf", "shufflenet_v2_x1_0",
-    "lenet5", "simple_cnn",
-]  # fmt: skip
 
 
 class ClassificationTask(BaseTask):
     """Classify whole images.
 
     Args:
-        model: a torchvision classifier, ``lenet5`` or ``simple_cnn``; first and last layers adapt
+        model: a registered classifier (``model_names("classification")``: torchvision's resnet18,
+            vgg16, mobilenet_v3_large, ..., ``lenet5``, ``simple_cnn``); first and last layers adapt
             to ``in_channels`` and ``num_classes``.
+        model_options: the model's own options, e.g. ``{dropout: 0.3}`` for ``simple_cnn``.
         multilabel: several labels per image (targets are multi-hot vectors).
         label_smoothing: cross-entropy label smoothing (single-label only).
         class_weights: per-class loss weights for imbalanced data.
@@ -39,10 +34,12 @@ class ClassificationTask(BaseTask):
 
     monitor = "val/acc"
     monitor_mode = "max"
+    kinds = ("classification", "multilabel")
 
     def __init__(
         self,
-        model: ClassifierName = "resnet18",
+        model: str = "resnet18",
+        model_options: dict[str, Any] | None = None,
         multilabel: bool = False,
         label_smoothing: float = 0.0,
         class_weights: list[float] | None = None,
@@ -52,7 +49,7 @@ class ClassificationTask(BaseTask):
         super().__init__(**kwargs)
 
     def configure_models(self) -> None:
-        self.model = build_classifier(self.hparams.model, self.num_classes, self.hparams.in_channels)
+        self.model = self.build_model("classification", num_classes=self.num_classes, in_channels=self.hparams.in_channels)
 
     def configure_losses(self) -> None:
         weights = self.hparams.class_weights

@@ -6,7 +6,6 @@ one on the way in and out. COCO mAP is accumulated over the epoch and computed o
 
 from __future__ import annotations
 
-import inspect
 from typing import Any, Literal
 
 import torch
@@ -15,15 +14,8 @@ from torchmetrics import MetricCollection
 
 from visiontasks.callbacks.coco_results import CocoResultsWriter
 from visiontasks.metrics import detection_metrics
-from visiontasks.models.detection import (
-    DetectionBackbone,
-    DetectorKind,
-    build_detector,
-    coco_model_name,
-    detect,
-    load_backbone_weights,
-    load_detector_weights,
-)
+from visiontasks.models.detection import coco_model_name, detect, load_backbone_weights, load_detector_weights
+from visiontasks.models.registry import model_entry
 from visiontasks.reports import save_report
 from visiontasks.tasks.base import BaseTask
 
@@ -32,23 +24,11 @@ class DetectionTask(BaseTask):
     """Find every object: a box, a class and a score for each (torchvision Faster R-CNN with an FPN).
 
     Args:
-        backbone: resnet18/34/50/101 or mobilenet_v3_large, each with a feature pyramid.
-        trainable_layers: backbone stages that train (0-5, MobileNet 0-6); default all from
-            scratch, 3 with pretrained weights.
-        anchor_sizes: anchor sizes in pixels of the resized input, one per feature level (5 for
-            ResNet, 3 for MobileNet; a list per level gives several); small objects need small anchors.
-        aspect_ratios: anchor height/width ratios.
-        min_size: the detector resizes each image so its short side is this...
-        max_size: ... and its long side at most this (keep both near your image size for small images).
-        score_thresh: detections scoring below this are dropped.
-        nms_thresh: IoU above which overlapping detections of one class are suppressed.
-        detections_per_img: most detections per image (COCO mAP counts up to 100).
-        representation_size: width of the box head's two fully connected layers (1024 in the paper).
-        roi_sampling_ratio: RoIAlign samples per bin side (torchvision: 2); 1 trains about 3x faster on a CPU.
-        mask_head_layers: Mask R-CNN only: channels of each convolution of the mask head
-            (default torchvision's ``[256, 256, 256, 256]``; ``[64, 64]`` trains far faster on a CPU).
-        model_kwargs: other arguments of torchvision's FasterRCNN/MaskRCNN, e.g.
-            ``{rpn_post_nms_top_n_test: 100, box_batch_size_per_image: 128}``.
+        model: the registered detector; default ``faster_rcnn`` (``mask_rcnn`` for
+            :class:`InstanceSegmentationTask`).
+        model_options: the detector's own options: backbone, anchors, input sizes, thresholds, head
+            widths, and any argument of torchvision's FasterRCNN/MaskRCNN (declared by
+            :func:`~visiontasks.models.detection.build_detector`; table in docs/detection.md).
         backbone_weights: ImageNet weights for the backbone (``DEFAULT``, ``IMAGENET1K_V1``) or a file.
         category_ids: the data's category id of each label (COCO ids); taken from the data module.
         map_backend: COCO evaluation code behind the mAP: ``faster_coco_eval`` (faster, same
@@ -62,23 +42,13 @@ class DetectionTask(BaseTask):
 
     monitor = "val/map"
     monitor_mode = "max"
-    detector: DetectorKind = "faster_rcnn"
+    kinds = ("detection",)
+    default_model = "faster_rcnn"
 
     def __init__(
         self,
-        backbone: DetectionBackbone = "resnet50",
-        trainable_layers: int | None = None,
-        anchor_sizes: list[int] | list[list[int]] | None = None,
-        aspect_ratios: list[float] | None = None,
-        min_size: int = 800,
-        max_size: int = 1333,
-        score_thresh: float = 0.05,
-        nms_thresh: float = 0.5,
-        detections_per_img: int = 100,
-        representation_size: int = 1024,
-        roi_sampling_ratio: int = 2,
-        mask_head_layers: list[int] | None = None,
-        model_kwargs: dict[str, Any] | None = None,
+        model: str | None = None,
+        model_options: dict[str, Any] | None = None,
         backbone_weights: str | None = None,
         category_ids: list[int] | None = None,
         map_backend: Literal["faster_coco_eval", "pycocotools"] = "faster_coco_eval",
@@ -86,6 +56,7 @@ class DetectionTask(BaseTask):
         draw_threshold: float = 0.5,
         **kwargs: Any,
     ) -> None:
+        model = model or self.default_model  # saved as such in the checkpoint's hyper-parameters
         super().__init__(**kwargs)
         if category_ids is not None and len(category_ids) != self.num_classes:
             raise ValueError(f"{len(category_ids)} category_ids given for num_classes={self.num_classes}")
@@ -93,7 +64,12 @@ class DetectionTask(BaseTask):
 
     @property
     def masks(self) -> bool:
-        return self.detector == "mask_rcnn"
+        return "instance_segmentation" in self.kinds
+
+    @property
+    def backbone(self) -> str:
+        """The detector's backbone: its ``backbone`` option, else the model's default."""
+        return (self.hparams.model_options or {}).get("backbone") or model_entry(self.hparams.model).options["backbone"]
 
     @property
     def category_ids(self) -> list[int]:
@@ -102,21 +78,16 @@ class DetectionTask(BaseTask):
 
     def configure_models(self) -> None:
         h = self.hparams
+        pretrained = bool(h.weights or h.backbone_weights)
+        self.model = self.build_model(self.kinds[0], num_classes=self.num_classes, pretrained=pretrained)
         if h.weights:
-            coco_model_name(self.detector, h.backbone, h.weights)  # no such COCO model: fail now, not at fit
-        # the task's model options are the builder's keyword arguments, by the same names
-        builder = inspect.signature(build_detector).parameters
-        options = {name: h[name] for name in builder if name in h and name not in ("kind", "num_classes")}
-        self.model = build_detector(
-            self.detector, self.num_classes, **options, pretrained=bool(h.weights or h.backbone_weights),
-            **(h.model_kwargs or {}),
-        )
+            coco_model_name(h.model, self.backbone, h.weights)  # no such COCO model: fail now, not at fit
 
     def configure_metrics(self) -> MetricCollection:
         return detection_metrics(self.masks, self.hparams.map_backend)
 
     def load_pretrained(self, weights: str) -> None:
-        load_detector_weights(self.model, weights, self.detector, self.hparams.backbone)
+        load_detector_weights(self.model, weights, self.hparams.model, self.backbone)
 
     def trainable_when_frozen(self) -> tuple[str, ...]:
         return ("model.backbone.fpn", "model.rpn", "model.roi_heads")
@@ -131,7 +102,7 @@ class DetectionTask(BaseTask):
             self.hparams.category_ids = list(datamodule.category_ids)  # kept in the checkpoint
         weights = self.hparams.backbone_weights
         if weights and not self.hparams.weights and self.trainer.ckpt_path is None and not self.pretrained_loaded:
-            load_backbone_weights(self.model, weights, self.hparams.backbone)
+            load_backbone_weights(self.model, weights, self.backbone)
             self.pretrained_loaded = True
 
     def forward(self, images: list[Tensor], output_sizes: list[tuple[int, int]] | None = None) -> list[dict[str, Tensor]]:
@@ -211,4 +182,5 @@ class InstanceSegmentationTask(DetectionTask):
     """Find every object with its mask (torchvision Mask R-CNN); box and mask mAP are logged
     (``val/map...`` and ``val/segm_map...``). Takes the options of :class:`DetectionTask`."""
 
-    detector: DetectorKind = "mask_rcnn"
+    kinds = ("instance_segmentation",)
+    default_model = "mask_rcnn"

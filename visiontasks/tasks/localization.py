@@ -18,7 +18,6 @@ from visiontasks.models.localizer import Localizer, boxes_to_pixels
 from visiontasks.models.normalize import normalize
 from visiontasks.models.weights import load_matching, state_dict_for
 from visiontasks.tasks.base import BaseTask
-from visiontasks.tasks.classification import ClassifierName
 
 BoxLoss = Literal["smooth_l1", "giou", "l1+giou"]
 
@@ -32,6 +31,7 @@ class LocalizationTask(BaseTask):
     Args:
         model: the backbone, any classifier of :class:`ClassificationTask`; its final layer is
             replaced by a class head and a 4-number box head.
+        model_options: the classifier's own options, e.g. ``{dropout: 0.3}`` for ``simple_cnn``.
         box_loss: ``smooth_l1`` on the box corners, ``giou`` (generalised IoU) or ``l1+giou`` (both, summed).
         w_cls: weight of the classification loss.
         w_box: weight of the box loss.
@@ -41,10 +41,12 @@ class LocalizationTask(BaseTask):
 
     monitor = "val/loc_acc"
     monitor_mode = "max"
+    kinds = ("localization",)
 
     def __init__(
         self,
-        model: ClassifierName = "resnet18",
+        model: str = "resnet18",
+        model_options: dict[str, Any] | None = None,
         box_loss: BoxLoss = "l1+giou",
         w_cls: float = 0.8,
         w_box: float = 0.2,
@@ -54,7 +56,8 @@ class LocalizationTask(BaseTask):
         super().__init__(**kwargs)
 
     def configure_models(self) -> None:
-        self.model = Localizer(self.hparams.model, self.num_classes, self.hparams.in_channels)
+        classifier = self.build_model("classification", num_classes=self.num_classes, in_channels=self.hparams.in_channels)
+        self.model = Localizer(classifier, self.num_classes)
 
     def configure_metrics(self) -> MetricCollection:
         return localization_metrics(self.num_classes)

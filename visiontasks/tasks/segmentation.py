@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -13,52 +13,44 @@ from visiontasks.callbacks.mask_images import MaskPngWriter
 from visiontasks.errors import DataError
 from visiontasks.metrics import segmentation_metrics
 from visiontasks.models.normalize import normalize
-from visiontasks.models.segmentation import build_segmentation_model, load_segmentation_weights, logits_of
+from visiontasks.models.segmentation import load_segmentation_weights, logits_of
 from visiontasks.models.segmentation_losses import LossName, SegmentationLoss
-from visiontasks.models.unet import Upsampling
 from visiontasks.reports import save_report
 from visiontasks.tasks.base import BaseTask
-
-SegmentationModelName = Literal["unet", "fcn_resnet50", "deeplabv3_resnet50", "deeplabv3_mobilenet_v3_large"]
-
 
 class SegmentationTask(BaseTask):
     """Label every pixel with a class (class 0 is usually the background).
 
     Args:
-        model: ``unet`` (the course's U-Net, options below) or a torchvision FCN / DeepLabV3;
-            ``weights`` may name ImageNet backbone weights (``DEFAULT``) for the torchvision ones.
+        model: ``unet`` (the course's U-Net) or a torchvision FCN / DeepLabV3 (``fcn_resnet50``,
+            ``deeplabv3_resnet50``, ``deeplabv3_mobilenet_v3_large``); ``weights`` may name
+            ImageNet backbone weights (``DEFAULT``) for the torchvision ones.
+        model_options: the model's own options, e.g. ``{depth: 3}`` for ``unet`` (declared by
+            :class:`~visiontasks.models.unet.UNet`; table in docs/segmentation.md); the torchvision
+            models have none.
         binary: for two classes (background, object): one output channel with a sigmoid instead
             of two with a softmax.
         loss: ``ce`` (cross-entropy), ``dice`` (soft Dice), ``ce+dice`` (their sum) or ``focal``.
         ignore_index: mask value of unlabelled pixels, left out of the loss and the metrics.
         class_weights: per-class loss weights for imbalanced data (e.g. a small foreground).
         focal_gamma: focusing exponent of the focal loss.
-        base_channels: U-Net: width of the first level (16 in the course, 64 in the paper).
-        depth: U-Net: number of down-samplings (inputs of any size are padded to ``2**depth``).
-        dropout: U-Net: dropout in each level, one value or ``depth + 1`` values (top to bottom).
-        batch_norm: U-Net: batch normalisation after each convolution.
-        upsampling: U-Net: ``transpose`` (2x2 transposed convolution) or ``bilinear``.
         save_overlays: ``predict`` also saves each input with the predicted classes coloured.
         **kwargs: the shared options of :class:`BaseTask` (num_classes, weights, optimizer, ...).
     """
 
     monitor = "val/miou"
     monitor_mode = "max"
+    kinds = ("segmentation",)
 
     def __init__(
         self,
-        model: SegmentationModelName = "unet",
+        model: str = "unet",
+        model_options: dict[str, Any] | None = None,
         binary: bool = False,
         loss: LossName = "ce",
         ignore_index: int = 255,
         class_weights: list[float] | None = None,
         focal_gamma: float = 2.0,
-        base_channels: int = 16,
-        depth: int = 4,
-        dropout: float | list[float] = 0.0,
-        batch_norm: bool = True,
-        upsampling: Upsampling = "transpose",
         save_overlays: bool = True,
         **kwargs: Any,
     ) -> None:
@@ -69,12 +61,8 @@ class SegmentationTask(BaseTask):
             raise ValueError("segmentation needs at least 2 classes: background and one object class (binary: true)")
         if self.hparams.binary and self.num_classes != 2:
             raise ValueError(f"binary: true needs exactly 2 classes (background, object), got {self.num_classes}")
-        hp = self.hparams
-        unet_options = dict(
-            base_channels=hp.base_channels, depth=hp.depth, dropout=hp.dropout, batch_norm=hp.batch_norm, upsampling=hp.upsampling
-        )
-        outputs = 1 if hp.binary else self.num_classes
-        self.model = build_segmentation_model(hp.model, outputs, hp.in_channels, **(unet_options if hp.model == "unet" else {}))
+        outputs = 1 if self.hparams.binary else self.num_classes
+        self.model = self.build_model("segmentation", num_classes=outputs, in_channels=self.hparams.in_channels)
 
     def configure_losses(self) -> None:
         weights = self.hparams.class_weights
