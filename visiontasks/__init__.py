@@ -13,6 +13,7 @@ from visiontasks.data import (  # noqa: E402
 from visiontasks.errors import DataError  # noqa: E402
 from visiontasks.tasks import (  # noqa: E402
     BaseTask,
+    ClassicSegmentationTask,
     ClassificationTask,
     DetectionTask,
     InstanceSegmentationTask,
@@ -22,6 +23,7 @@ from visiontasks.tasks import (  # noqa: E402
 
 __all__ = [
     "BaseTask",
+    "ClassicSegmentationTask",
     "ClassificationTask",
     "CocoDataModule",
     "CsvDataModule",
