@@ -4,6 +4,7 @@ through the Python API, and the vote table they share."""
 from __future__ import annotations
 
 import logging
+import sys
 from pathlib import Path
 from typing import get_args
 
@@ -109,3 +110,26 @@ def test_vote_table_falls_back_on_the_class_frequencies():
     assert model.scores(unseen).argmax(dim=1).item() == 2  # the most frequent class overall
     assert model.classes_predicted() == [1, 2]
     torch.testing.assert_close(model.scores(keys).exp().sum(dim=1), torch.ones(1, 1, 4))
+
+
+def test_method_and_options_from_the_command_line():
+    from visiontasks.cli import main
+
+    sys.argv = ["visiontasks"]
+    config = str(CONFIGS / "classic_threshold.yaml")
+    cli = main(["--config", config, "--model.init_args.method=local_threshold",
+                "--model.init_args.options={block_size: 21, offset: 0.01}"], run=False)  # fmt: skip
+    assert cli.model.model.segmenter.block_size == 21 and cli.model.model.segmenter.offset == 0.01
+
+
+def test_python_api_as_in_the_docs(tmp_path):
+    import pytorch_lightning as pl
+
+    data = ShapesDataModule(**{**DATA, "shapes": ["circle"]})
+    task = ClassicSegmentationTask(method="canny_watershed", num_classes=data.num_classes, class_names=data.class_names)
+    trainer = pl.Trainer(max_epochs=1, logger=False, enable_progress_bar=False, enable_model_summary=False,
+                         default_root_dir=tmp_path)  # fmt: skip
+    trainer.fit(task, datamodule=data)
+    assert trainer.test(task, datamodule=data, verbose=False)[0]["test/miou"] > 0.8
+    images = next(iter(data.test_dataloader()))["image"]
+    assert task(images).argmax(dim=1).shape == (len(images), 48, 48)

@@ -88,7 +88,7 @@ class CannyWatershed:
     def __call__(self, image: np.ndarray) -> np.ndarray:
         g = grey(image)
         edges = canny(g, sigma=self.sigma)
-        return watershed(sobel(g), label(~edges, connectivity=1), mask=None)
+        return watershed(sobel(g), label(~edges, connectivity=1))
 
 
 @dataclass
