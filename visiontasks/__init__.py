@@ -14,6 +14,7 @@ from visiontasks.errors import CheckpointError, DataError, TrainingStopped, Visi
 from visiontasks.runs import StepCheckpoint  # noqa: E402
 from visiontasks.tasks import (  # noqa: E402
     BaseTask,
+    ClassicSegmentationTask,
     ClassificationTask,
     DetectionTask,
     InstanceSegmentationTask,
@@ -23,6 +24,7 @@ from visiontasks.tasks import (  # noqa: E402
 
 __all__ = [
     "BaseTask",
+    "ClassicSegmentationTask",
     "ClassificationTask",
     "CocoDataModule",
     "CsvDataModule",

@@ -163,7 +163,7 @@ class BaseTask(pl.LightningModule, abc.ABC):
         channels = getattr(datamodule, "in_channels", None)
         if channels and channels != self.hparams.in_channels:
             raise DataError(f"The task has in_channels={self.hparams.in_channels} but the data gives {channels}.")
-        if self.hparams.weights and not self.pretrained_loaded and self.trainer.ckpt_path is None:
+        if self.hparams.get("weights") and not self.pretrained_loaded and self.trainer.ckpt_path is None:
             self.load_pretrained(self.hparams.weights)
             self.pretrained_loaded = True
 
@@ -189,7 +189,7 @@ class BaseTask(pl.LightningModule, abc.ABC):
         return self
 
     def on_train_epoch_start(self) -> None:
-        epoch = self.hparams.unfreeze_at_epoch
+        epoch = self.hparams.get("unfreeze_at_epoch")  # tasks without a backbone leave it out
         if self.backbone_frozen and epoch is not None and self.current_epoch >= epoch:
             self.set_backbone_frozen(False)
 

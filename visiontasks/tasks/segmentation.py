@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -93,12 +94,7 @@ class SegmentationTask(BaseTask):
         return torch.cat([torch.zeros_like(logits), logits], dim=1) if self.hparams.binary else logits
 
     def compute(self, batch: dict[str, Any], stage: str) -> tuple[Tensor, Tensor]:
-        if isinstance(batch["image"], list):
-            raise DataError(
-                "The images of a batch differ in size: set data.init_args.image_size, or add a crop to the "
-                "transforms, so that training and evaluation batches can be stacked."
-            )
-        logits = self(batch["image"])
+        logits = self(stacked_images(batch))
         return self.criterion(logits, batch["mask"]), logits
 
     def update_metrics(self, metrics: MetricCollection, logits: Tensor, batch: dict[str, Any]) -> None:
@@ -106,20 +102,43 @@ class SegmentationTask(BaseTask):
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int = 0) -> list[dict[str, Any]]:
         """Per input: its path and the predicted class mask (HxW uint8) at the input's original size."""
-        images = batch["image"]  # a list when sizes differ (a predict folder without image_size)
-        logits = self(images) if isinstance(images, Tensor) else [self(image[None])[0] for image in images]
-        rows = []
-        for i, scores in enumerate(logits):
-            probs = scores[None].softmax(dim=1)
-            size = tuple(batch["orig_size"][i])
-            if probs.shape[-2:] != size:  # resize scores, not labels, for smooth borders
-                probs = F.interpolate(probs, size=size, mode="bilinear", align_corners=False)
-            mask = probs[0].argmax(dim=0).to(torch.uint8).cpu().numpy()
-            rows.append({"path": batch.get("path", [""] * len(images))[i], "mask": mask})
-        return rows
+        return mask_rows(self, batch)
 
     def report(self, values: dict[str, Any]) -> None:
-        per_class = values["test/iou_per_class"].tolist()
-        rows = [{"class": name, "iou": float(iou)} for name, iou in zip(self.class_names, per_class)]
-        rows += [{"class": "mean (miou)", "iou": float(values["test/miou"])}]
-        save_report(self.trainer, "test_report", "Segmentation report (test): IoU per class", rows)
+        save_iou_report(self, values)
+
+
+def stacked_images(batch: dict[str, Any]) -> Tensor:
+    """The batch's images as one tensor; images of different sizes cannot be scored against stacked masks."""
+    if isinstance(batch["image"], list):
+        raise DataError(
+            "The images of a batch differ in size: set data.init_args.image_size, or add a crop to the "
+            "transforms, so that training and evaluation batches can be stacked."
+        )
+    return batch["image"]
+
+
+def mask_rows(scores_of: Callable[[Tensor], Tensor], batch: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per input: its path and the predicted class mask (HxW uint8) at the input's original size.
+
+    ``scores_of`` maps a BxCxHxW batch to class scores (B x classes x H x W, logits or log-probabilities).
+    """
+    images = batch["image"]  # a list when sizes differ (a predict folder without image_size)
+    logits = scores_of(images) if isinstance(images, Tensor) else [scores_of(image[None])[0] for image in images]
+    rows = []
+    for i, scores in enumerate(logits):
+        probs = scores[None].softmax(dim=1)
+        size = tuple(batch["orig_size"][i])
+        if probs.shape[-2:] != size:  # resize scores, not labels, for smooth borders
+            probs = F.interpolate(probs, size=size, mode="bilinear", align_corners=False)
+        mask = probs[0].argmax(dim=0).to(torch.uint8).cpu().numpy()
+        rows.append({"path": batch.get("path", [""] * len(images))[i], "mask": mask})
+    return rows
+
+
+def save_iou_report(task: BaseTask, values: dict[str, Any]) -> None:
+    """Print and save the test IoU of every class and their mean (``test_report.txt`` / ``.json``)."""
+    per_class = values["test/iou_per_class"].tolist()
+    rows = [{"class": name, "iou": float(iou)} for name, iou in zip(task.class_names, per_class)]
+    rows += [{"class": "mean (miou)", "iou": float(values["test/miou"])}]
+    save_report(task.trainer, "test_report", "Segmentation report (test): IoU per class", rows)
