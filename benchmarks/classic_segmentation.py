@@ -69,7 +69,7 @@ def main() -> None:
     data = [f"--data.init_args.shapes=[{','.join(args.shapes)}]"] if args.shapes else []
     rows = [("all background", "-", all_background(args.shapes))]
     for method in args.methods:
-        rows.append((method, CONFIG_OF[method], fit_and_test(CONFIG_OF[method], [f"--model.init_args.method={method}", *data])))
+        rows.append((method, CONFIG_OF[method], fit_and_test(CONFIG_OF[method], [f"--model.init_args.model={method}", *data])))
     if not args.no_unet:
         rows.append(("U-Net", "unet", fit_and_test("unet", data)))
     print("\n| method | config | test mIoU | test Dice | test pixel acc | fit + test, wall | CPU time |")

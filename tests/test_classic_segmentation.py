@@ -92,7 +92,7 @@ def test_methods_by_name_and_their_options():
     with pytest.raises(ValueError, match="unknown classic segmentation method 'snakes'"):
         build_segmenter("snakes")
     with pytest.raises(ValueError, match="kmeans takes no option sigma; its options: n_clusters, position_weight, seed"):
-        ClassicSegmentationTask(num_classes=3, method="kmeans", options={"sigma": 1.0})
+        ClassicSegmentationTask(num_classes=3, model="kmeans", model_options={"sigma": 1.0})
     flat = np.full((16, 16, 3), 0.5)
     for method in METHODS:  # a blank image is one region, not an error
         assert build_segmenter(method)(flat).shape == (16, 16)
@@ -117,8 +117,8 @@ def test_method_and_options_from_the_command_line():
 
     sys.argv = ["visiontasks"]
     config = str(CONFIGS / "classic_threshold.yaml")
-    cli = main(["--config", config, "--model.init_args.method=local_threshold",
-                "--model.init_args.options={block_size: 21, offset: 0.01}"], run=False)  # fmt: skip
+    cli = main(["--config", config, "--model.init_args.model=local_threshold",
+                "--model.init_args.model_options={block_size: 21, offset: 0.01}"], run=False)  # fmt: skip
     assert cli.model.model.segmenter.block_size == 21 and cli.model.model.segmenter.offset == 0.01
 
 
@@ -126,7 +126,7 @@ def test_python_api_as_in_the_docs(tmp_path):
     import pytorch_lightning as pl
 
     data = ShapesDataModule(**{**DATA, "shapes": ["circle"]})
-    task = ClassicSegmentationTask(method="canny_watershed", num_classes=data.num_classes, class_names=data.class_names)
+    task = ClassicSegmentationTask(model="canny_watershed", num_classes=data.num_classes, class_names=data.class_names)
     trainer = pl.Trainer(max_epochs=1, logger=False, enable_progress_bar=False, enable_model_summary=False,
                          default_root_dir=tmp_path)  # fmt: skip
     trainer.fit(task, datamodule=data)

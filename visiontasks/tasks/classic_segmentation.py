@@ -31,9 +31,9 @@ class ClassicSegmentationTask(BaseTask):
 
     Args:
         num_classes: classes of the masks, 0 = background (the CLI takes it from the data module).
-        method: ``otsu`` or ``local_threshold`` (threshold), ``sobel_watershed`` or ``canny_watershed``
+        model: the method: ``otsu`` or ``local_threshold`` (threshold), ``sobel_watershed`` or ``canny_watershed``
             (edges), ``kmeans`` or ``slic`` (clustering).
-        options: the method's own options, e.g. ``{block_size: 51}`` for ``local_threshold``,
+        model_options: the method's own options, e.g. ``{block_size: 51}`` for ``local_threshold``,
             ``{sigma: 2.0}`` for the edge methods, ``{n_clusters: 3, position_weight: 0.5}`` for
             ``kmeans``, ``{n_segments: 200, compactness: 20}`` for ``slic``.
         class_names: names of the classes (the CLI takes them from the data module).
@@ -44,12 +44,13 @@ class ClassicSegmentationTask(BaseTask):
 
     monitor = "val/miou"
     monitor_mode = "max"
+    kinds = ("segmentation",)
 
     def __init__(
         self,
         num_classes: int,
-        method: ClassicMethod = "otsu",
-        options: dict[str, Any] | None = None,
+        model: ClassicMethod = "otsu",
+        model_options: dict[str, Any] | None = None,
         class_names: list[str] | None = None,
         in_channels: int = 3,
         ignore_index: int = 255,
@@ -62,7 +63,7 @@ class ClassicSegmentationTask(BaseTask):
         if self.num_classes < 2:
             raise ValueError("segmentation needs at least 2 classes: background and one object class")
         hp = self.hparams
-        self.model = ClassicSegmentation(hp.method, self.num_classes, hp.ignore_index, **(hp.options or {}))
+        self.model = ClassicSegmentation(hp.model, self.num_classes, hp.ignore_index, **(hp.model_options or {}))
         self.register_buffer("new_votes", self.model.votes.clone(), persistent=False)  # this epoch's, per rank
 
     def configure_metrics(self) -> MetricCollection:
@@ -82,7 +83,7 @@ class ClassicSegmentationTask(BaseTask):
     def on_fit_start(self) -> None:
         if self.num_classes > 2:
             rank_zero_info(
-                f"{self.hparams.method} separates objects from background, not one object class from another: "
+                f"{self.hparams.model} separates objects from background, not one object class from another: "
                 "each object-like region gets the class most often seen with regions like it in training, "
                 f"and the scores count that on all {self.num_classes} classes."
             )
@@ -106,7 +107,7 @@ class ClassicSegmentationTask(BaseTask):
             return
         self.model.add_votes(new_votes)
         names = [self.class_names[c] for c in self.model.classes_predicted()]
-        rank_zero_info(f"{self.hparams.method}: {int(self.model.votes.sum())} labelled pixels counted; predicts {names}")
+        rank_zero_info(f"{self.hparams.model}: {int(self.model.votes.sum())} labelled pixels counted; predicts {names}")
 
     def on_validation_epoch_start(self) -> None:
         self._warn_if_unfitted()
@@ -116,7 +117,7 @@ class ClassicSegmentationTask(BaseTask):
 
     def _warn_if_unfitted(self) -> None:
         if not self.trainer.sanity_checking and int(self.model.votes.sum()) == 0:
-            rank_zero_warn(f"{self.hparams.method} has counted no votes yet (run fit, or pass --ckpt_path): every pixel is background")
+            rank_zero_warn(f"{self.hparams.model} has counted no votes yet (run fit, or pass --ckpt_path): every pixel is background")
 
     def compute(self, batch: dict[str, Any], stage: str) -> tuple[Tensor, Tensor]:
         log_probs = self(stacked_images(batch))
