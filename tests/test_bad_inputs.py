@@ -464,3 +464,13 @@ def test_bad_input(name, caplog, capsys):
         assert info.value.code not in (0, None)
         if message.startswith("visiontasks: error:"):  # our own errors: one line, no traceback
             assert "\n" not in message, message
+
+
+def test_multi_label_csv_makes_the_cli_task_multi_label(capsys):
+    """On the command line the task follows the data: a multi-label CSV trains a multi-label classifier."""
+    csv_path = csv_file("t.csv", [f"{p},{lab}" for p, lab in zip(distinct_pictures(), ["a;b", "a", "b"] * 2)])
+    cli = run_cli("fit", "--config", LENET, "--data=CsvDataModule", f"--data.csv_path={csv_path}", "--data.image_size=32",
+                  "--data.in_channels=1", "--data.batch_size=2", "--data.test_fraction=0", "--data.val_fraction=0.34",
+                  "--trainer.max_steps=1", "--trainer.limit_val_batches=1", "--trainer.logger=false")  # fmt: skip
+    assert cli.model.hparams.multilabel is True and cli.trainer.global_step == 1
+    assert "ClassificationTask is multi-label (multilabel: true)" in capsys.readouterr().out

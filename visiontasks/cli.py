@@ -103,6 +103,20 @@ class VisionCLI(LightningCLI):
                     f"--model.init_args.{name}={value} disagrees with the data's {found} ({type(self.datamodule).__name__} "
                     f"classes {self.datamodule.class_names}): drop the option, the data sets it, or fix the data."
                 )
+        self._follow_multilabel_data()
+
+    def _follow_multilabel_data(self) -> None:
+        """Multi-label data makes a task that can be multi-label one, as the data sets ``num_classes``.
+
+        The task is built again with ``multilabel=True`` (its loss and metrics depend on it); the
+        other way round, ``multilabel: true`` on single-label data, stays the set-up error it is.
+        """
+        hparams = getattr(self.model, "hparams", {})
+        if getattr(self.datamodule, "multilabel", False) and hparams.get("multilabel") is False:
+            options = {k: v for k, v in hparams.items() if not k.startswith("_")}
+            self.model = type(self.model)(**{**options, "multilabel": True}, optimizer=self.model.optimizer_factory,
+                                          lr_scheduler=self.model.lr_scheduler_factory)  # fmt: skip
+            print(f"The data has several labels per image: {type(self.model).__name__} is multi-label (multilabel: true).")
 
     def _parse_ckpt_path(self) -> None:
         """The config and the command line define the task, for a checkpoint path as for ``last``/``best``.
