@@ -146,3 +146,9 @@ def test_a_run_killed_mid_epoch_and_resumed_ends_as_the_uninterrupted_run(every_
     assert (whole["epoch"], whole["global_step"]) == (again["epoch"], again["global_step"])
     for name, value in whole["state_dict"].items():
         torch.testing.assert_close(again["state_dict"][name], value, rtol=0, atol=1e-6)
+
+
+def test_a_command_that_fails_before_writing_leaves_no_empty_run_folder():
+    with pytest.raises(SystemExit, match=r"unknown classification model 'lenet6': did you mean lenet5"):
+        run_cli("fit", "--config", LENET, *SMALL, "--model.init_args.model=lenet6")
+    assert not [p for p in Path("runs").rglob("*")] if Path("runs").exists() else True

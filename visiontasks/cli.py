@@ -82,6 +82,8 @@ def finish_open_wandb_run() -> None:
 
 
 class VisionCLI(LightningCLI):
+    current_run: RunFolder | None = None  # the run of the command under way, to tidy up after a failure
+
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         for name in ("num_classes", "class_names", "in_channels"):
             parser.link_arguments(f"data.{name}", f"model.init_args.{name}", apply_on="instantiate")
@@ -143,6 +145,7 @@ class VisionCLI(LightningCLI):
         else:
             self.run = RunFolder.new(config.runs_dir, experiment, stage)
         self.run.announce()
+        VisionCLI.current_run = self.run
         trainer = config.trainer
         if trainer.get("logger") in (None, True):  # Lightning's default logger, but in the run folder
             trainer.logger = Namespace(class_path="pytorch_lightning.loggers.CSVLogger", init_args=Namespace(save_dir=""))
@@ -212,6 +215,7 @@ def show_log_lines() -> None:
 def main(args: list[str] | None = None, run: bool = True) -> VisionCLI:
     """Entry point of ``python -m visiontasks`` and the ``visiontasks`` command."""
     show_log_lines()
+    VisionCLI.current_run = None
     try:
         check_config_files(list(sys.argv[1:] if args is None else args))
         return VisionCLI(
@@ -230,6 +234,8 @@ def main(args: list[str] | None = None, run: bool = True) -> VisionCLI:
             auto_configure_optimizers=False,
         )
     except Exception as error:
+        if VisionCLI.current_run is not None:
+            VisionCLI.current_run.remove_if_empty()
         found = _user_error(error)
         if found is None or os.environ.get(DEBUG_ENV):
             raise

@@ -113,6 +113,12 @@ class RunFolder(Callback):
             self.stage_dir.mkdir(parents=True, exist_ok=True)
         os.environ[self.ENV] = str(self.path)
 
+    def remove_if_empty(self) -> None:
+        """After a command that failed before writing anything, leave no empty folder behind."""
+        for folder in (self.stage_dir, self.path, self.path.parent):
+            if folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
+
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         # every rank must agree with rank zero (ranks of a multi-node run may have picked other times)
         chosen = Path(trainer.strategy.broadcast(str(self.path)))
