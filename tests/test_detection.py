@@ -192,7 +192,7 @@ def test_logged_map_equals_cocoeval_on_the_written_results(model, request, tmp_p
     trainer = pl.Trainer(default_root_dir=tmp_path, **QUIET)
     logged = trainer.validate(learned.task, datamodule=learned.data, verbose=False)[0]
     trainer.predict(learned.task, datamodule=learned.data, return_predictions=False)  # predicts the test file: val.json
-    results = json.loads((tmp_path / "predictions.json").read_text())
+    results = json.loads((tmp_path / "predict" / "predictions.json").read_text())  # the predict stage folder
     assert {r["category_id"] for r in results} == {5, 9}  # the file's own category ids, not labels
     iou_types = {"bbox": "val/", "segm": "val/segm_"} if model == "segmenter" else {"bbox": "val/"}
     with contextlib.redirect_stdout(io.StringIO()):
