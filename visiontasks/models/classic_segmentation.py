@@ -18,7 +18,6 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-from scipy import ndimage
 from skimage.color import rgb2gray, rgb2lab
 from skimage.feature import canny
 from skimage.filters import gaussian, sobel, threshold_local, threshold_otsu
