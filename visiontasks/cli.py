@@ -60,17 +60,20 @@ def experiment_name(config: Namespace) -> str:
     return class_path.rpartition(".")[2].removesuffix("Task").lower() or "visiontasks"
 
 
-def place_logger(logger: Namespace, run: RunFolder) -> None:
-    """Point one logger's files at the run folder; W&B gets the run's id so later commands resume the same run."""
+def place_logger(logger: Namespace, run: RunFolder) -> bool:
+    """Point one logger's files at the run folder; W&B gets the run's id so later commands resume the same run.
+    Returns whether the logger is W&B's."""
     cls, args = _import(logger.class_path), logger.init_args
     if issubclass(cls, WandbLogger):
         args.save_dir, args.id, args.name = str(run.path), run.wandb_id, run.run_id
         args.group, args.job_type, args.resume = args.get("group") or run.experiment, run.stage, "allow"
-    elif "save_dir" in args:  # CSV, TensorBoard, ...: files straight into the run (or stage) folder
+        return True
+    if "save_dir" in args:  # CSV, TensorBoard, ...: files straight into the run (or stage) folder
         args.save_dir = str(run.stage_dir)
         for key in ("name", "version"):
             if key in args:
                 args[key] = ""
+    return False
 
 
 def finish_open_wandb_run() -> None:
@@ -146,18 +149,19 @@ class VisionCLI(LightningCLI):
             self.run = RunFolder.new(config.runs_dir, experiment, stage)
         self.run.announce()
         VisionCLI.current_run = self.run
-        trainer = config.trainer
-        if trainer.get("logger") in (None, True):  # Lightning's default logger, but in the run folder
+        self._place_loggers(config.trainer)
+        print(f"Run folder: {self.run.stage_dir}")
+
+    def _place_loggers(self, trainer: Namespace) -> None:
+        """Every logger writes into the run folder; no logger configured means a CSV logger there."""
+        if trainer.get("logger") in (None, True):
             trainer.logger = Namespace(class_path="pytorch_lightning.loggers.CSVLogger", init_args=Namespace(save_dir=""))
         loggers = trainer.logger if isinstance(trainer.logger, list) else [trainer.logger]
-        for logger in loggers:
-            if isinstance(logger, Namespace):
-                place_logger(logger, self.run)
+        uses_wandb = [place_logger(logger, self.run) for logger in loggers if isinstance(logger, Namespace)]
         trainer.default_root_dir = str(self.run.stage_dir)
-        if any(isinstance(lg, Namespace) and issubclass(_import(lg.class_path), WandbLogger) for lg in loggers):
+        if any(uses_wandb):
             choose_wandb_mode(self.run.path)
             finish_open_wandb_run()
-        print(f"Run folder: {self.run.stage_dir}")
 
     def _instantiate_trainer(self, config: dict[str, Any], callbacks: list) -> Any:
         return super()._instantiate_trainer(config, [*callbacks, self.run])
