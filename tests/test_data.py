@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pytest
 import pytorch_lightning as pl
+from PIL import Image
 
-from visiontasks import ShapesDataModule
+from visiontasks import ImageFolderDataModule, ShapesDataModule
 from visiontasks.data.splits import split_off
 from visiontasks.data.transforms import build_pipeline
 from visiontasks.kinds import KINDS
@@ -91,3 +94,39 @@ def test_wandb_goes_offline_without_a_login(monkeypatch, tmp_path, capsys):
     assert "wandb sync" in capsys.readouterr().out
     monkeypatch.setenv("WANDB_MODE", "disabled")
     assert choose_wandb_mode() == "disabled"
+
+
+def write_class_folders(root, sizes: list[tuple[int, int]]) -> None:
+    """Two classes of plain images with the given (height, width) sizes, cycling over them."""
+    for i in range(24):
+        folder = root / ("a", "b")[i % 2]
+        folder.mkdir(parents=True, exist_ok=True)
+        height, width = sizes[i % len(sizes)]
+        Image.fromarray(np.full((height, width, 3), 10 * i, np.uint8)).save(folder / f"{i}.png")
+
+
+def test_image_size_auto_follows_the_files_and_the_checkpoint(tmp_path, caplog):
+    """auto: no resize when every file has one size; else the median size rounded to 32, said in the log;
+    a restored checkpoint's training size wins over the files at hand (a predict folder of photos)."""
+    write_class_folders(tmp_path / "same", [(50, 70)])
+    same = ImageFolderDataModule(root=str(tmp_path / "same"), batch_size=4)
+    same.setup("fit")
+    assert same.image_size is None and same.datasets["val"][0]["image"].shape == (3, 50, 70)
+
+    write_class_folders(tmp_path / "mixed", [(40, 50), (90, 100), (100, 130), (120, 140)])
+    mixed = ImageFolderDataModule(root=str(tmp_path / "mixed"), batch_size=4)
+    with caplog.at_level(logging.INFO):
+        mixed.setup("fit")
+    assert mixed.image_size == (96, 128)  # median 95 x 115, rounded to multiples of 32
+    assert "resizing to 96x128" in caplog.text and mixed.datasets["train"][0]["image"].shape == (3, 96, 128)
+    assert mixed.state_dict()["image_size"] == [96, 128]
+
+    photos = ImageFolderDataModule(root=str(tmp_path / "same"), predict_dir=str(tmp_path / "same" / "a"))
+    photos.setup("predict")
+    assert photos.datasets["predict"][0]["image"].shape == (3, 50, 70)  # the photos' own size, until...
+    photos.load_state_dict(mixed.state_dict())  # ... a checkpoint says what the network was trained at
+    assert photos.datasets["predict"][0]["image"].shape == (3, 96, 128)
+    fixed = ImageFolderDataModule(root=str(tmp_path / "same"), image_size=32, predict_dir=str(tmp_path / "same" / "a"))
+    fixed.setup("predict")
+    fixed.load_state_dict(mixed.state_dict())  # a size the user set stays
+    assert fixed.datasets["predict"][0]["image"].shape == (3, 32, 32)

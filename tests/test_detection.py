@@ -185,13 +185,18 @@ def test_detector_learns_far_above_an_untrained_one(detector):
     assert detector.after["val/map"] > 10 * detector.before["val/map"]
 
 
+@pytest.mark.parametrize("image_size", [64, 40])
 @pytest.mark.parametrize("model", ["detector", "segmenter"])
-def test_logged_map_equals_cocoeval_on_the_written_results(model, request, tmp_path):
-    """The task's validation numbers are what pycocotools' COCOeval gives on the predict results JSON (boxes, masks)."""
+def test_logged_map_equals_cocoeval_on_the_written_results(model, image_size, request, tmp_path):
+    """The task's validation numbers are what pycocotools' COCOeval gives on the predict results JSON (boxes,
+    masks), also when the network sees the 64 px files resized to 40 px: both score in the files' pixels."""
     learned = request.getfixturevalue(model)
+    files = learned.data.files
+    data = CocoDataModule(train_json=files["train"][0], val_json=files["val"][0], test_json=files["val"][0],
+                          task=learned.data.task, image_size=image_size, batch_size=4)  # fmt: skip
     trainer = pl.Trainer(default_root_dir=tmp_path, **QUIET)
-    logged = trainer.validate(learned.task, datamodule=learned.data, verbose=False)[0]
-    trainer.predict(learned.task, datamodule=learned.data, return_predictions=False)  # predicts the test file: val.json
+    logged = trainer.validate(learned.task, datamodule=data, verbose=False)[0]
+    trainer.predict(learned.task, datamodule=data, return_predictions=False)  # predicts the test file: val.json
     results = json.loads((tmp_path / "predict" / "predictions.json").read_text())  # the predict stage folder
     assert {r["category_id"] for r in results} == {5, 9}  # the file's own category ids, not labels
     iou_types = {"bbox": "val/", "segm": "val/segm_"} if model == "segmenter" else {"bbox": "val/"}

@@ -13,7 +13,7 @@ import torchvision
 from helpers import CONFIGS, fit_validate_test, newest_run, run_cli, tiny
 from PIL import Image
 
-from visiontasks import SegmentationTask, ShapesDataModule
+from visiontasks import SegmentationFolderDataModule, SegmentationTask, ShapesDataModule
 from visiontasks.metrics import segmentation_metrics
 from visiontasks.models.registry import create_model
 from visiontasks.models.segmentation_losses import SegmentationLoss
@@ -138,3 +138,43 @@ def test_trains_on_exported_mask_folders_through_the_cli():
     cli = run_cli("fit", "--config", str(CONFIGS / "unet.yaml"), *folder_data, *TINY[2:])
     assert cli.model.class_names == SHAPE_CLASSES
     assert "val/miou" in cli.trainer.callback_metrics
+
+
+def numpy_scores(predicted: list[np.ndarray], truth: list[np.ndarray], num_classes: int, ignore: int = 255) -> dict:
+    """mIoU, Dice and pixel accuracy from class masks the plain way: one confusion matrix over all pixels;
+    classes absent from both prediction and truth are left out of the means."""
+    matrix = np.zeros((num_classes, num_classes), dtype=np.int64)
+    for found, true in zip(predicted, truth):
+        keep = true != ignore
+        matrix += np.bincount(true[keep] * num_classes + found[keep], minlength=num_classes**2).reshape(num_classes, -1)
+    tp = np.diag(matrix).astype(float)
+    fp, fn = matrix.sum(axis=0) - tp, matrix.sum(axis=1) - tp
+    seen = tp + fp + fn > 0
+    return {"miou": (tp / (tp + fp + fn))[seen].mean(), "dice": (2 * tp / (2 * tp + fp + fn))[seen].mean(),
+            "acc": tp.sum() / matrix.sum()}  # fmt: skip
+
+
+def test_logged_miou_equals_numpy_on_the_written_masks_at_a_resized_input(tmp_path):
+    """The network sees 48 px files at 32 px; the logged validation mIoU, Dice and pixel accuracy are scored in
+    the files' own pixels, so they equal a plain computation on the PNG masks predict writes vs the mask files."""
+    ShapesDataModule(task="segmentation", num_samples=100, image_size=48, seed=3).export(tmp_path / "shapes")
+    data = SegmentationFolderDataModule(root=str(tmp_path / "shapes"), class_names=SHAPE_CLASSES, image_size=32,
+                                        batch_size=4, predict_dir=str(tmp_path / "shapes" / "images" / "val"))  # fmt: skip
+    pl.seed_everything(0)
+    task = SegmentationTask(num_classes=4, model_options={"base_channels": 8, "depth": 3},
+                            optimizer=lambda params: torch.optim.AdamW(params, lr=3e-3))  # fmt: skip
+    trainer = pl.Trainer(default_root_dir=tmp_path, max_epochs=4, logger=False, enable_progress_bar=False,
+                         enable_model_summary=False)  # fmt: skip
+    trainer.fit(task, datamodule=data)
+    logged = trainer.validate(task, datamodule=data, verbose=False)[0]
+    trainer.predict(task, datamodule=data, return_predictions=False)
+
+    names = sorted(p.name for p in (tmp_path / "shapes" / "masks" / "val").glob("*.png"))
+    truth = [np.asarray(Image.open(tmp_path / "shapes" / "masks" / "val" / name)) for name in names]
+    predicted = [np.asarray(Image.open(tmp_path / "predict" / "predictions" / name)) for name in names]
+    assert predicted[0].shape == truth[0].shape == (48, 48)
+    expected = numpy_scores(predicted, truth, num_classes=4)
+    for name, value in expected.items():
+        assert logged[f"val/{name}"] == pytest.approx(value, abs=1e-5), (name, logged, expected)
+    # not an empty comparison: most pixels right, and more than one class predicted
+    assert expected["acc"] > 0.5 and len(np.unique(np.concatenate([p.ravel() for p in predicted]))) > 1

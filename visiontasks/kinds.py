@@ -18,8 +18,9 @@ import torch
 
 from visiontasks.errors import DataError
 
-META_KEYS = ("path", "image_id", "orig_size")
-"""Per-sample facts for outputs (file, COCO id, size before resizing): always batched as lists."""
+META_KEYS = ("path", "image_id", "orig_size", "original")
+"""Per-sample facts, always batched as lists: for outputs (file, COCO id, size before resizing) and, in
+evaluation, ``original``: the targets in the file's own pixels, which the metrics score predictions against."""
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,13 @@ class Kind:
         """Batch keys kept as lists: the per-object targets (their lengths differ) and the meta keys."""
         objects = [key for key in (self.label, self.box, self.instance_masks) if key] if self.per_object else []
         return frozenset((*objects, *self.object_fields, *META_KEYS))
+
+    @property
+    def scored_in_original_pixels(self) -> bool:
+        """Evaluation scores this kind's predictions against the targets in the file's pixels: masks, and
+        object boxes (a resize can drop a small one). One box per image needs no copy: IoU does not change
+        when both boxes are resized alike."""
+        return self.mask is not None or self.per_object
 
     def targets(
         self,

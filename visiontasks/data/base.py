@@ -12,7 +12,7 @@ import logging
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pytorch_lightning as pl
@@ -20,6 +20,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from visiontasks.data.collate import collate
+from visiontasks.data.image_size import auto_image_size, file_sizes, median_size
 from visiontasks.data.images import list_images, read_image, readable_images
 from visiontasks.data.leakage import check_leakage
 from visiontasks.data.sampling import EpochSampler, ShardSampler, sample_seed
@@ -50,10 +51,17 @@ class SampleDataset(Dataset):
     """
 
     def __init__(
-        self, source: Source, indices: Sequence[int], pipeline: Any, training: bool, kind: Kind, seed: int = 0
+        self,
+        source: Source,
+        indices: Sequence[int],
+        pipeline: Any,
+        training: bool,
+        kind: Kind,
+        seed: int = 0,
+        resize: Any = None,
     ) -> None:
         self.source, self.indices, self.pipeline, self.training = source, list(indices), pipeline, training
-        self.kind, self.seed = kind, seed
+        self.kind, self.seed, self.resize = kind, seed, resize
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -64,7 +72,11 @@ class SampleDataset(Dataset):
             self.pipeline.set_random_seed(sample_seed(self.seed, epoch, i))
         raw = self.source[self.indices[i]]
         sample = apply_pipeline(self.pipeline, raw, self.kind)
-        sample["orig_size"] = tuple(raw["image"].shape[:2])  # to map predictions back to the file's pixels
+        original = None
+        if self.resize is not None:  # evaluation: the transforms, then the resize to the network's size
+            original, sample = sample, apply_pipeline(self.resize, sample, self.kind)
+        # to map predictions back to the file's pixels (where evaluation scores them, against `original`)
+        sample["orig_size"] = tuple((raw if original is None else original)["image"].shape[:2])
         if self.kind.box and sample[self.kind.box] is None:
             if self.training:
                 return None  # the augmentation cropped the object away: skip, don't learn a wrong box
@@ -72,7 +84,11 @@ class SampleDataset(Dataset):
                 f"{sample.get('path', f'sample {self.indices[i]}')}: the eval transforms moved the box out "
                 "of the image. Use eval transforms that keep the whole image (resize, not crop)."
             )
-        return to_tensors(sample, self.kind)
+        sample = to_tensors(sample, self.kind)
+        if original is not None and self.kind.scored_in_original_pixels:
+            tensors = to_tensors(original, self.kind)
+            sample["original"] = {key: tensors[key] for key in self.kind.dtypes if key in tensors}
+        return sample
 
 
 class ImageFolderSource(Sequence):
@@ -120,7 +136,9 @@ class VisionDataModule(pl.LightningDataModule, abc.ABC):
     Args:
         batch_size: samples per batch (per device).
         num_workers: data loader worker processes.
-        image_size: resize every image to this size (``64`` or ``[height, width]``); ``None`` keeps sizes.
+        image_size: the network's input size: every image is resized to it (``64`` or ``[height, width]``).
+            ``auto`` (default) follows the training files: no resize when they share one size, else their
+            median size rounded to a multiple of 32 (logged). ``null`` keeps every image's own size.
         in_channels: 1 for grayscale, 3 for RGB; files are converted on reading.
         train_transforms: albumentations transforms for training, e.g.
             ``[{class_path: HorizontalFlip, init_args: {p: 0.5}}]``; the resize is appended.
@@ -140,7 +158,7 @@ class VisionDataModule(pl.LightningDataModule, abc.ABC):
         self,
         batch_size: int = 16,
         num_workers: int = 0,
-        image_size: int | list[int] | None = None,
+        image_size: int | list[int] | Literal["auto"] | None = "auto",
         in_channels: int = 3,
         train_transforms: list[TransformSpec] | None = None,
         eval_transforms: list[TransformSpec] | None = None,
@@ -154,7 +172,10 @@ class VisionDataModule(pl.LightningDataModule, abc.ABC):
         super().__init__()
         self.batch_size = batch_size
         self.num_workers = num_workers
-        self.image_size = as_size(image_size)
+        self.image_size: tuple[int, int] | str | None = image_size if image_size == "auto" else as_size(image_size)
+        self.auto_size = image_size == "auto"  # a checkpoint's training size then wins over the files at hand
+        self.input_size: tuple[int, int] | None = None
+        """(height, width) the network mostly sees, known after set-up: ``image_size``, else the median file size."""
         self.in_channels = in_channels
         self.train_transforms = train_transforms
         self.eval_transforms = eval_transforms
@@ -218,25 +239,44 @@ class VisionDataModule(pl.LightningDataModule, abc.ABC):
         return splits
 
     def pipeline(self, training: bool) -> Any:
-        return build_pipeline(
-            self.train_transforms if training else self.eval_transforms,
-            self.image_size,
-            self.kind,
-            min_visibility=self.min_visibility if training else 0.0,
-        )
+        """Training: the user's transforms and the resize in one pipeline. Evaluation: the transforms only;
+        the resize comes separately (:meth:`resize`), so targets stay at hand in the file's pixels."""
+        if training:
+            return build_pipeline(self.train_transforms, self.image_size, self.kind, self.min_visibility)
+        return build_pipeline(self.eval_transforms, None, self.kind)
+
+    def resize(self, kind: Kind) -> Any:
+        """The resize to ``image_size`` as a pipeline of its own, for evaluation and prediction (``None``: no resize)."""
+        return build_pipeline(None, self.image_size, kind) if self.image_size is not None else None
+
+    def dataset(self, source: Source, indices: Sequence[int], training: bool, kind: Kind) -> SampleDataset:
+        pipeline = self.pipeline(training) if kind is self.kind else build_pipeline(self.eval_transforms, None, kind)
+        resize = None if training else self.resize(kind)
+        return SampleDataset(source, indices, pipeline, training, kind, self.seed, resize)
 
     def setup(self, stage: str | None = None) -> None:
         if stage == "predict" and self.predict_dir is not None:
             source = ImageFolderSource(self.predict_dir, self.in_channels)
-            pipeline = build_pipeline(self.eval_transforms, self.image_size, IMAGES_ONLY)  # images, no targets
-            self.datasets["predict"] = SampleDataset(source, range(len(source)), pipeline, False, IMAGES_ONLY)
+            if self.image_size == "auto":  # no training files here: the photos' own sizes decide
+                self.image_size = auto_image_size(file_sizes(source, range(len(source))))
+            self.datasets["predict"] = self.dataset(source, range(len(source)), False, IMAGES_ONLY)  # images, no targets
             return
         if "train" in self.datasets:
             return
-        for name, (source, indices) in self.split_sources().items():
-            training = name == "train"
-            self.datasets[name] = SampleDataset(source, indices, self.pipeline(training), training, self.kind, self.seed)
+        splits = self.split_sources()
+        sizes = file_sizes(*splits["train"])
+        self.input_size = self.image_size if isinstance(self.image_size, tuple) else median_size(sizes)
+        if self.image_size == "auto":
+            self.image_size = auto_image_size(sizes)
+            self.input_size = self.image_size or self.input_size
+        for name, (source, indices) in splits.items():
+            self.datasets[name] = self.dataset(source, indices, name == "train", self.kind)
         self.datasets["predict"] = self.datasets["test"]
+        if self.image_size is not None and self.kind.scored_in_original_pixels:
+            log.info(
+                "Validation and test metrics are computed in each file's own pixels: predictions are resized "
+                "from %s back to the file's size and scored against its annotation.", "x".join(map(str, self.image_size))
+            )
 
     def _world_size(self) -> int:
         trainer = getattr(self, "trainer", None)
@@ -270,17 +310,31 @@ class VisionDataModule(pl.LightningDataModule, abc.ABC):
     def state_dict(self) -> dict[str, Any]:
         """Where training stood, kept in checkpoints: a run resumed from a mid-epoch (step) checkpoint skips
         the batches of that epoch it already trained on, and so goes on exactly as if never stopped."""
+        size = self.image_size if self.image_size != "auto" else None
+        state: dict[str, Any] = {"image_size": list(size) if size else None}  # what the network was trained at
         trainer = getattr(self, "trainer", None)
         if trainer is None or trainer.state.fn != "fit":
-            return {}
+            return state
         done = trainer.fit_loop.epoch_loop.batch_progress.current.processed
-        return {"epoch": trainer.current_epoch, "batches_done": done, "batches": trainer.num_training_batches}
+        return state | {"epoch": trainer.current_epoch, "batches_done": done, "batches": trainer.num_training_batches}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        if self.auto_size and "image_size" in state_dict:
+            self.use_trained_size(as_size(state_dict["image_size"]))
         done, total = state_dict.get("batches_done", 0), state_dict.get("batches", 0)
         self._resume_batches = done if 0 < done < total else 0  # an epoch-end checkpoint starts the next epoch
         if self._resume_batches:  # Lightning cannot tell that the sampler takes care of it
             warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended before the epoch ended")
+
+    def use_trained_size(self, size: tuple[int, int] | None) -> None:
+        """Evaluate and predict at the size the restored network was trained at (``image_size: auto``)."""
+        if size == self.image_size:
+            return
+        log.info("image_size auto: using the checkpoint's training size %s.", "x".join(map(str, size)) if size else "(none: no resize)")
+        self.image_size = size
+        for dataset in self.datasets.values():
+            if isinstance(dataset, SampleDataset) and not dataset.training:
+                dataset.resize = self.resize(dataset.kind)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True)

@@ -25,3 +25,12 @@ def collate(samples: list[dict[str, Any] | None], list_keys: Collection[str] = M
         same_shape = all(isinstance(v, torch.Tensor) and v.shape == values[0].shape for v in values)
         batch[key] = torch.stack(values) if same_shape and key not in list_keys else values
     return batch
+
+
+def original_targets(batch: dict[str, Any]) -> dict[str, Any]:
+    """The batch with its targets in the files' own pixels (lists, one entry per image) when it carries
+    them (evaluation with a resize), else the batch as it is; predictions must be at the same size."""
+    originals = batch.get("original")
+    if not originals:
+        return batch
+    return batch | {key: [original[key] for original in originals] for key in originals[0]}

@@ -93,6 +93,10 @@ class ShapesDataModule(VisionDataModule):
         )
         return {"all": source}
 
+    def resize(self, kind: Kind) -> Any:
+        """No resize for the shapes, drawn at ``image_size``; a predict folder's photos are resized to it."""
+        return None if kind is self.kind else super().resize(kind)
+
     def export(self, root: str | Path) -> Path:
         """Write the splits to ``root`` in the real on-disk format of this task (see the README)."""
         from visiontasks.data.export import export_splits

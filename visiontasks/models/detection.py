@@ -105,7 +105,8 @@ def build_detector(
             scratch, 3 when ``pretrained``.
         anchor_sizes: anchor sizes in input pixels, one per feature level (or a list per level).
         aspect_ratios: anchor height/width ratios, used at every level.
-        min_size: images are resized so the short side is this (torchvision resizes internally).
+        min_size: images are resized so the short side is this (torchvision resizes internally);
+            the tasks set it to the data's input size unless given.
         max_size: ... and the long side at most this.
         score_thresh: detections scoring below this are dropped.
         nms_thresh: IoU above which overlapping detections of a class are suppressed.

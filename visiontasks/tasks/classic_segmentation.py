@@ -20,7 +20,7 @@ from visiontasks.callbacks.mask_images import MaskPngWriter
 from visiontasks.metrics import segmentation_metrics
 from visiontasks.models.classic_segmentation import ClassicMethod, ClassicSegmentation
 from visiontasks.tasks.base import BaseTask
-from visiontasks.tasks.segmentation import mask_rows, save_iou_report, stacked_images
+from visiontasks.tasks.segmentation import mask_rows, save_iou_report, stacked_images, update_mask_metrics
 
 # This task has no optimiser on purpose; Lightning's warning about that would only alarm its users.
 warnings.filterwarnings("ignore", message="`LightningModule.configure_optimizers` returned `None`")
@@ -126,7 +126,7 @@ class ClassicSegmentationTask(BaseTask):
         return loss, log_probs
 
     def update_metrics(self, metrics: MetricCollection, log_probs: Tensor, batch: dict[str, Any]) -> None:
-        metrics.update(log_probs.argmax(dim=1), batch["mask"])
+        update_mask_metrics(metrics, log_probs, batch)
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int = 0) -> list[dict[str, Any]]:
         """Per input: its path and the predicted class mask (HxW uint8) at the input's original size."""

@@ -13,6 +13,7 @@ from torch import Tensor
 from torchmetrics import MetricCollection
 
 from visiontasks.callbacks.coco_results import CocoResultsWriter
+from visiontasks.data.collate import original_targets
 from visiontasks.metrics import detection_metrics
 from visiontasks.models.detection import coco_model_name, detect, load_backbone_weights, load_detector_weights
 from visiontasks.models.registry import model_entry
@@ -100,10 +101,21 @@ class DetectionTask(BaseTask):
         datamodule = getattr(self.trainer, "datamodule", None)
         if getattr(datamodule, "category_ids", None):
             self.hparams.category_ids = list(datamodule.category_ids)  # kept in the checkpoint
+        self.follow_input_size(getattr(datamodule, "input_size", None))
         weights = self.hparams.backbone_weights
         if weights and not self.hparams.weights and self.trainer.ckpt_path is None and not self.pretrained_loaded:
             load_backbone_weights(self.model, weights, self.backbone)
             self.pretrained_loaded = True
+
+    def follow_input_size(self, size: tuple[int, int] | None) -> None:
+        """Without ``min_size``/``max_size`` in ``model_options`` the detector takes images at the data's input
+        size instead of torchvision's 800 px (a 25-fold upscale of 32 px digits); recorded in the checkpoint."""
+        options = dict(self.hparams.model_options or {})
+        if size is None or "min_size" in options or "max_size" in options:
+            return
+        options.update(min_size=min(size), max_size=max(size))
+        self.model.transform.min_size, self.model.transform.max_size = (min(size),), max(size)
+        self.hparams.model_options = options
 
     def forward(self, images: list[Tensor], output_sizes: list[tuple[int, int]] | None = None) -> list[dict[str, Tensor]]:
         """Detections of CxHxW images in [0, 1]: ``boxes`` (xyxy), ``scores``, ``labels`` (0-based), ``masks``."""
@@ -126,7 +138,9 @@ class DetectionTask(BaseTask):
 
     def compute(self, batch: dict[str, Any], stage: str) -> tuple[Tensor, list[dict[str, Tensor]] | None]:
         targets = [dict(t, labels=t["labels"] + 1) for t in self._targets(batch, crowd=False)]
-        losses, detections = detect(self.model, list(batch["image"]), targets)
+        # detections in the files' own pixels, where the metrics score them (see update_metrics)
+        sizes = batch.get("orig_size") if "original" in batch else None
+        losses, detections = detect(self.model, list(batch["image"]), targets, output_sizes=sizes)
         self.log_dict({f"{stage}/{name}": value for name, value in losses.items()},
                       batch_size=len(targets), on_epoch=stage != "train", sync_dist=stage != "train")  # fmt: skip
         if detections is not None:
@@ -137,7 +151,8 @@ class DetectionTask(BaseTask):
         if detections is None:  # training: the detector gives losses only
             return
         predictions = [dict(d, masks=d["masks"].bool()) if self.masks else d for d in detections]
-        targets = [dict(t, masks=t["masks"].bool()) if self.masks else t for t in self._targets(batch, crowd=True)]
+        truth = self._targets(original_targets(batch), crowd=True)  # in the files' pixels, as COCO scores
+        targets = [dict(t, masks=t["masks"].bool()) if self.masks else t for t in truth]
         metrics.update(predictions, targets)
 
     def on_train_epoch_end(self) -> None:

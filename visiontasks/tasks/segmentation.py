@@ -11,6 +11,7 @@ from torch import Tensor
 from torchmetrics import MetricCollection
 
 from visiontasks.callbacks.mask_images import MaskPngWriter
+from visiontasks.data.collate import original_targets
 from visiontasks.errors import DataError
 from visiontasks.metrics import segmentation_metrics
 from visiontasks.models.normalize import normalize
@@ -98,7 +99,7 @@ class SegmentationTask(BaseTask):
         return self.criterion(logits, batch["mask"]), logits
 
     def update_metrics(self, metrics: MetricCollection, logits: Tensor, batch: dict[str, Any]) -> None:
-        metrics.update(logits.argmax(dim=1), batch["mask"])
+        update_mask_metrics(metrics, logits, batch)
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int = 0) -> list[dict[str, Any]]:
         """Per input: its path and the predicted class mask (HxW uint8) at the input's original size."""
@@ -118,6 +119,27 @@ def stacked_images(batch: dict[str, Any]) -> Tensor:
     return batch["image"]
 
 
+def class_mask(scores: Tensor, size: tuple[int, int]) -> Tensor:
+    """The class of every pixel (HxW long) at ``size`` from one image's class scores (C x h x w, logits or
+    log-probabilities): probabilities are resized, not labels, for smooth borders. Predictions and the
+    evaluation both use it, so the written masks are the ones that were scored."""
+    probs = scores[None].softmax(dim=1)
+    if probs.shape[-2:] != tuple(size):
+        probs = F.interpolate(probs, size=tuple(size), mode="bilinear", align_corners=False)
+    return probs[0].argmax(dim=0)
+
+
+def update_mask_metrics(metrics: MetricCollection, scores: Tensor, batch: dict[str, Any]) -> None:
+    """Score predicted classes against the true masks: in each file's own pixels when the batch carries
+    them (``original``: the network saw resized images), else at the network's size."""
+    originals = original_targets(batch)["mask"]
+    if originals is batch["mask"]:
+        metrics.update(scores.argmax(dim=1), batch["mask"])
+        return
+    for image_scores, mask in zip(scores, originals):
+        metrics.update(class_mask(image_scores, tuple(mask.shape))[None], mask[None])
+
+
 def mask_rows(scores_of: Callable[[Tensor], Tensor], batch: dict[str, Any]) -> list[dict[str, Any]]:
     """Per input: its path and the predicted class mask (HxW uint8) at the input's original size.
 
@@ -127,11 +149,7 @@ def mask_rows(scores_of: Callable[[Tensor], Tensor], batch: dict[str, Any]) -> l
     logits = scores_of(images) if isinstance(images, Tensor) else [scores_of(image[None])[0] for image in images]
     rows = []
     for i, scores in enumerate(logits):
-        probs = scores[None].softmax(dim=1)
-        size = tuple(batch["orig_size"][i])
-        if probs.shape[-2:] != size:  # resize scores, not labels, for smooth borders
-            probs = F.interpolate(probs, size=size, mode="bilinear", align_corners=False)
-        mask = probs[0].argmax(dim=0).to(torch.uint8).cpu().numpy()
+        mask = class_mask(scores, tuple(batch["orig_size"][i])).to(torch.uint8).cpu().numpy()
         rows.append({"path": batch.get("path", [""] * len(images))[i], "mask": mask})
     return rows
 
