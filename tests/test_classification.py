@@ -24,7 +24,7 @@ def test_shipped_config_fit_validate_test_predict(config):
     assert {"test/acc", "test/f1", "test/auroc"} <= set(tested.trainer.callback_metrics)
     report = newest_run() / "test_report.txt"
     assert "macro avg" in report.read_text() and "triangle" in report.read_text()
-    assert (newest_run() / "test_report.png").is_file()  # the confusion matrix
+    assert (newest_run() / "confusion_matrix.png").is_file() and (newest_run() / "roc.png").is_file()
 
     photos = Path("photos")
     photos.mkdir()

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 from helpers import CONFIGS, newest_run, run_cli, tiny
 from PIL import Image
 
@@ -29,3 +31,31 @@ def test_metrics_csv_and_curves_every_epoch_with_train_loss_however_short():
     assert all(float(row["train/loss"]) > 0 and float(row["val/loss"]) > 0 and row["val/acc"] for row in rows)
     assert "train/acc" in rows[0]
     assert_picture(run / "curves.png")
+
+
+def fit_and_test(config: str, *extra: str) -> Path:
+    """Fit a shipped config on a few tiny batches, test its last checkpoint; the test folder."""
+    args = ["--config", str(CONFIGS / f"{config}.yaml"), *tiny(num_samples=40, batch_size=4), *extra]
+    run_cli("fit", *args)
+    checkpoint = newest_run() / "checkpoints" / "last.ckpt"
+    run_cli("test", *args, f"--ckpt_path={checkpoint}")
+    return newest_run()
+
+
+@pytest.mark.parametrize(
+    "config, extra, pictures",
+    [
+        ("lenet5", [], ["confusion_matrix", "confusion_matrix_normalized", "roc"]),
+        ("localization", ["--model.init_args.model=simple_cnn", "--data.init_args.image_size=32"],
+         ["confusion_matrix", "confusion_matrix_normalized"]),
+        ("unet", ["--model.init_args.model_options={depth: 2, base_channels: 4}", "--data.init_args.image_size=32"],
+         ["confusion_matrix", "confusion_matrix_normalized"]),
+        pytest.param("mask_rcnn", [], ["pr_curve"], marks=pytest.mark.slow),
+    ],
+)
+def test_test_pictures_and_a_per_class_report_for_every_task(config, extra, pictures):
+    folder = fit_and_test(config, *extra)
+    for name in pictures:
+        assert_picture(folder / f"{name}.png")
+    rows = json.loads((folder / "test_report.json").read_text())
+    assert len(rows) >= 2 and all("class" in row for row in rows)

@@ -13,7 +13,8 @@ from visiontasks.metrics import classification_metrics
 from visiontasks.models.classifiers import head_name
 from visiontasks.models.normalize import normalize
 from visiontasks.models.weights import load_matching, state_dict_for
-from visiontasks.reports import confusion_matrix_figure, per_class_rows, save_report
+from visiontasks.pictures.test_plots import confusion_figures, roc_figure
+from visiontasks.reports import per_class_rows, save_report
 from visiontasks.tasks.base import BaseTask
 
 
@@ -106,13 +107,17 @@ class ClassificationTask(BaseTask):
         return rows
 
     def report(self, values: dict[str, Any]) -> None:
-        matrix = values["test/confmat"].cpu().numpy()
+        """Precision, recall, F1 and support per class; confusion matrices (single-label) and ROC curves."""
+        matrix, names = values["test/confmat"].cpu().numpy(), self.class_names
         if self.hparams.multilabel:  # one 2x2 matrix per label: [[tn, fp], [fn, tp]]
             tp, fp, fn = matrix[:, 1, 1], matrix[:, 0, 1], matrix[:, 1, 0]
-            figure = None
+            figures, confusion = {}, None
         else:
             tp = matrix.diagonal()
             fp, fn = matrix.sum(axis=0) - tp, matrix.sum(axis=1) - tp
-            figure = confusion_matrix_figure(matrix, self.class_names)
-        rows = per_class_rows(self.class_names, tp, fp, fn)
-        save_report(self.trainer, "test_report", "Classification report (test)", rows, figure)
+            figures, confusion = confusion_figures(matrix, names), (matrix, names)
+        fpr, tpr = ([c.cpu().numpy() for c in curve] for curve in values["test/roc"][:2])
+        figures["roc"] = roc_figure(fpr, tpr, names)
+        rows = per_class_rows(names, tp, fp, fn)
+        curves = {"roc_plot": (fpr, tpr, names, "ROC (test)", "false positive rate")}
+        save_report(self.trainer, "test_report", "Classification report (test)", rows, figures, confusion, curves)

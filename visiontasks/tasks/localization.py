@@ -17,6 +17,8 @@ from visiontasks.metrics import localization_metrics
 from visiontasks.models.localizer import Localizer, boxes_to_pixels
 from visiontasks.models.normalize import normalize
 from visiontasks.models.weights import load_matching, state_dict_for
+from visiontasks.pictures.test_plots import confusion_figures
+from visiontasks.reports import per_class_rows, save_report
 from visiontasks.tasks.base import BaseTask
 
 BoxLoss = Literal["smooth_l1", "giou", "l1+giou"]
@@ -113,3 +115,18 @@ class LocalizationTask(BaseTask):
             row = {"path": path, "label": self.class_names[int(label)], "score": round(float(score), 4)}
             rows.append(row | {k: round(v, 1) for k, v in zip(BOX_COLUMNS, box.tolist())})
         return rows
+
+    def report(self, values: dict[str, Any]) -> None:
+        """Per class: precision, recall, F1, support, mean box IoU and localization accuracy; confusion matrices."""
+        matrix, names = values["test/confmat"].cpu().numpy(), self.class_names
+        tp = matrix.diagonal()
+        rows = per_class_rows(names, tp, matrix.sum(axis=0) - tp, matrix.sum(axis=1) - tp)
+        count, iou, hits = values["test/per_class"].cpu().double()
+        for k, row in enumerate(rows[: len(names)]):
+            row.update(iou=float(iou[k]), loc_acc=float(hits[k]))
+        weights = count / count.sum().clamp(min=1)
+        for row in rows[len(names):]:  # macro and weighted averages
+            average = (lambda a: float(a.mean())) if row["class"] == "macro avg" else (lambda a: float((a * weights).sum()))
+            row.update(iou=average(iou), loc_acc=average(hits))
+        title = "Localization report (test): class scores, box IoU and loc_acc (class right and IoU >= 0.5)"
+        save_report(self.trainer, "test_report", title, rows, confusion_figures(matrix, names), (matrix, names))

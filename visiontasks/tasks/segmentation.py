@@ -17,6 +17,7 @@ from visiontasks.metrics import segmentation_metrics
 from visiontasks.models.normalize import normalize
 from visiontasks.models.segmentation import load_segmentation_weights, logits_of
 from visiontasks.models.segmentation_losses import LossName, SegmentationLoss
+from visiontasks.pictures.test_plots import confusion_figures
 from visiontasks.reports import save_report
 from visiontasks.tasks.base import BaseTask
 
@@ -155,8 +156,11 @@ def mask_rows(scores_of: Callable[[Tensor], Tensor], batch: dict[str, Any]) -> l
 
 
 def save_iou_report(task: BaseTask, values: dict[str, Any]) -> None:
-    """Print and save the test IoU of every class and their mean (``test_report.txt`` / ``.json``)."""
+    """Print and save the test IoU of every class and their mean (``test_report.txt`` / ``.json``) and the
+    pixel confusion matrices."""
     per_class = values["test/iou_per_class"].tolist()
     rows = [{"class": name, "iou": float(iou)} for name, iou in zip(task.class_names, per_class)]
     rows += [{"class": "mean (miou)", "iou": float(values["test/miou"])}]
-    save_report(task.trainer, "test_report", "Segmentation report (test): IoU per class", rows)
+    matrix = values["test/confmat"].cpu().numpy()
+    figures = confusion_figures(matrix, task.class_names)  # pixels
+    save_report(task.trainer, "test_report", "Segmentation report (test): IoU per class", rows, figures, (matrix, task.class_names))
