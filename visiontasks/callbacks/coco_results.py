@@ -9,7 +9,6 @@ from typing import Any
 import numpy as np
 import pytorch_lightning as pl
 from PIL import Image
-from pycocotools import mask as mask_utils
 from pytorch_lightning.callbacks import Callback
 from torchvision.utils import draw_bounding_boxes, draw_segmentation_masks
 
@@ -19,6 +18,8 @@ from visiontasks.runs import rank_path
 
 def coco_results(prediction: dict[str, Any], image_id: int) -> list[dict[str, Any]]:
     """One image's detections as COCO result entries: original category ids, xywh boxes, RLE masks."""
+    from pycocotools import mask as mask_utils  # here, not at the top: start-up time of every command
+
     entries = []
     masks = prediction.get("masks")
     for k, (box, score, category_id) in enumerate(
