@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import csv
 from typing import Any
 
 import pytorch_lightning as pl
 from pytorch_lightning.callbacks import Callback
 
+from visiontasks.results.formats import write_csv
 from visiontasks.runs import rank_path
 
 
@@ -28,10 +28,5 @@ class PredictionCsvWriter(Callback):
         if not self.rows:
             return
         path = rank_path(trainer, self.filename)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=list(self.rows[0]))
-            writer.writeheader()
-            for row in self.rows:
-                writer.writerow({k: ";".join(map(str, v)) if isinstance(v, (list, tuple)) else v for k, v in row.items()})
+        write_csv(path, self.rows)
         print(f"Predictions written to {path}")

@@ -1,4 +1,5 @@
-"""Run-folder pictures and W&B views of a run: curves, prediction grids, overlays, test plots, interpretation."""
+"""Pictures of a run: drawing primitives shared by results, run-folder curves and grids, W&B overlays, test plots,
+interpretation."""
 
 from visiontasks.pictures.callback import RunPictures
 
