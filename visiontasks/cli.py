@@ -22,6 +22,7 @@ from pytorch_lightning.loggers import WandbLogger
 import visiontasks
 from visiontasks.data.base import VisionDataModule
 from visiontasks.errors import CheckpointError, DataError, VisionTasksError
+from visiontasks.results import PredictionWriter
 from visiontasks.runs import RUNS_DIR, RunFolder, check_checkpoint_fits, find_checkpoint, run_of_checkpoint, stage_dir
 from visiontasks.tasks.base import BaseTask
 from visiontasks.wandb_mode import choose_wandb_mode
@@ -95,6 +96,7 @@ class VisionCLI(LightningCLI):
             help="Experiment name: runs go to <runs_dir>/<experiment>/<run id>/ (default: the config file's name).",
         )  # fmt: skip
         parser.add_argument("--runs_dir", type=str, default=RUNS_DIR, help="Folder holding the experiments' runs.")
+        parser.add_lightning_class_args(PredictionWriter, "writer")  # predict's files: --writer.draw true
 
     def instantiate_classes(self) -> None:
         """A ``num_classes``/``class_names`` given for the task must agree with the data's, not be replaced by it."""
