@@ -83,8 +83,8 @@ def test_multilabel_on_shapes():
                          limit_val_batches=1)  # fmt: skip
     trainer.fit(task, datamodule=data)
     assert "val/f1" in trainer.callback_metrics
-    rows = task.predict_step(next(iter(data.val_dataloader())))
-    assert all(isinstance(r["label"], list) for r in rows)
+    results = task.predict_step(next(iter(data.val_dataloader())))
+    assert all(isinstance(r.label, list) and len(r.label) == len(r.score) for r in results)
 
 
 def test_freeze_backbone_trains_only_the_head_until_unfrozen():

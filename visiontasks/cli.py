@@ -23,6 +23,7 @@ import visiontasks
 from visiontasks.data.base import VisionDataModule
 from visiontasks.errors import CheckpointError, DataError, VisionTasksError
 from visiontasks.pictures import RunPictures
+from visiontasks.results import PredictionWriter
 from visiontasks.runs import RUNS_DIR, RunFolder, check_checkpoint_fits, find_checkpoint, run_of_checkpoint, stage_dir
 from visiontasks.tasks.base import BaseTask
 from visiontasks.wandb_mode import choose_wandb_mode
@@ -99,6 +100,7 @@ class VisionCLI(LightningCLI):
         )  # fmt: skip
         parser.add_argument("--runs_dir", type=str, default=RUNS_DIR, help="Folder holding the experiments' runs.")
         parser.add_lightning_class_args(RunPictures, "pictures")  # --pictures.<switch>: which pictures a run makes
+        parser.add_lightning_class_args(PredictionWriter, "writer")  # predict's files: --writer.draw true
 
     def instantiate_classes(self) -> None:
         """A ``num_classes``/``class_names`` given for the task must agree with the data's, not be replaced by it."""

@@ -1,1 +1,1 @@
-"""Callbacks the tasks bring along: prediction writers."""
+"""Callbacks the tasks bring along: W&B overlays of validation predictions."""
