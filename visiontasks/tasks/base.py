@@ -23,7 +23,6 @@ from pytorch_lightning.trainer.states import TrainerFn
 from torch import Tensor, nn
 from torchmetrics import MetricCollection
 
-from visiontasks.callbacks.wandb_images import WandbImageLogger
 from visiontasks.data.inputs import ImageInput
 from visiontasks.errors import DataError, TrainingStopped
 from visiontasks.kinds import kind_of
@@ -230,12 +229,12 @@ class BaseTask(pl.LightningModule, abc.ABC):
         return factor
 
     def configure_callbacks(self) -> list[Callback]:
-        """The W&B overlays, the prediction writer and the run's pictures (unless the Trainer has them); when fitting also ``last.ckpt`` (every epoch) and the best checkpoint by its monitor.
+        """The prediction writer and the run's pictures (W&B overlays too) (unless the Trainer has them); when fitting also ``last.ckpt`` (every epoch) and the best checkpoint by its monitor.
 
         Only when fitting: a later ``trainer.test`` keeps the fit's checkpoint callbacks, and with them
         ``trainer.checkpoint_callback.best_model_path``.
         """
-        callbacks: list[Callback] = [WandbImageLogger()]
+        callbacks: list[Callback] = []
         if not any(isinstance(c, PredictionWriter) for c in self.trainer.callbacks):  # the CLI brings its own
             callbacks.append(PredictionWriter())
         if not any(isinstance(c, RunPictures) for c in self.trainer.callbacks):  # the CLI adds its own, configured
