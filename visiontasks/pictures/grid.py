@@ -78,19 +78,20 @@ def _title(result: Result, truth: Truth | None, names: list[str]) -> tuple[str, 
 
 
 def prediction_grid(pictures: list[np.ndarray], results: list[Result], truths: list[Truth | None],
-                    names: list[str], columns: int = 4) -> Any:  # fmt: skip
+                    names: list[str], columns: int = 4, notes: list[str] | None = None) -> Any:  # fmt: skip
     """A figure of the predictions (``Result.plot``), each beside its ground truth where the task draws one
     (boxes, masks), else captioned with the true and predicted classes."""
     cells: list[tuple[np.ndarray, str, str]] = []
-    for picture, result, truth in zip(pictures, results, truths):
+    for k, (picture, result, truth) in enumerate(zip(pictures, results, truths)):
         picture, result, truth = enlarged(picture, result, truth)
         drawn = truth_picture(picture, truth, names) if truth is not None else None
         if drawn is not None:
             cells.append((drawn, "ground truth", "black"))
-        cells.append((result.plot(), *_title(result, truth, names)))
+        title, colour = _title(result, truth, names)
+        cells.append((result.plot(), f"{notes[k]}\n{title}" if notes else title, colour))
     columns = min(columns * (2 if len(cells) > len(results) else 1), len(cells))
     lines = math.ceil(len(cells) / columns)
-    figure, axes = plt.subplots(lines, columns, figsize=(2.4 * columns, 2.6 * lines), squeeze=False)
+    figure, axes = plt.subplots(lines, columns, figsize=(2.4 * columns, (3.0 if notes else 2.6) * lines), squeeze=False)
     for axis in axes.flat:
         axis.axis("off")
     for axis, (image, title, colour) in zip(axes.flat, cells):

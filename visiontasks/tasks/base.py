@@ -113,6 +113,10 @@ class BaseTask(pl.LightningModule, abc.ABC):
         """Parameter-name prefixes that stay trainable when the backbone is frozen (the heads)."""
         return ()
 
+    def sample_losses(self, batch: dict[str, Any]) -> Tensor:
+        """The loss of each sample of ``batch`` (the top-losses picture ranks the test images by it)."""
+        raise NotImplementedError(f"{type(self).__name__} gives no per-sample losses")
+
     def results(self, batch: dict[str, Any], outputs: Any = None) -> list[Result]:
         """One typed result per image of ``batch``, in the original images' pixels, from ``outputs`` (what
         ``forward`` gives for the batch's images; computed when ``None``)."""
