@@ -11,6 +11,7 @@ from visiontasks.data import (  # noqa: E402
     VisionDataModule,
 )
 from visiontasks.errors import CheckpointError, DataError, TrainingStopped, VisionTasksError  # noqa: E402
+from visiontasks.export import export  # noqa: E402
 from visiontasks.pictures import RunPictures  # noqa: E402
 from visiontasks.runs import StepCheckpoint  # noqa: E402
 from visiontasks.tasks import (  # noqa: E402
@@ -44,4 +45,5 @@ __all__ = [
     "VisionDataModule",
     "VisionTasksError",
     "__version__",
+    "export",
 ]
