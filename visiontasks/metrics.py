@@ -22,8 +22,9 @@ from torchmetrics.wrappers import LambdaInputTransformer
 from torchvision.ops import box_iou
 
 
-def classification_metrics(num_classes: int, multilabel: bool = False) -> MetricCollection:
-    """acc, precision, recall, f1 (macro), auroc and the confusion matrix (for the test report)."""
+def classification_metrics(num_classes: int, multilabel: bool = False, summaries: bool = True) -> MetricCollection:
+    """acc, precision, recall, f1 (macro), and with ``summaries`` auroc and the confusion matrix (for the test
+    report), which training leaves out: updating them costs more per step than the other four together."""
     if multilabel:
         kind = {"task": "multilabel", "num_labels": num_classes}
     elif num_classes == 1:
@@ -35,9 +36,10 @@ def classification_metrics(num_classes: int, multilabel: bool = False) -> Metric
         "precision": Precision(**kind, average="macro"),
         "recall": Recall(**kind, average="macro"),
         "f1": F1Score(**kind, average="macro"),
-        "auroc": AUROC(**kind, average="macro", thresholds=200),  # binned: constant memory per epoch
-        "confmat": ConfusionMatrix(**kind),
     }
+    if summaries:
+        metrics["auroc"] = AUROC(**kind, average="macro", thresholds=200)  # binned: constant memory per epoch
+        metrics["confmat"] = ConfusionMatrix(**kind)
     return MetricCollection(metrics)
 
 

@@ -1,1 +1,1 @@
-"""Callbacks the tasks bring along: prediction writers."""
+"""Callbacks the tasks bring along (prediction writers) and the speed switches a config can list."""

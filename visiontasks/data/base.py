@@ -30,9 +30,11 @@ from visiontasks.data.transforms import (
     apply_pipeline,
     as_size,
     build_pipeline,
+    images_to_float,
     seed_augmentation,
     to_tensors,
 )
+from visiontasks.data.workers import auto_workers
 from visiontasks.errors import DataError
 from visiontasks.kinds import IMAGES_ONLY, Kind, kind_of
 
@@ -59,9 +61,10 @@ class SampleDataset(Dataset):
         kind: Kind,
         seed: int = 0,
         resize: Any = None,
+        uint8_images: bool = False,
     ) -> None:
         self.source, self.indices, self.pipeline, self.training = source, list(indices), pipeline, training
-        self.kind, self.seed, self.resize = kind, seed, resize
+        self.kind, self.seed, self.resize, self.uint8_images = kind, seed, resize, uint8_images
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -84,7 +87,7 @@ class SampleDataset(Dataset):
                 f"{sample.get('path', f'sample {self.indices[i]}')}: the eval transforms moved the box out "
                 "of the image. Use eval transforms that keep the whole image (resize, not crop)."
             )
-        sample = to_tensors(sample, self.kind)
+        sample = to_tensors(sample, self.kind, self.uint8_images)
         if original is not None and self.kind.scored_in_original_pixels:
             tensors = to_tensors(original, self.kind)
             sample["original"] = {key: tensors[key] for key in self.kind.dtypes if key in tensors}
@@ -135,7 +138,8 @@ class VisionDataModule(pl.LightningDataModule, abc.ABC):
 
     Args:
         batch_size: samples per batch (per device).
-        num_workers: data loader worker processes.
+        num_workers: data loader worker processes; ``auto``: one per CPU core this process may use, less one
+            for the main process, shared among the devices of the machine (at most 8 each).
         image_size: the network's input size: every image is resized to it (``64`` or ``[height, width]``).
             ``auto`` (default) follows the training files: no resize when they share one size, else their
             median size rounded to a multiple of 32 (logged). ``null`` keeps every image's own size.
@@ -149,6 +153,8 @@ class VisionDataModule(pl.LightningDataModule, abc.ABC):
         min_visibility: boxes keeping less than this share of their area after a crop are dropped.
         predict_dir: a folder of images to predict on; ``None`` predicts on the test split.
         pin_memory: pin host memory for faster GPU copies (default: when a GPU is present).
+        uint8_images: batches carry 8-bit images, made float in [0, 1] on the device after the copy:
+            4x fewer bytes through the workers and to the GPU, the same numbers (16-bit files stay float).
     """
 
     task: str = "classification"
@@ -157,7 +163,7 @@ class VisionDataModule(pl.LightningDataModule, abc.ABC):
     def __init__(
         self,
         batch_size: int = 16,
-        num_workers: int = 0,
+        num_workers: int | Literal["auto"] = 0,
         image_size: int | list[int] | Literal["auto"] | None = "auto",
         in_channels: int = 3,
         train_transforms: list[TransformSpec] | None = None,
@@ -168,6 +174,7 @@ class VisionDataModule(pl.LightningDataModule, abc.ABC):
         min_visibility: float = 0.3,
         predict_dir: str | None = None,
         pin_memory: bool | None = None,
+        uint8_images: bool = False,
     ) -> None:
         super().__init__()
         self.batch_size = batch_size
@@ -185,6 +192,7 @@ class VisionDataModule(pl.LightningDataModule, abc.ABC):
         self.min_visibility = min_visibility
         self.predict_dir = predict_dir
         self.pin_memory = torch.cuda.is_available() if pin_memory is None else pin_memory
+        self.uint8_images = uint8_images
         self.class_names: list[str] = []
         self.datasets: dict[str, Dataset] = {}
         self._resume_batches = 0  # batches of the current epoch a resumed run already trained on
@@ -252,7 +260,7 @@ class VisionDataModule(pl.LightningDataModule, abc.ABC):
     def dataset(self, source: Source, indices: Sequence[int], training: bool, kind: Kind) -> SampleDataset:
         pipeline = self.pipeline(training) if kind is self.kind else build_pipeline(self.eval_transforms, None, kind)
         resize = None if training else self.resize(kind)
-        return SampleDataset(source, indices, pipeline, training, kind, self.seed, resize)
+        return SampleDataset(source, indices, pipeline, training, kind, self.seed, resize, self.uint8_images)
 
     def setup(self, stage: str | None = None) -> None:
         if stage == "predict" and self.predict_dir is not None:
@@ -282,8 +290,22 @@ class VisionDataModule(pl.LightningDataModule, abc.ABC):
         trainer = getattr(self, "trainer", None)
         return trainer.world_size if trainer is not None else 1
 
+    def workers(self) -> int:
+        """``num_workers``, with ``auto`` resolved from the CPU cores and the devices sharing them."""
+        if self.num_workers != "auto":
+            return self.num_workers
+        trainer = getattr(self, "trainer", None)
+        return auto_workers(trainer.num_devices if trainer is not None else 1)
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """``uint8_images``: the batch's images become float in [0, 1] here, on the device."""
+        if isinstance(batch, dict) and "image" in batch:
+            batch["image"] = images_to_float(batch["image"])
+        return batch
+
     def _loader(self, split: str, shuffle: bool = False) -> DataLoader:
         dataset = self.datasets[split]
+        workers = self.workers()
         trainer = getattr(self, "trainer", None)
         rank = trainer.global_rank if trainer is not None else 0
         world = self._world_size()
@@ -299,11 +321,11 @@ class VisionDataModule(pl.LightningDataModule, abc.ABC):
             dataset,
             batch_size=self.batch_size,
             sampler=sampler,
-            num_workers=self.num_workers,
+            num_workers=workers,
             pin_memory=self.pin_memory,
-            persistent_workers=self.num_workers > 0,
+            persistent_workers=workers > 0,
             collate_fn=functools.partial(collate, list_keys=dataset.kind.list_keys),
-            worker_init_fn=seed_augmentation if self.num_workers > 0 else None,
+            worker_init_fn=seed_augmentation if workers > 0 else None,
             drop_last=shuffle and len(dataset) // world > self.batch_size,
         )
 
