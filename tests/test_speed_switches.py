@@ -7,8 +7,10 @@ import pytorch_lightning as pl
 import torch
 from helpers import CONFIGS, run_cli, tiny
 
-from visiontasks import ChannelsLast, ClassificationTask, Compile, SegmentationTask, ShapesDataModule
-from visiontasks.data import workers
+from visiontasks import ChannelsLast, ClassificationTask, Compile, ImageFolderDataModule, SegmentationTask, ShapesDataModule
+from visiontasks.data import labelled, workers
+from visiontasks.data.cache import CachedSource
+from visiontasks.data.images import read_image
 from visiontasks.data.collate import collate
 
 QUIET = {"logger": False, "enable_progress_bar": False, "enable_model_summary": False, "accelerator": "cpu"}
@@ -79,3 +81,21 @@ def test_num_workers_auto_follows_the_cores_and_the_devices(monkeypatch):
     data = ShapesDataModule(task="classification", num_samples=12, batch_size=4, num_workers="auto")
     data.setup("fit")
     assert data.train_dataloader().num_workers == 1
+
+
+def test_cached_images_are_decoded_once_and_give_the_same_samples(monkeypatch):
+    ShapesDataModule(task="classification", num_samples=40, image_size=32).export("shapes")
+    options = {"root": "shapes", "image_size": 32, "train_transforms": ["HorizontalFlip"]}
+    plain, cached = ImageFolderDataModule(**options, cache_images=False), ImageFolderDataModule(**options)  # auto: it fits
+    plain.setup("fit"), cached.setup("fit")
+    assert isinstance(cached.datasets["train"].source, CachedSource) and not isinstance(plain.datasets["train"].source, CachedSource)
+    decoded = []
+    monkeypatch.setattr(labelled, "read_image", lambda *args: decoded.append(args) or read_image(*args))
+    for epoch in (0, 1):
+        for i in range(len(cached.datasets["train"])):
+            ours, theirs = cached.datasets["train"][(i, epoch)], plain.datasets["train"][(i, epoch)]
+            assert torch.equal(ours["image"], theirs["image"]) and ours["label"] == theirs["label"]
+    assert len(decoded) == 2 * len(plain.datasets["train"])  # the plain module's reads only
+    generated = ShapesDataModule(task="classification", num_samples=12)
+    generated.setup("fit")
+    assert not isinstance(generated.datasets["train"].source, CachedSource)  # nothing to decode

@@ -146,12 +146,9 @@ def to_tensors(sample: dict[str, Any], kind: Kind, uint8_images: bool = False) -
 
     With ``uint8_images`` an 8-bit image stays uint8 (:func:`images_to_float` scales it later, on the device).
     """
-    image = sample["image"]
+    image = torch.tensor(sample["image"].transpose(2, 0, 1))  # a copy: the sample's array may be read-only or cached
     out: dict[str, Any] = dict(sample)
-    if uint8_images and image.dtype == np.uint8:
-        out["image"] = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))
-    else:
-        out["image"] = images_to_float(torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))))
+    out["image"] = image if uint8_images and image.dtype == torch.uint8 else images_to_float(image)
     for key, dtype in kind.dtypes.items():
         if sample.get(key) is not None:
             value = np.asarray(sample[key])  # flipped masks are strided views torch cannot take as they are
