@@ -50,9 +50,10 @@ class MultilabelBalancedErrorRate(MultilabelStatScores):
         return (0.5 * (fn / (tp + fn).clamp(min=1) + fp / (fp + tn).clamp(min=1))).mean()
 
 
-def classification_metrics(num_classes: int, multilabel: bool = False) -> MetricCollection:
-    """acc, precision, recall, f1 (macro), auroc, ber (balanced error rate), and for the test report
-    the confusion matrix and the ROC curve of each class."""
+def classification_metrics(num_classes: int, multilabel: bool = False, summaries: bool = True) -> MetricCollection:
+    """acc, precision, recall, f1 (macro), ber (balanced error rate), and with ``summaries`` auroc, the confusion
+    matrix and each class's ROC curve (for the test report), which training leaves out: updating them costs more
+    per step than the others together."""
     if multilabel:
         kind = {"task": "multilabel", "num_labels": num_classes}
     elif num_classes == 1:
@@ -64,11 +65,12 @@ def classification_metrics(num_classes: int, multilabel: bool = False) -> Metric
         "precision": Precision(**kind, average="macro"),
         "recall": Recall(**kind, average="macro"),
         "f1": F1Score(**kind, average="macro"),
-        "auroc": AUROC(**kind, average="macro", thresholds=200),  # binned: constant memory per epoch
         "ber": MultilabelBalancedErrorRate(num_classes) if multilabel else MulticlassBalancedErrorRate(num_classes),
-        "confmat": ConfusionMatrix(**kind),
-        "roc": ROC(**kind, thresholds=200),
     }
+    if summaries:
+        metrics["auroc"] = AUROC(**kind, average="macro", thresholds=200)  # binned: constant memory per epoch
+        metrics["confmat"] = ConfusionMatrix(**kind)
+        metrics["roc"] = ROC(**kind, thresholds=200)
     return MetricCollection(metrics)
 
 

@@ -81,7 +81,8 @@ class BaseTask(pl.LightningModule, abc.ABC):
         self.configure_losses()
         metrics = self.configure_metrics()
         for stage in STAGES:  # attributes, not a ModuleDict: "train" would shadow Module.train
-            setattr(self, f"{stage}_metrics", metrics.clone(prefix=f"{stage}/"))
+            stage_metrics = self.configure_training_metrics() if stage == "train" else metrics
+            setattr(self, f"{stage}_metrics", stage_metrics.clone(prefix=f"{stage}/"))
         if freeze_backbone:
             self.set_backbone_frozen(True)
 
@@ -96,6 +97,11 @@ class BaseTask(pl.LightningModule, abc.ABC):
     @abc.abstractmethod
     def configure_metrics(self) -> MetricCollection:
         """The metrics of one stage; cloned with ``train/``, ``val/`` and ``test/`` prefixes."""
+
+    def configure_training_metrics(self) -> MetricCollection:
+        """The metrics updated at every training step: by default those of :meth:`configure_metrics`. Tasks
+        leave out whole-epoch summaries (AUROC, confusion matrix) whose update costs more than a small step."""
+        return self.configure_metrics()
 
     @abc.abstractmethod
     def compute(self, batch: dict[str, Any], stage: str) -> tuple[Tensor, Any]:
@@ -274,7 +280,11 @@ class BaseTask(pl.LightningModule, abc.ABC):
         the run's seed, the epoch, the batch and the rank, so a run resumed from ``last.ckpt`` repeats them."""
         seed = os.environ.get("PL_GLOBAL_SEED")
         if seed is not None:
-            torch.manual_seed(hash((int(seed), self.current_epoch, batch_idx, self.global_rank)) % 2**63)
+            step_seed = hash((int(seed), self.current_epoch, batch_idx, self.global_rank)) % 2**63
+            # the generators this process draws from; torch.manual_seed (every device kind) costs ~5 ms a step
+            torch.default_generator.manual_seed(step_seed)
+            if self.device.type == "cuda":
+                torch.cuda.manual_seed(step_seed)
 
     def _step(self, batch: dict[str, Any], stage: str) -> tuple[Tensor, Any]:
         loss, predictions = self.compute(batch, stage)

@@ -65,6 +65,9 @@ class ClassificationTask(BaseTask):
     def configure_metrics(self) -> MetricCollection:
         return classification_metrics(self.num_classes, self.hparams.multilabel)
 
+    def configure_training_metrics(self) -> MetricCollection:
+        return classification_metrics(self.num_classes, self.hparams.multilabel, summaries=False)
+
     def load_pretrained(self, weights: str) -> None:
         load_matching(self.model, state_dict_for(weights, self.hparams.model))
 
