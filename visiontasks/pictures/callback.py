@@ -19,6 +19,7 @@ import torch
 from pytorch_lightning.callbacks import Callback
 from torch import Tensor
 
+from visiontasks.pictures.curves import FAST_PNG
 from visiontasks.pictures.grid import prediction_grid
 from visiontasks.pictures.interpretation import (
     TopLosses,
@@ -133,7 +134,7 @@ class RunPictures(Callback):
         """Write ``figure`` into the folder of the command (and to W&B as ``wandb_key``), then close it."""
         folder = stage_dir(trainer)
         folder.mkdir(parents=True, exist_ok=True)
-        figure.savefig(folder / filename, dpi=100, bbox_inches="tight")
+        figure.savefig(folder / filename, dpi=100, bbox_inches="tight", pil_kwargs=FAST_PNG)
         run = wandb_run(trainer) if wandb_key else None
         if run is not None:
             import wandb
