@@ -14,8 +14,10 @@ from contextlib import contextmanager
 from typing import Any
 
 import matplotlib.pyplot as plt
+import numpy as np
 import pytorch_lightning as pl
 import torch
+from PIL import Image
 from pytorch_lightning.callbacks import Callback
 from torch import Tensor
 
@@ -66,8 +68,8 @@ class RunPictures(Callback):
         self.worst: TopLosses | None = None
         self.history = EpochHistory()
         self.pending_epoch: int | None = None
-        self.seconds: dict[str, float] = defaultdict(float)
-        """Seconds spent on each picture in this process (``benchmarks/pictures.py`` reads them)."""
+        self.calls: dict[str, list[float]] = defaultdict(list)
+        """Seconds each drawing of each picture took in this process (``benchmarks/pictures.py`` reads them)."""
 
     @contextmanager
     def timed(self, name: str) -> Iterator[None]:
@@ -75,7 +77,12 @@ class RunPictures(Callback):
         try:
             yield
         finally:
-            self.seconds[name] += time.perf_counter() - start
+            self.calls[name].append(time.perf_counter() - start)
+
+    @property
+    def seconds(self) -> dict[str, float]:
+        """Seconds spent on each picture in this process, all drawings together."""
+        return {name: sum(times) for name, times in self.calls.items()}
 
     # ----- curves ---------------------------------------------------------------------------------
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -130,17 +137,22 @@ class RunPictures(Callback):
                 n = self.overlays
                 log_overlays(run, "val/examples", images[:n], results[:n], truths[:n], pl_module.class_names, trainer.global_step)
 
-    def _save(self, trainer: pl.Trainer, figure: Any, filename: str, wandb_key: str | None = None) -> None:
-        """Write ``figure`` into the folder of the command (and to W&B as ``wandb_key``), then close it."""
+    def _save(self, trainer: pl.Trainer, picture: Any, filename: str, wandb_key: str | None = None) -> None:
+        """Write ``picture`` (a matplotlib figure, closed after, or an HxWx3 array) into the folder of the command,
+        and to W&B as ``wandb_key``."""
         folder = stage_dir(trainer)
         folder.mkdir(parents=True, exist_ok=True)
-        figure.savefig(folder / filename, dpi=100, bbox_inches="tight", pil_kwargs=FAST_PNG)
+        if isinstance(picture, np.ndarray):
+            Image.fromarray(picture).save(folder / filename, **FAST_PNG)
+        else:
+            picture.savefig(folder / filename, dpi=100, bbox_inches="tight", pil_kwargs=FAST_PNG)
         run = wandb_run(trainer) if wandb_key else None
         if run is not None:
             import wandb
 
-            run.log({wandb_key: wandb.Image(figure), "trainer/global_step": trainer.global_step})
-        plt.close(figure)
+            run.log({wandb_key: wandb.Image(picture), "trainer/global_step": trainer.global_step})
+        if not isinstance(picture, np.ndarray):
+            plt.close(picture)
 
     # ----- interpretation ---------------------------------------------------------------------------------
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:

@@ -7,11 +7,8 @@ import dataclasses
 import math
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from PIL import Image, ImageDraw, ImageFont  # noqa: E402
 
 from visiontasks.pictures.draw import draw_objects, mask_overlay  # noqa: E402
 from visiontasks.pictures.truth import Truth  # noqa: E402
@@ -77,25 +74,50 @@ def _title(result: Result, truth: Truth | None, names: list[str]) -> tuple[str, 
     return "prediction", "black"
 
 
+
+
+
+CELL = 192  # pixels of a grid cell's picture (the longer side)
+TEXT_LINE = 16
+
+
+def _font(size: int = 13) -> ImageFont.ImageFont:
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:  # Pillow < 10.1: the fixed bitmap font
+        return ImageFont.load_default()
+
+
+def tile(cells: list[tuple[np.ndarray, str, str]], columns: int) -> np.ndarray:
+    """Pictures with their captions (text, colour) above them, in a grid on white (HxWx3 uint8). Drawn with
+    PIL rather than matplotlib: a tenth of the time, which matters for a picture redrawn every epoch."""
+    lines = max(len(text.split("\n")) for _, text, _ in cells)
+    width, height = CELL + 8, CELL + 8 + lines * TEXT_LINE
+    rows = math.ceil(len(cells) / columns)
+    canvas = Image.new("RGB", (columns * width, rows * height), "white")
+    draw, font = ImageDraw.Draw(canvas), _font()
+    for k, (picture, text, colour) in enumerate(cells):
+        left, top = (k % columns) * width, (k // columns) * height
+        image = Image.fromarray(picture)
+        scale = CELL / max(image.size)
+        image = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))), Image.NEAREST)
+        for n, line in enumerate(text.split("\n")):
+            draw.text((left + width // 2, top + 4 + n * TEXT_LINE), line, fill=colour, font=font, anchor="mt")
+        canvas.paste(image, (left + (width - image.width) // 2, top + 4 + lines * TEXT_LINE))
+    return np.asarray(canvas)
+
+
 def prediction_grid(pictures: list[np.ndarray], results: list[Result], truths: list[Truth | None],
-                    names: list[str], columns: int = 4, notes: list[str] | None = None) -> Any:  # fmt: skip
-    """A figure of the predictions (``Result.plot``), each beside its ground truth where the task draws one
-    (boxes, masks), else captioned with the true and predicted classes."""
+                    names: list[str], columns: int = 4, notes: list[str] | None = None) -> np.ndarray:  # fmt: skip
+    """The predictions (``Result.plot``), each beside its ground truth where the task draws one (boxes,
+    masks), else captioned with the true and predicted classes (green when right, red when wrong)."""
     cells: list[tuple[np.ndarray, str, str]] = []
     for k, (picture, result, truth) in enumerate(zip(pictures, results, truths)):
         picture, result, truth = enlarged(picture, result, truth)
         drawn = truth_picture(picture, truth, names) if truth is not None else None
         if drawn is not None:
-            cells.append((drawn, "ground truth", "black"))
+            cells.append((drawn, f"{notes[k]}\nground truth" if notes else "ground truth", "black"))
         title, colour = _title(result, truth, names)
         cells.append((result.plot(), f"{notes[k]}\n{title}" if notes else title, colour))
     columns = min(columns * (2 if len(cells) > len(results) else 1), len(cells))
-    lines = math.ceil(len(cells) / columns)
-    figure, axes = plt.subplots(lines, columns, figsize=(2.4 * columns, (3.0 if notes else 2.6) * lines), squeeze=False)
-    for axis in axes.flat:
-        axis.axis("off")
-    for axis, (image, title, colour) in zip(axes.flat, cells):
-        axis.imshow(image, interpolation="nearest")
-        axis.set_title(title, fontsize=9, color=colour)
-    figure.tight_layout()
-    return figure
+    return tile(cells, columns)
