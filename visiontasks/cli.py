@@ -18,12 +18,13 @@ import pytorch_lightning as pl
 import yaml
 from jsonargparse import Namespace
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
-from pytorch_lightning.loggers import WandbLogger
+from pytorch_lightning.loggers import CSVLogger, WandbLogger
 
 import visiontasks
 from visiontasks.data.base import VisionDataModule
 from visiontasks.errors import CheckpointError, DataError, VisionTasksError
 from visiontasks.export import SUFFIXES, ExportFormat, export
+from visiontasks.pictures import RunPictures
 from visiontasks.results import PredictionWriter
 from visiontasks.runs import RUNS_DIR, RunFolder, check_checkpoint_fits, find_checkpoint, run_of_checkpoint, stage_dir
 from visiontasks.tasks.base import BaseTask
@@ -104,6 +105,8 @@ def place_logger(logger: Namespace, run: RunFolder) -> bool:
         for key in ("name", "version"):
             if key in args:
                 args[key] = ""
+        if issubclass(cls, CSVLogger):  # its step-by-step log beside the run's per-epoch metrics.csv, not over it
+            args.name = "csv"
     return False
 
 
@@ -130,6 +133,7 @@ class VisionCLI(LightningCLI):
             help="Experiment name: runs go to <runs_dir>/<experiment>/<run id>/ (default: the config file's name).",
         )  # fmt: skip
         parser.add_argument("--runs_dir", type=str, default=RUNS_DIR, help="Folder holding the experiments' runs.")
+        parser.add_lightning_class_args(RunPictures, "pictures")  # --pictures.<switch>: which pictures a run makes
         parser.add_lightning_class_args(PredictionWriter, "writer")  # predict's files: --writer.draw true
 
     def instantiate_classes(self) -> None:

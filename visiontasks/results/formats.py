@@ -13,7 +13,6 @@ from typing import Any
 
 import numpy as np
 from PIL import Image
-from pycocotools import mask as mask_utils
 
 
 def csv_cell(value: Any) -> Any:
@@ -35,6 +34,8 @@ def write_csv(path: Path, rows: Sequence[dict[str, Any]], append: bool = False) 
 
 def rle(mask: np.ndarray) -> dict[str, Any]:
     """A 0/1 mask (HxW) as COCO's compressed RLE, JSON-ready."""
+    from pycocotools import mask as mask_utils  # here, not at the top: start-up time of every command
+
     encoded = mask_utils.encode(np.asfortranarray(np.asarray(mask, dtype=np.uint8)))
     return {"size": encoded["size"], "counts": encoded["counts"].decode("ascii")}
 
