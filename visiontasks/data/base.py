@@ -14,7 +14,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-import albumentations as A
 import numpy as np
 import pytorch_lightning as pl
 import torch
@@ -360,6 +359,8 @@ class VisionDataModule(pl.LightningDataModule, abc.ABC):
     def input_settings(self) -> dict[str, Any]:
         """How evaluation prepares an image (eval transforms as albumentations' serialised pipeline, training size,
         channels), kept in the task's checkpoints so that ``task.predict`` prepares new images alike."""
+        import albumentations as A
+
         size = self.image_size if isinstance(self.image_size, tuple) else None
         return {"image_size": list(size) if size else None, "in_channels": self.in_channels,
                 "eval_transforms": A.to_dict(build_pipeline(self.eval_transforms, None, IMAGES_ONLY))}  # fmt: skip
