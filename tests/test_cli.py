@@ -95,7 +95,7 @@ def test_two_process_ddp_on_cpu_writes_one_run_folder_and_evaluates_like_one_pro
     scores = []
     for devices in (2, 1):
         run("validate", "--ckpt_path=last", devices=devices)
-        with open(folder / "validate" / "metrics.csv") as handle:
+        with open(folder / "validate" / "csv" / "metrics.csv") as handle:
             scores.append(float(next(row for row in csv.DictReader(handle) if row.get("val/acc"))["val/acc"]))
     assert scores[0] == scores[1], scores
 

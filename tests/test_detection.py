@@ -78,12 +78,12 @@ def test_shipped_config_fit_validate_test_predict(config, task_class, image_size
     run_cli("test", "--config", config, f"--ckpt_path={checkpoint}", *small)
     report = json.loads((newest_run() / "test_report.json").read_text())
     assert report[-1]["class"] == "all" and {r["class"] for r in report[:-1]} <= set(SHAPES)
-    assert set(report[-1]) == {"class", "category_id", "ap", "ar_100", *(["mask_ap"] if masks else [])}
+    assert set(report[-1]) == {"class", "category_id", "ap", "ar_100", "abo", *(["mask_ap"] if masks else [])}
 
     sizes = [(48, 80), (70, 50)]  # (height, width)
     photos = write_photos(sizes)
     run_cli("predict", "--config", config, f"--ckpt_path={checkpoint}", f"--data.init_args.predict_dir={photos}",
-            "--model.init_args.draw_predictions=true", "--model.init_args.draw_threshold=0", *small,
+            "--writer.draw=true", "--writer.draw_threshold=0", *small,
             f"--data.init_args.image_size={image_size}")  # fmt: skip
     results = json.loads((newest_run() / "predictions.json").read_text())
     assert results and {r["file_name"] for r in results} == {"photo0.png", "photo1.png"}  # untrained: many low scores

@@ -9,6 +9,7 @@ import torch
 from helpers import CONFIGS, run_cli
 
 from visiontasks.callbacks.wandb_images import overlay_arguments
+from visiontasks.results import DetectionResult, LocalizationResult, SegmentationResult
 
 
 def test_offline_run_logs_validation_overlays(monkeypatch):
@@ -23,16 +24,16 @@ def test_offline_run_logs_validation_overlays(monkeypatch):
 def test_overlays_for_boxes_masks_and_labels():
     image = torch.rand(3, 32, 48)
     names = ["background", "circle", "square"]
-    detection = {"boxes": torch.tensor([[0.0, 0.0, 96.0, 64.0]]), "labels": torch.tensor([2]),
-                 "scores": torch.tensor([0.9]), "orig_size": (64, 96)}  # fmt: skip
+    detection = DetectionResult(boxes=np.array([[0.0, 0.0, 96.0, 64.0]]), labels=np.array([2]), scores=np.array([0.9]),
+                                category_ids=[1, 2, 3], orig_size=(64, 96), class_names=names)  # fmt: skip
     (box,) = overlay_arguments(image, detection, names)["boxes"]["predictions"]["box_data"]
     assert box["position"] == {"minX": 0.0, "minY": 0.0, "maxX": 48.0, "maxY": 32.0} and box["class_id"] == 2
 
-    located = {"label": "circle", "score": 0.8, "x_min": 4, "y_min": 4, "x_max": 20, "y_max": 30, "orig_size": (32, 48)}
+    located = LocalizationResult(label="circle", score=0.8, box=(4, 4, 20, 30), orig_size=(32, 48), class_names=names)
     arguments = overlay_arguments(image, located, names)
     assert arguments["caption"] == "circle (0.8)" and arguments["boxes"]["predictions"]["box_data"][0]["class_id"] == 1
 
-    segmented = {"mask": np.ones((64, 96), dtype=np.uint8), "orig_size": (64, 96)}
+    segmented = SegmentationResult(mask=np.ones((64, 96), dtype=np.uint8), orig_size=(64, 96), class_names=names)
     mask = overlay_arguments(image, segmented, names)["masks"]["predictions"]["mask_data"]
     assert mask.shape == (32, 48) and mask.min() == 1
 

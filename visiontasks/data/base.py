@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
+import albumentations as A
 import numpy as np
 import pytorch_lightning as pl
 import torch
@@ -355,6 +356,13 @@ class VisionDataModule(pl.LightningDataModule, abc.ABC):
             return state
         done = trainer.fit_loop.epoch_loop.batch_progress.current.processed
         return state | {"epoch": trainer.current_epoch, "batches_done": done, "batches": trainer.num_training_batches}
+
+    def input_settings(self) -> dict[str, Any]:
+        """How evaluation prepares an image (eval transforms as albumentations' serialised pipeline, training size,
+        channels), kept in the task's checkpoints so that ``task.predict`` prepares new images alike."""
+        size = self.image_size if isinstance(self.image_size, tuple) else None
+        return {"image_size": list(size) if size else None, "in_channels": self.in_channels,
+                "eval_transforms": A.to_dict(build_pipeline(self.eval_transforms, None, IMAGES_ONLY))}  # fmt: skip
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         if self.auto_size and "image_size" in state_dict:

@@ -1,0 +1,61 @@
+"""Run-folder pictures: every run leaves its curves, prediction grid and test plots, whatever the logger."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from helpers import CONFIGS, newest_run, run_cli, tiny
+from PIL import Image
+
+
+def assert_picture(path: Path, min_size: int = 64) -> np.ndarray:
+    """``path`` is a PNG of some size with more than one colour in it."""
+    assert path.is_file(), f"{path} missing; the folder holds {sorted(p.name for p in path.parent.iterdir())}"
+    pixels = np.asarray(Image.open(path).convert("RGB"))
+    assert min(pixels.shape[:2]) >= min_size, pixels.shape
+    assert len(np.unique(pixels.reshape(-1, 3), axis=0)) > 8, f"{path} is (nearly) one colour"
+    return pixels
+
+
+def test_metrics_csv_and_curves_every_epoch_with_train_loss_however_short():
+    run_cli("fit", "--config", str(CONFIGS / "lenet5.yaml"), *tiny(num_samples=40), "--trainer.max_epochs=2",
+            "--trainer.logger=false")  # fmt: skip
+    run = newest_run()
+    with open(run / "metrics.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [row["epoch"] for row in rows] == ["0", "1"]
+    assert all(float(row["train/loss"]) > 0 and float(row["val/loss"]) > 0 and row["val/acc"] for row in rows)
+    assert "train/acc" in rows[0]
+    assert_picture(run / "curves.png")
+
+
+def fit_and_test(config: str, *extra: str) -> Path:
+    """Fit a shipped config on a few tiny batches, test its last checkpoint; the test folder."""
+    args = ["--config", str(CONFIGS / f"{config}.yaml"), *tiny(num_samples=40, batch_size=4), *extra]
+    run_cli("fit", *args)
+    checkpoint = newest_run() / "checkpoints" / "last.ckpt"
+    run_cli("test", *args, f"--ckpt_path={checkpoint}")
+    return newest_run()
+
+
+@pytest.mark.parametrize(
+    "config, extra, pictures",
+    [
+        ("lenet5", [], ["confusion_matrix", "confusion_matrix_normalized", "roc"]),
+        ("localization", ["--model.init_args.model=simple_cnn", "--data.init_args.image_size=32"],
+         ["confusion_matrix", "confusion_matrix_normalized"]),
+        ("unet", ["--model.init_args.model_options={depth: 2, base_channels: 4}", "--data.init_args.image_size=32"],
+         ["confusion_matrix", "confusion_matrix_normalized"]),
+        pytest.param("mask_rcnn", [], ["pr_curve"], marks=pytest.mark.slow),
+    ],
+)
+def test_test_pictures_and_a_per_class_report_for_every_task(config, extra, pictures):
+    folder = fit_and_test(config, *extra)
+    for name in pictures:
+        assert_picture(folder / f"{name}.png")
+    rows = json.loads((folder / "test_report.json").read_text())
+    assert len(rows) >= 2 and all("class" in row for row in rows)
