@@ -27,7 +27,7 @@ from side_by_side import interleaved, report  # noqa: E402
 SIDE = r"""
 import resource, sys
 from visiontasks import CocoDataModule
-data = CocoDataModule(train_json=sys.argv[1], image_size=32, batch_size=8, cache_images=False)
+data = CocoDataModule(train_json=sys.argv[1], images=sys.argv[2], image_size=32, batch_size=8, cache_images=False)
 data.setup("fit")
 for n, batch in enumerate(data.train_dataloader()):
     if n == 200:
@@ -58,7 +58,9 @@ def write_coco(root: Path, count: int) -> Path:
 
 
 def peak_rss(json_file: Path) -> float:
-    out = subprocess.run([sys.executable, "-c", SIDE, str(json_file)], check=True, capture_output=True, text=True)
+    out = subprocess.run([sys.executable, "-c", SIDE, str(json_file), str(json_file.parent / "images")], capture_output=True, text=True)
+    if out.returncode:
+        raise SystemExit(f"{json_file.name}: {out.stderr.strip().splitlines()[-1]}")
     return float(out.stdout.split()[-1])
 
 
