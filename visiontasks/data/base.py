@@ -32,6 +32,7 @@ from visiontasks.data.transforms import (
     as_size,
     build_pipeline,
     images_to_float,
+    pipeline_to_dict,
     seed_augmentation,
     to_tensors,
 )
@@ -363,7 +364,7 @@ class VisionDataModule(pl.LightningDataModule, abc.ABC):
 
         size = self.image_size if isinstance(self.image_size, tuple) else None
         return {"image_size": list(size) if size else None, "in_channels": self.in_channels,
-                "eval_transforms": A.to_dict(build_pipeline(self.eval_transforms, None, IMAGES_ONLY))}  # fmt: skip
+                "eval_transforms": pipeline_to_dict(build_pipeline(self.eval_transforms, None, IMAGES_ONLY))}  # fmt: skip
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         if self.auto_size and "image_size" in state_dict:
