@@ -17,7 +17,7 @@ from visiontasks import ClassificationTask, ImageFolderDataModule, ShapesDataMod
 TINY = tiny(num_samples=60, batch_size=8)
 
 
-@pytest.mark.parametrize("config", ["classification.yaml", "lenet5.yaml"])
+@pytest.mark.parametrize("config", [pytest.param("classification.yaml", marks=pytest.mark.slow), "lenet5.yaml"])
 def test_shipped_config_fit_validate_test_predict(config):
     config = str(CONFIGS / config)
     checkpoint, tested = fit_validate_test(config, TINY, "acc")

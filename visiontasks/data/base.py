@@ -14,7 +14,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-import albumentations as A
 import numpy as np
 import pytorch_lightning as pl
 import torch
@@ -33,6 +32,7 @@ from visiontasks.data.transforms import (
     as_size,
     build_pipeline,
     images_to_float,
+    pipeline_to_dict,
     seed_augmentation,
     to_tensors,
 )
@@ -360,9 +360,11 @@ class VisionDataModule(pl.LightningDataModule, abc.ABC):
     def input_settings(self) -> dict[str, Any]:
         """How evaluation prepares an image (eval transforms as albumentations' serialised pipeline, training size,
         channels), kept in the task's checkpoints so that ``task.predict`` prepares new images alike."""
+        import albumentations as A
+
         size = self.image_size if isinstance(self.image_size, tuple) else None
         return {"image_size": list(size) if size else None, "in_channels": self.in_channels,
-                "eval_transforms": A.to_dict(build_pipeline(self.eval_transforms, None, IMAGES_ONLY))}  # fmt: skip
+                "eval_transforms": pipeline_to_dict(build_pipeline(self.eval_transforms, None, IMAGES_ONLY))}  # fmt: skip
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         if self.auto_size and "image_size" in state_dict:

@@ -10,14 +10,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Union
 
-import albumentations as A
 import numpy as np
 import torch
 from PIL import Image
 
 from visiontasks.data.base import SampleDataset
 from visiontasks.data.images import image_array, is_image_file, list_images, read_image
-from visiontasks.data.transforms import as_size, build_pipeline
+from visiontasks.data.transforms import as_size, build_pipeline, pipeline_from_dict
 from visiontasks.errors import DataError
 from visiontasks.kinds import IMAGES_ONLY
 
@@ -111,9 +110,11 @@ class InputImages(Sequence):
 def input_dataset(inputs: ImageInput | Sequence[ImageInput], settings: dict[str, Any]) -> SampleDataset:
     """``inputs`` as a dataset prepared as evaluation prepared images: the eval transforms (albumentations'
     serialised pipeline), then the resize to the training size; ``settings`` as the checkpoint keeps them."""
+    import albumentations as A  # here, not at the top: start-up time of every command
+
     source = InputImages(inputs, settings.get("in_channels") or 3)
     given = settings.get("eval_transforms")
-    pipeline = A.from_dict(given) if given else build_pipeline(None, None, IMAGES_ONLY)
+    pipeline = pipeline_from_dict(given) if given else build_pipeline(None, None, IMAGES_ONLY)
     size = as_size(settings.get("image_size"))
     resize = build_pipeline(None, size, IMAGES_ONLY) if size else None
     return SampleDataset(source, range(len(source)), pipeline, False, IMAGES_ONLY, resize=resize)

@@ -92,6 +92,20 @@ def build_pipeline(
     return A.Compose(steps, bbox_params=bbox_params, seed=torch.initial_seed() % 2**32)
 
 
+def pipeline_to_dict(pipeline: A.Compose) -> dict[str, Any]:
+    """A pipeline as albumentations' serialised form (kept in checkpoints)."""
+    import albumentations as A
+
+    return A.to_dict(pipeline)
+
+
+def pipeline_from_dict(serialised: dict[str, Any]) -> A.Compose:
+    """The pipeline :func:`pipeline_to_dict` wrote."""
+    import albumentations as A
+
+    return A.from_dict(serialised)
+
+
 def seed_augmentation(worker_id: int) -> None:
     """DataLoader ``worker_init_fn``: give each worker its own augmentation stream (torch seeds it per worker)."""
     import albumentations as A
