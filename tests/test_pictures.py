@@ -46,8 +46,8 @@ def fit_and_test(config: str, *extra: str) -> tuple[Path, Path]:
     "config, extra, pictures",
     [
         ("lenet5", [], ["confusion_matrix", "confusion_matrix_normalized", "roc", "grad_cam", "top_losses"]),
-        ("localization", ["--model.init_args.model=simple_cnn", "--data.init_args.image_size=32"],
-         ["confusion_matrix", "confusion_matrix_normalized", "top_losses"]),
+        pytest.param("localization", ["--model.init_args.model=simple_cnn", "--data.init_args.image_size=32"],
+                     ["confusion_matrix", "confusion_matrix_normalized", "top_losses"], marks=pytest.mark.slow),
         ("unet", ["--model.init_args.model_options={depth: 2, base_channels: 4}", "--data.init_args.image_size=32"],
          ["confusion_matrix", "confusion_matrix_normalized", "top_losses"]),
         pytest.param("mask_rcnn", [], ["pr_curve", "top_losses"], marks=pytest.mark.slow),
