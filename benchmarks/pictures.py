@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import sys
 import tempfile
 import time
@@ -23,6 +22,7 @@ from pathlib import Path
 
 os.environ.setdefault("WANDB_MODE", "disabled")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from PIL import Image  # noqa: E402
 from side_by_side import interleaved  # noqa: E402
 
 from visiontasks.cli import main  # noqa: E402
@@ -32,8 +32,8 @@ CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 OFF = ["--pictures.curves=false", "--pictures.grid=0", "--pictures.overlays=0", "--pictures.filters=false",
        "--pictures.top_losses=0", "--pictures.grad_cam=0"]  # fmt: skip
 README_PICTURES = {  # config: pictures of its run (fit folder, or test/) shown in the README
-    "lenet5": ["test/top_losses.png", "test/grad_cam.png"],
-    "unet": ["val_predictions.png", "curves.png"],
+    "lenet5": ["test/top_losses.png", "test/grad_cam.png", "curves.png"],
+    "unet": ["val_predictions.png"],
 }
 
 
@@ -65,7 +65,7 @@ def measure(config: str, samples: int, epochs: int, rounds: int, save: Path | No
         if save is not None:
             for name in README_PICTURES.get(config, []):
                 save.mkdir(parents=True, exist_ok=True)
-                shutil.copy(run / name, save / f"{config}_{Path(name).name}")
+                Image.open(run / name).save(save / f"{config}_{Path(name).name}", optimize=True)  # small files in git
         return seconds
 
     def without_pictures() -> float:
