@@ -8,10 +8,9 @@ from typing import Any
 import numpy as np
 import pytorch_lightning as pl
 from PIL import Image
-from pytorch_lightning.callbacks import Callback
 
+from visiontasks.callbacks.ordered import OrderedWriter, dataset_stems, output_path
 from visiontasks.callbacks.pictures import original_picture
-from visiontasks.runs import rank_path
 
 
 def voc_palette(count: int = 256) -> np.ndarray:
@@ -34,41 +33,34 @@ def overlay(picture: np.ndarray, mask: np.ndarray, alpha: float = 0.5) -> np.nda
     return np.where((mask != 0)[..., None], blended, picture).round().astype(np.uint8)
 
 
-class MaskPngWriter(Callback):
+class MaskPngWriter(OrderedWriter):
     """Saves each prediction's ``mask`` as ``<run>/<folder>/<stem>.png``: a grey-scale PNG whose pixel
     values are class indices (open it with any image library and compare to the class list).
 
-    With ``overlays`` a ``<stem>_overlay.png`` beside it shows the input with the classes coloured.
+    With ``overlays`` a ``<stem>_overlay.png`` beside it shows the input with the classes coloured. Stems shared
+    by several inputs (a.png and a.jpg) get ``-2``, ``-3``... in the data's order; each process writes its own images.
     """
 
     def __init__(self, folder: str = "predictions", overlays: bool = True, alpha: float = 0.5) -> None:
+        super().__init__()
         self.folder, self.overlays, self.alpha = folder, overlays, alpha
-        self.names: set[str] = set()
+        self.stems: list[str] | None = None
 
     def on_predict_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self.names = set()
+        super().on_predict_epoch_start(trainer, pl_module)
+        self.stems = dataset_stems(trainer)
 
-    def on_predict_batch_end(
-        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, *args: Any
-    ) -> None:
-        folder = rank_path(trainer, self.folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        for row, image in zip(outputs, batch["image"]):
-            name = self._unique(Path(row["path"]).stem or "image")
+    def items(self, trainer: pl.Trainer, outputs: Any, batch: Any, indices: list[int]) -> list[Any]:
+        folder = output_path(trainer, self.folder)
+        folder.mkdir(exist_ok=True)
+        for index, row, image in zip(indices, outputs, batch["image"]):
+            name = self.stems[index] if self.stems is not None else Path(row["path"]).stem or f"{index:06d}-image"
             Image.fromarray(row["mask"]).save(folder / f"{name}.png")
             if self.overlays:
                 picture = original_picture(row["path"], image, row["mask"].shape).permute(1, 2, 0).numpy()
                 Image.fromarray(overlay(picture, row["mask"], self.alpha)).save(folder / f"{name}_overlay.png")
+        return list(indices)
 
-    def on_predict_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if self.names:
-            print(f"Predicted masks written to {rank_path(trainer, self.folder)}")
-
-    def _unique(self, stem: str) -> str:
-        """The file stem, with ``-2``, ``-3``... added when two inputs share it (a.png and a.jpg)."""
-        name, count = stem, 1
-        while name in self.names:
-            count += 1
-            name = f"{stem}-{count}"
-        self.names.add(name)
-        return name
+    def write(self, trainer: pl.Trainer, items: list[Any]) -> None:
+        if items:
+            print(f"Predicted masks written to {output_path(trainer, self.folder)}")

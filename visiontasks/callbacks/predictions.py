@@ -6,32 +6,25 @@ import csv
 from typing import Any
 
 import pytorch_lightning as pl
-from pytorch_lightning.callbacks import Callback
 
-from visiontasks.runs import rank_path
+from visiontasks.callbacks.ordered import OrderedWriter, output_path
 
 
-class PredictionCsvWriter(Callback):
-    """One CSV row per image from the task's prediction dicts (lists are joined with ``;``)."""
+class PredictionCsvWriter(OrderedWriter):
+    """One CSV row per image from the task's prediction dicts (lists are joined with ``;``), in the data's order,
+    written once by rank zero however many processes predicted."""
 
     def __init__(self, filename: str = "predictions.csv") -> None:
+        super().__init__()
         self.filename = filename
-        self.rows: list[dict[str, Any]] = []
 
-    def on_predict_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self.rows = []
-
-    def on_predict_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, *args: Any) -> None:
-        self.rows.extend(outputs)
-
-    def on_predict_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if not self.rows:
+    def write(self, trainer: pl.Trainer, items: list[dict[str, Any]]) -> None:
+        if not items:
             return
-        path = rank_path(trainer, self.filename)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path = output_path(trainer, self.filename)
         with open(path, "w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=list(self.rows[0]))
+            writer = csv.DictWriter(handle, fieldnames=list(items[0]))
             writer.writeheader()
-            for row in self.rows:
+            for row in items:
                 writer.writerow({k: ";".join(map(str, v)) if isinstance(v, (list, tuple)) else v for k, v in row.items()})
         print(f"Predictions written to {path}")

@@ -19,7 +19,7 @@ from pytorch_lightning.callbacks import Callback
 from pytorch_lightning.cli import LRSchedulerCallable, OptimizerCallable
 from pytorch_lightning.trainer.states import TrainerFn
 from torch import Tensor, nn
-from torchmetrics import MetricCollection
+from torchmetrics import MeanMetric, MetricCollection
 
 from visiontasks.callbacks.wandb_images import WandbImageLogger
 from visiontasks.errors import DataError, TrainingStopped
@@ -76,6 +76,7 @@ class BaseTask(pl.LightningModule, abc.ABC):
         metrics = self.configure_metrics()
         for stage in STAGES:  # attributes, not a ModuleDict: "train" would shadow Module.train
             setattr(self, f"{stage}_metrics", metrics.clone(prefix=f"{stage}/"))
+        self.loss_means: dict[str, MeanMetric] = {}  # "val/loss" ...: this epoch's mean (see log_losses)
         if freeze_backbone:
             self.set_backbone_frozen(True)
 
@@ -245,14 +246,31 @@ class BaseTask(pl.LightningModule, abc.ABC):
         if seed is not None:
             torch.manual_seed(hash((int(seed), self.current_epoch, batch_idx, self.global_rank)) % 2**63)
 
+    def log_losses(self, stage: str, losses: dict[str, Tensor], batch_size: int) -> None:
+        """Log ``{stage}/{name}`` for each loss: every step in training; for validation and test the epoch's
+        mean over all images of all processes, logged when the epoch ends.
+
+        The means are torchmetrics ``MeanMetric``s weighted by batch size: Lightning's own ``sync_dist`` mean
+        divides the summed batch sizes as integers under gloo (21 images on 2 processes count as 20).
+        """
+        if stage == "train":
+            self.log_dict({f"train/{name}": value for name, value in losses.items()}, batch_size=batch_size,
+                          prog_bar="loss" in losses)  # fmt: skip
+            return
+        for name, value in losses.items():
+            key = f"{stage}/{name}"
+            if key not in self.loss_means:
+                self.loss_means[key] = MeanMetric().to(value.device)
+            self.loss_means[key].update(value.detach().float(), batch_size)
+
+    def _log_loss_means(self, stage: str) -> None:
+        for key in [key for key in self.loss_means if key.startswith(f"{stage}/")]:
+            self.log(key, self.loss_means.pop(key).compute(), prog_bar=key == f"{stage}/loss", sync_dist=True)  # synced
+
     def _step(self, batch: dict[str, Any], stage: str) -> tuple[Tensor, Any]:
         loss, predictions = self.compute(batch, stage)
         self.update_metrics(self.stage_metrics(stage), predictions, batch)
-        batch_size = len(batch["image"])
-        if stage == "train":
-            self.log("train/loss", loss, batch_size=batch_size, prog_bar=True)
-        else:
-            self.log(f"{stage}/loss", loss, batch_size=batch_size, on_epoch=True, sync_dist=True, prog_bar=True)
+        self.log_losses(stage, {"loss": loss}, len(batch["image"]))
         return loss, predictions
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor | None:
@@ -285,6 +303,7 @@ class BaseTask(pl.LightningModule, abc.ABC):
         values = self.stage_metrics(stage).compute()
         scalars = {k: v for k, v in values.items() if isinstance(v, Tensor) and v.numel() == 1}
         self.log_dict(scalars, prog_bar=stage == "val", sync_dist=True)  # already synced: silences the DDP hint
+        self._log_loss_means(stage)
         if stage == "test":
             self.report(values)
         self.stage_metrics(stage).reset()

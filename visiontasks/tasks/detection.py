@@ -141,8 +141,7 @@ class DetectionTask(BaseTask):
         # detections in the files' own pixels, where the metrics score them (see update_metrics)
         sizes = batch.get("orig_size") if "original" in batch else None
         losses, detections = detect(self.model, list(batch["image"]), targets, output_sizes=sizes)
-        self.log_dict({f"{stage}/{name}": value for name, value in losses.items()},
-                      batch_size=len(targets), on_epoch=stage != "train", sync_dist=stage != "train")  # fmt: skip
+        self.log_losses(stage, losses, len(targets))
         if detections is not None:
             detections = [dict(d, labels=d["labels"] - 1) for d in detections]
         return sum(losses.values()), detections
