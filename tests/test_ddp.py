@@ -88,6 +88,13 @@ def assert_same_predictions(two: Path, one: Path, output: str) -> None:
             assert (masks[0] == masks[1]).mean() > 0.999, name
 
 
+def test_evaluation_shards_cover_each_sample_once_without_padding():
+    from visiontasks.data.sampling import ShardSampler
+
+    shards = [list(ShardSampler(range(21), num_replicas=2, rank=rank)) for rank in (0, 1)]
+    assert sorted(shards[0] + shards[1]) == list(range(21)) and [len(s) for s in shards] == [11, 10]
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", list(KINDS))
 def test_two_processes_fit_validate_test_predict_like_one(kind):
