@@ -56,9 +56,9 @@ def succeeded(result: subprocess.CompletedProcess) -> subprocess.CompletedProces
 
 
 def logged(folder: Path) -> dict[str, float]:
-    """The last value of each column of the run's ``metrics.csv``."""
+    """The last value of each column of the CSV logger's ``metrics.csv`` in a run or stage folder."""
     values: dict[str, float] = {}
-    with open(folder / "metrics.csv") as handle:
+    with open(folder / "csv" / "metrics.csv") as handle:
         for row in csv.DictReader(handle):
             values.update({key: float(value) for key, value in row.items() if value})
     return values

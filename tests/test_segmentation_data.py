@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from visiontasks import DataError, SegmentationFolderDataModule, ShapesDataModule
-from visiontasks.callbacks.mask_images import voc_palette
+from visiontasks.pictures.draw import voc_palette
 
 CLASSES = ["background", "circle", "square", "triangle"]
 

@@ -11,6 +11,7 @@ from visiontasks.data import (  # noqa: E402
     VisionDataModule,
 )
 from visiontasks.errors import CheckpointError, DataError, TrainingStopped, VisionTasksError  # noqa: E402
+from visiontasks.pictures import RunPictures  # noqa: E402
 from visiontasks.runs import StepCheckpoint  # noqa: E402
 from visiontasks.tasks import (  # noqa: E402
     BaseTask,
@@ -34,6 +35,7 @@ __all__ = [
     "ImageFolderDataModule",
     "InstanceSegmentationTask",
     "LocalizationTask",
+    "RunPictures",
     "SegmentationFolderDataModule",
     "SegmentationTask",
     "ShapesDataModule",

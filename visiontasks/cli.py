@@ -17,12 +17,13 @@ from typing import Any
 import yaml
 from jsonargparse import Namespace
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
-from pytorch_lightning.loggers import WandbLogger
+from pytorch_lightning.loggers import CSVLogger, WandbLogger
 
 import visiontasks
 from visiontasks import ranks
 from visiontasks.data.base import VisionDataModule
 from visiontasks.errors import CheckpointError, DataError, VisionTasksError
+from visiontasks.pictures import RunPictures
 from visiontasks.runs import RUNS_DIR, RunFolder, check_checkpoint_fits, find_checkpoint, run_of_checkpoint, stage_dir
 from visiontasks.tasks.base import BaseTask
 from visiontasks.wandb_mode import choose_wandb_mode
@@ -74,6 +75,8 @@ def place_logger(logger: Namespace, run: RunFolder) -> bool:
         for key in ("name", "version"):
             if key in args:
                 args[key] = ""
+        if issubclass(cls, CSVLogger):  # its step-by-step log beside the run's per-epoch metrics.csv, not over it
+            args.name = "csv"
     return False
 
 
@@ -96,6 +99,7 @@ class VisionCLI(LightningCLI):
             help="Experiment name: runs go to <runs_dir>/<experiment>/<run id>/ (default: the config file's name).",
         )  # fmt: skip
         parser.add_argument("--runs_dir", type=str, default=RUNS_DIR, help="Folder holding the experiments' runs.")
+        parser.add_lightning_class_args(RunPictures, "pictures")  # --pictures.<switch>: which pictures a run makes
 
     def instantiate_classes(self) -> None:
         """A ``num_classes``/``class_names`` given for the task must agree with the data's, not be replaced by it."""

@@ -2,35 +2,23 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytorch_lightning as pl
 from PIL import Image
-from pycocotools import mask as mask_utils
 from torchvision.utils import draw_bounding_boxes, draw_segmentation_masks
 
 from visiontasks.callbacks.ordered import OrderedWriter, numbered_name, output_path
 from visiontasks.callbacks.pictures import original_picture
+from visiontasks.results.formats import coco_entries, write_coco
 
 
 def coco_results(prediction: dict[str, Any], image_id: int) -> list[dict[str, Any]]:
     """One image's detections as COCO result entries: original category ids, xywh boxes, RLE masks."""
-    entries = []
     masks = prediction.get("masks")
-    for k, (box, score, category_id) in enumerate(
-        zip(prediction["boxes"].tolist(), prediction["scores"].tolist(), prediction["category_ids"])
-    ):
-        x_min, y_min, x_max, y_max = box
-        entry = {"image_id": image_id, "category_id": int(category_id),
-                 "bbox": [x_min, y_min, x_max - x_min, y_max - y_min], "score": score}  # fmt: skip
-        if masks is not None:
-            rle = mask_utils.encode(np.asfortranarray(masks[k].numpy().astype(np.uint8)))
-            entry["segmentation"] = {"size": rle["size"], "counts": rle["counts"].decode("ascii")}
-        entries.append(entry)
-    return entries
+    return coco_entries(prediction["boxes"].numpy(), prediction["scores"].numpy(), prediction["category_ids"], image_id,
+                        None if masks is None else masks.numpy())  # fmt: skip
 
 
 class CocoResultsWriter(OrderedWriter):
@@ -74,5 +62,5 @@ class CocoResultsWriter(OrderedWriter):
     def write(self, trainer: pl.Trainer, items: list[Any]) -> None:
         results = [entry for entries in items for entry in entries]
         path = output_path(trainer, self.filename)
-        path.write_text(json.dumps(results))
+        write_coco(path, results)
         print(f"COCO results ({len(results)} detections) written to {path}")

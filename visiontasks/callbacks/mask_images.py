@@ -5,32 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytorch_lightning as pl
 from PIL import Image
 
 from visiontasks.callbacks.ordered import OrderedWriter, dataset_stems, output_path
 from visiontasks.callbacks.pictures import original_picture
-
-
-def voc_palette(count: int = 256) -> np.ndarray:
-    """The Pascal VOC colour map (``count`` x 3 uint8): class 1 red, 2 green, 3 olive, 4 blue, ..."""
-    palette = np.zeros((count, 3), dtype=np.uint8)
-    for index in range(count):
-        value, colour = index, [0, 0, 0]
-        for shift in range(7, -1, -1):
-            for channel in range(3):
-                colour[channel] |= ((value >> channel) & 1) << shift
-            value >>= 3
-        palette[index] = colour
-    return palette
-
-
-def overlay(picture: np.ndarray, mask: np.ndarray, alpha: float = 0.5) -> np.ndarray:
-    """``picture`` (HxWx3 uint8) with every non-background pixel (class != 0) tinted by its class colour."""
-    colours = voc_palette()[mask]
-    blended = (1 - alpha) * picture + alpha * colours
-    return np.where((mask != 0)[..., None], blended, picture).round().astype(np.uint8)
+from visiontasks.pictures.draw import mask_overlay as overlay
 
 
 class MaskPngWriter(OrderedWriter):

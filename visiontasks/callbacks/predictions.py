@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import csv
 from typing import Any
 
 import pytorch_lightning as pl
 
 from visiontasks.callbacks.ordered import OrderedWriter, output_path
+from visiontasks.results.formats import write_csv
 
 
 class PredictionCsvWriter(OrderedWriter):
@@ -22,9 +22,5 @@ class PredictionCsvWriter(OrderedWriter):
         if not items:
             return
         path = output_path(trainer, self.filename)
-        with open(path, "w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=list(items[0]))
-            writer.writeheader()
-            for row in items:
-                writer.writerow({k: ";".join(map(str, v)) if isinstance(v, (list, tuple)) else v for k, v in row.items()})
+        write_csv(path, items)
         print(f"Predictions written to {path}")

@@ -16,14 +16,15 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from pycocotools import mask as mask_utils
-from pycocotools.coco import COCO
 
 from visiontasks.data.images import check_images
 from visiontasks.errors import DataError
+
+if TYPE_CHECKING:  # pycocotools is imported where a file is read: not every command reads COCO
+    from pycocotools.coco import COCO
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +77,8 @@ def read_coco(path: Path) -> COCO:
     for n, annotation in enumerate(data["annotations"]):
         annotation.setdefault("id", n + 1)
         annotation.setdefault("iscrowd", 0)
+    from pycocotools.coco import COCO
+
     coco = COCO()
     coco.dataset = data
     with contextlib.redirect_stdout(io.StringIO()):
@@ -118,6 +121,8 @@ def _check_segmentation(segmentation: Any, height: int, width: int, where: str) 
 
 def segmentation_mask(segmentation: Any, height: int, width: int) -> np.ndarray:
     """HxW uint8 0/1 mask of COCO polygons, uncompressed RLE (crowds) or compressed RLE."""
+    from pycocotools import mask as mask_utils
+
     if isinstance(segmentation, list):
         rle = mask_utils.merge(mask_utils.frPyObjects(segmentation, height, width))
     elif isinstance(segmentation.get("counts"), list):

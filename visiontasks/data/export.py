@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image
-from pycocotools import mask as mask_utils
 
 from visiontasks.kinds import Kind
 
@@ -68,6 +67,8 @@ def _export_masks(datamodule: VisionDataModule, root: Path) -> None:
 def _export_coco(datamodule: VisionDataModule, root: Path) -> None:
     """``root/images/<split>/<i>.png`` plus ``root/<split>.json`` in COCO format (category ids from 1;
     instance masks as compressed RLE, exact to the pixel); ``file_name`` is relative to ``root``."""
+    from pycocotools import mask as mask_utils  # here, not at the top: start-up time of every command
+
     kind = datamodule.kind
     categories = [{"id": n + 1, "name": name} for n, name in enumerate(datamodule.class_names)]
     for split, samples in split_samples(datamodule):

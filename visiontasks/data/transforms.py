@@ -9,20 +9,24 @@ from __future__ import annotations
 
 import importlib
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import albumentations as A
 import numpy as np
 import torch
 
 from visiontasks.errors import DataError
 from visiontasks.kinds import Kind
 
+if TYPE_CHECKING:  # albumentations (with OpenCV and pydantic) is imported when a pipeline is built: start-up time
+    import albumentations as A
+
 TransformSpec = Any
 """A transform object, a class name (``"HorizontalFlip"``) or ``{class_path, init_args}``."""
 
 
 def _resolve_transform(spec: TransformSpec) -> A.BasicTransform:
+    import albumentations as A
+
     if isinstance(spec, (A.BasicTransform, A.BaseCompose)):
         return spec
     if isinstance(spec, str):
@@ -66,6 +70,8 @@ def build_pipeline(
     min_visibility: float = 0.0,
 ) -> A.Compose:
     """The user's transforms, then the resize; boxes are tracked when the ``kind`` has them."""
+    import albumentations as A
+
     steps = [_resolve_transform(t) for t in transforms or []]
     if image_size is not None:
         steps.append(A.Resize(*image_size))
@@ -88,6 +94,8 @@ def build_pipeline(
 
 def seed_augmentation(worker_id: int) -> None:
     """DataLoader ``worker_init_fn``: give each worker its own augmentation stream (torch seeds it per worker)."""
+    import albumentations as A
+
     dataset = torch.utils.data.get_worker_info().dataset
     pipeline = getattr(dataset, "pipeline", None)
     if isinstance(pipeline, A.BaseCompose):

@@ -18,13 +18,10 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-from skimage.color import rgb2gray, rgb2lab
-from skimage.feature import canny
-from skimage.filters import gaussian, sobel, threshold_local, threshold_otsu
-from skimage.measure import label
-from skimage.segmentation import slic, watershed
-from sklearn.cluster import KMeans
 from torch import Tensor, nn
+
+# scikit-image and scikit-learn are imported where a method runs: they cost a second at start-up
+# for every command, and only the classic baselines use them.
 
 ClassicMethod = Literal["otsu", "local_threshold", "sobel_watershed", "canny_watershed", "kmeans", "slic"]
 """The baselines by name: threshold (otsu, local_threshold), edges (sobel_watershed, canny_watershed),
@@ -37,6 +34,8 @@ NUM_KEYS = 2 * 2 * CONTRAST_BINS  # touches the border x brighter than it x cont
 
 def grey(image: np.ndarray) -> np.ndarray:
     """Grey levels (HxW float) of an HxWxC image in [0, 1]; RGB by luminance, other channel counts by mean."""
+    from skimage.color import rgb2gray
+
     return rgb2gray(image) if image.shape[2] == 3 else image.mean(axis=2)
 
 
@@ -45,6 +44,8 @@ class Otsu:
     """Threshold segmentation: one global grey level chosen by Otsu's method splits the image in two."""
 
     def __call__(self, image: np.ndarray) -> np.ndarray:
+        from skimage.filters import threshold_otsu
+
         g = grey(image)
         return (g > threshold_otsu(g)).astype(np.int64) if np.ptp(g) > 0 else np.zeros(g.shape, np.int64)
 
@@ -58,6 +59,8 @@ class LocalThreshold:
     offset: float = 0.0
 
     def __call__(self, image: np.ndarray) -> np.ndarray:
+        from skimage.filters import threshold_local
+
         g = grey(image)
         return (g > threshold_local(g, self.block_size, offset=self.offset)).astype(np.int64)
 
@@ -70,6 +73,10 @@ class SobelWatershed:
     sigma: float = 1.0
 
     def __call__(self, image: np.ndarray) -> np.ndarray:
+        from skimage.filters import gaussian, sobel, threshold_otsu
+        from skimage.measure import label
+        from skimage.segmentation import watershed
+
         elevation = sobel(gaussian(grey(image), sigma=self.sigma))
         if np.ptp(elevation) == 0:
             return np.zeros(elevation.shape, np.int64)
@@ -85,6 +92,11 @@ class CannyWatershed:
     sigma: float = 1.5
 
     def __call__(self, image: np.ndarray) -> np.ndarray:
+        from skimage.feature import canny
+        from skimage.filters import sobel
+        from skimage.measure import label
+        from skimage.segmentation import watershed
+
         g = grey(image)
         edges = canny(g, sigma=self.sigma)
         return watershed(sobel(g), label(~edges, connectivity=1))
@@ -100,6 +112,9 @@ class KMeansColours:
     seed: int = 0
 
     def __call__(self, image: np.ndarray) -> np.ndarray:
+        from skimage.color import rgb2lab
+        from sklearn.cluster import KMeans
+
         height, width, channels = image.shape
         colour = rgb2lab(image) / 100.0 if channels == 3 else image
         ys, xs = np.mgrid[0:height, 0:width]
@@ -119,6 +134,8 @@ class Superpixels:
     compactness: float = 10.0
 
     def __call__(self, image: np.ndarray) -> np.ndarray:
+        from skimage.segmentation import slic
+
         rgb = image.shape[2] == 3
         return slic(image if rgb else image[..., 0], n_segments=self.n_segments, compactness=self.compactness,
                     channel_axis=-1 if rgb else None, start_label=0)  # fmt: skip
@@ -152,6 +169,8 @@ def region_keys(image: np.ndarray, regions: np.ndarray) -> np.ndarray:
     Regions are split into connected components first, so that e.g. the two sides of a threshold
     become the separate blobs a user would see.
     """
+    from skimage.measure import label
+
     components = label(regions + 1, connectivity=1, background=0) - 1
     count = components.max() + 1
     sizes = np.bincount(components.ravel(), minlength=count)

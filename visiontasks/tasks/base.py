@@ -25,6 +25,7 @@ from visiontasks.callbacks.wandb_images import WandbImageLogger
 from visiontasks.errors import DataError, TrainingStopped
 from visiontasks.kinds import kind_of
 from visiontasks.models.registry import create_model
+from visiontasks.pictures import RunPictures
 from visiontasks.runs import BestCheckpoint, LastCheckpoint
 
 STAGES = ("train", "val", "test")
@@ -223,12 +224,14 @@ class BaseTask(pl.LightningModule, abc.ABC):
         return factor
 
     def configure_callbacks(self) -> list[Callback]:
-        """The task's writers; when fitting also ``last.ckpt`` (every epoch) and the best checkpoint by its monitor.
+        """The task's writers and, unless the Trainer has them, the run's pictures; when fitting also ``last.ckpt`` (every epoch) and the best checkpoint by its monitor.
 
         Only when fitting: a later ``trainer.test`` keeps the fit's checkpoint callbacks, and with them
         ``trainer.checkpoint_callback.best_model_path``.
         """
         callbacks = [WandbImageLogger(), *self.extra_callbacks()]
+        if not any(isinstance(c, RunPictures) for c in self.trainer.callbacks):  # the CLI adds its own, configured
+            callbacks.append(RunPictures())
         if self.trainer.state.fn == TrainerFn.FITTING:
             callbacks = [BestCheckpoint(self.monitor, self.monitor_mode), LastCheckpoint(), *callbacks]
         return callbacks

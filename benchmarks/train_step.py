@@ -1,0 +1,117 @@
+"""Training steps through a task and the Lightning Trainer against a plain PyTorch loop, side by side.
+
+    python benchmarks/train_step.py                 # ResNet-18, 64 px, batch 32, 16 steps, 1 thread
+    python benchmarks/train_step.py --model resnet50 --size 128 --rounds 3
+
+Both sides train the same network from the same weights on the same batches with the same
+optimiser (AdamW, lr 1e-3); the task adds what it always does: loss logging, training metrics,
+the learning-rate schedule, its hooks and callbacks. Each round times the 16 steps only (not
+building the Trainer or the loader); the medians of interleaved rounds give the overhead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import sys
+import time
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from side_by_side import interleaved, report  # noqa: E402
+
+from visiontasks import ClassificationTask  # noqa: E402
+from visiontasks.models.normalize import normalize  # noqa: E402
+
+
+class RandomImages(Dataset):
+    """Fixed random images and labels as the batch dicts the tasks take."""
+
+    def __init__(self, count: int, size: int, classes: int) -> None:
+        g = torch.Generator().manual_seed(0)
+        self.images = torch.rand(count, 3, size, size, generator=g)
+        self.labels = torch.randint(classes, (count,), generator=g)
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        return {"image": self.images[i], "label": self.labels[i]}
+
+
+class StepClock(pl.Callback):
+    """Time from the start of the first training step to the end of the last one."""
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if batch_idx == 0:
+            self.start = time.perf_counter()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self.end = time.perf_counter()
+
+
+def plain_loop(model: nn.Module, loader: DataLoader) -> float:
+    model.train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    criterion = nn.CrossEntropyLoss()
+    batches = iter(loader)
+    batch = next(batches)
+    start = time.perf_counter()
+    while batch is not None:
+        optimizer.zero_grad()
+        loss = criterion(model(normalize(batch["image"])), batch["label"])
+        loss.backward()
+        optimizer.step()
+        batch = next(batches, None)
+    return time.perf_counter() - start
+
+
+def through_task(task: ClassificationTask, loader: DataLoader, steps: int) -> float:
+    clock = StepClock()
+    trainer = pl.Trainer(
+        max_steps=steps, accelerator="cpu", devices=1, logger=False, enable_progress_bar=False,
+        enable_model_summary=False, limit_val_batches=0, callbacks=[clock], default_root_dir="/tmp/train_step_bench",
+    )  # fmt: skip
+    trainer.fit(task, train_dataloaders=loader)
+    return clock.end - clock.start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="resnet18")
+    parser.add_argument("--size", type=int, default=64)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--steps", type=int, default=16)
+    parser.add_argument("--classes", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    pl.seed_everything(0, verbose=False)
+    import logging
+
+    logging.getLogger("pytorch_lightning").setLevel(logging.ERROR)
+    data = RandomImages(args.steps * args.batch_size, args.size, args.classes)
+    loader = DataLoader(data, batch_size=args.batch_size, drop_last=True)
+    reference = ClassificationTask(model=args.model, num_classes=args.classes)
+
+    def task_side() -> float:
+        return through_task(copy.deepcopy(reference), loader, args.steps)
+
+    def plain_side() -> float:
+        return plain_loop(copy.deepcopy(reference.model), loader)
+
+    medians = interleaved({"task": task_side, "plain": plain_side}, args.rounds)
+    ratio = report(f"{args.steps} training steps, {args.model} {args.size}px batch {args.batch_size}, "
+                   f"{args.threads} thread(s)", ("task + Trainer", medians["task"]), ("plain loop", medians["plain"]),
+                   "s", "<= 1.02")  # fmt: skip
+    print(f"overhead {100 * (ratio - 1):+.1f} %")
+
+
+if __name__ == "__main__":
+    main()

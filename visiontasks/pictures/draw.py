@@ -1,0 +1,75 @@
+"""Drawing predictions on pictures (HxWx3 uint8 numpy): one colour per class, captions, boxes, masks.
+
+Every picture of a prediction (``Result.plot``, the predict writer, run-folder plots, W&B overlays)
+is drawn here, so a class has the same colour everywhere.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw
+from torchvision.utils import draw_bounding_boxes, draw_segmentation_masks
+
+
+def voc_palette(count: int = 256) -> np.ndarray:
+    """The Pascal VOC colour map (``count`` x 3 uint8): class 1 red, 2 green, 3 olive, 4 blue, ..."""
+    palette = np.zeros((count, 3), dtype=np.uint8)
+    for index in range(count):
+        value, colour = index, [0, 0, 0]
+        for shift in range(7, -1, -1):
+            for channel in range(3):
+                colour[channel] |= ((value >> channel) & 1) << shift
+            value >>= 3
+        palette[index] = colour
+    return palette
+
+
+PALETTE = voc_palette()
+
+
+def class_colour(label: int) -> tuple[int, int, int]:
+    """The colour of object class ``label`` (0-based; class masks use :func:`mask_overlay`, where 0 is background)."""
+    return tuple(int(v) for v in PALETTE[(label % 255) + 1])  # type: ignore[return-value]
+
+
+def mask_overlay(picture: np.ndarray, mask: np.ndarray, alpha: float = 0.5) -> np.ndarray:
+    """``picture`` with every non-background pixel (class != 0) of ``mask`` (HxW) tinted by its class colour."""
+    colours = PALETTE[mask]
+    blended = (1 - alpha) * picture + alpha * colours
+    return np.where((mask != 0)[..., None], blended, picture).round().astype(np.uint8)
+
+
+def _tensor(picture: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(picture)).permute(2, 0, 1)
+
+
+def draw_objects(
+    picture: np.ndarray,
+    boxes: np.ndarray,
+    labels: Sequence[int],
+    captions: Sequence[str],
+    masks: np.ndarray | None = None,
+    alpha: float = 0.4,
+) -> np.ndarray:
+    """``picture`` with boxes (Nx4 xyxy pixels), their captions and, given, instance masks (NxHxW) in class colours."""
+    colours = [class_colour(int(label)) for label in labels]
+    drawn = _tensor(picture)
+    if masks is not None and len(masks):
+        drawn = draw_segmentation_masks(drawn, torch.from_numpy(np.asarray(masks)).bool(), alpha=alpha, colors=colours)
+    if len(boxes):
+        drawn = draw_bounding_boxes(drawn, torch.as_tensor(np.asarray(boxes, dtype=np.float32)), labels=list(captions),
+                                    colors=colours, width=max(1, min(picture.shape[:2]) // 150))  # fmt: skip
+    return drawn.permute(1, 2, 0).numpy().copy()
+
+
+def draw_caption(picture: np.ndarray, text: str, colour: tuple[int, int, int] = (255, 255, 255)) -> np.ndarray:
+    """``picture`` with ``text`` written at its top-left on a dark strip (a class label and its score)."""
+    image = Image.fromarray(picture)
+    draw = ImageDraw.Draw(image)
+    left, top, right, bottom = draw.textbbox((2, 1), text)
+    draw.rectangle((0, 0, right + 2, bottom + 1), fill=(0, 0, 0))
+    draw.text((2, 1), text, fill=colour)
+    return np.asarray(image).copy()
