@@ -185,6 +185,7 @@ class VisionCLI(LightningCLI):
             super()._run_subcommand(subcommand)
         except BaseException as error:
             ranks.report_failure(error)
+            ranks.end_started_processes(self.trainer)
             raise
         ranks.wait_for_all_ranks()
 

@@ -113,3 +113,15 @@ def wait_for_all_ranks() -> None:
         raise RankFailed(f"rank 0 ended before this rank finished ({one_line(error)}).") from None
     finally:
         _commands += 1
+
+
+def end_started_processes(trainer) -> None:
+    """After a failure on rank 0 of Lightning's own launcher: end the processes it started, which might otherwise
+    wait for it in a collective until the time-out (their own failure, if any, is printed already)."""
+    procs = getattr(getattr(getattr(trainer, "strategy", None), "launcher", None), "procs", None) or []
+    deadline = time.monotonic() + 2.0  # a moment to report their own failure first
+    while any(proc.poll() is None for proc in procs) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()

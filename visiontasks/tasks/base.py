@@ -267,8 +267,16 @@ class BaseTask(pl.LightningModule, abc.ABC):
             self.loss_means[key].update(value.detach().float(), batch_size)
 
     def _log_loss_means(self, stage: str) -> None:
-        for key in [key for key in self.loss_means if key.startswith(f"{stage}/")]:
-            self.log(key, self.loss_means.pop(key).compute(), prog_bar=key == f"{stage}/loss", sync_dist=True)  # synced
+        keys = sorted(key for key in self.loss_means if key.startswith(f"{stage}/"))
+        if self.trainer.world_size > 1:  # every process computes (and so syncs) the same means, in the same order
+            import torch.distributed as dist
+
+            found: list[list[str]] = [[] for _ in range(self.trainer.world_size)]
+            dist.all_gather_object(found, keys)
+            keys = sorted(set().union(*found))
+        for key in keys:
+            mean = self.loss_means.pop(key, None) or MeanMetric().to(self.device)
+            self.log(key, mean.compute(), prog_bar=key == f"{stage}/loss", sync_dist=True)  # synced already
 
     def _step(self, batch: dict[str, Any], stage: str) -> tuple[Tensor, Any]:
         loss, predictions = self.compute(batch, stage)
