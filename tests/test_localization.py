@@ -56,7 +56,7 @@ def test_cli_fit_validate_test_predict_with_the_shipped_config(tmp_path):
     for i, (height, width) in enumerate([(48, 80), (60, 40), (50, 50)]):
         Image.fromarray(np.full((height, width, 3), 40 * i, np.uint8)).save(photos / f"photo{i}.png")
     cli = run_cli("predict", "--config", CONFIG, "--ckpt_path=last", *shapes,
-                  f"--data.init_args.predict_dir={photos}", "--model.init_args.draw_boxes=true")  # fmt: skip
+                  f"--data.init_args.predict_dir={photos}", "--writer.draw=true")  # fmt: skip
     (predictions,) = Path("runs").glob("localization/*/predict/*/predictions.csv")
     rows = read_csv(predictions)
     assert list(rows[0]) == ["path", "label", "score", "x_min", "y_min", "x_max", "y_max"]

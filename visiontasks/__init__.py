@@ -2,6 +2,7 @@
 
 __version__ = "0.1.0"
 
+from visiontasks.callbacks.speed import ChannelsLast, Compile  # noqa: E402
 from visiontasks.data import (  # noqa: E402
     CocoDataModule,
     CsvDataModule,
@@ -11,6 +12,7 @@ from visiontasks.data import (  # noqa: E402
     VisionDataModule,
 )
 from visiontasks.errors import CheckpointError, DataError, TrainingStopped, VisionTasksError  # noqa: E402
+from visiontasks.export import export  # noqa: E402
 from visiontasks.pictures import RunPictures  # noqa: E402
 from visiontasks.runs import StepCheckpoint  # noqa: E402
 from visiontasks.tasks import (  # noqa: E402
@@ -25,9 +27,11 @@ from visiontasks.tasks import (  # noqa: E402
 
 __all__ = [
     "BaseTask",
+    "ChannelsLast",
     "ClassicSegmentationTask",
     "ClassificationTask",
     "CocoDataModule",
+    "Compile",
     "CsvDataModule",
     "CheckpointError",
     "DataError",
@@ -44,4 +48,5 @@ __all__ = [
     "VisionDataModule",
     "VisionTasksError",
     "__version__",
+    "export",
 ]

@@ -1,1 +1,1 @@
-"""Callbacks the tasks bring along: prediction writers."""
+"""Speed switches a config can list (channels-last, compile)."""

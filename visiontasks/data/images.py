@@ -25,7 +25,8 @@ def list_images(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and is_image_file(p))
 
 
-def _to_array(image: Image.Image, channels: int) -> np.ndarray:
+def image_array(image: Image.Image, channels: int) -> np.ndarray:
+    """A PIL image as HxWxC (uint8, or float32 in [0, 1] for 16-bit images) with ``channels`` channels."""
     if image.mode in _HIGH_DEPTH_MODES:
         array = np.asarray(image, dtype=np.float32)
         scale = 65535.0 if image.mode.startswith("I;16") or array.max() > 255 else 255.0
@@ -59,7 +60,7 @@ def read_image(path: str | Path, channels: int = 3) -> np.ndarray:
     if channels not in (1, 3):
         raise ValueError(f"in_channels must be 1 or 3 for image files, got {channels}")
     with open_image(path) as image:
-        return _to_array(image, channels)
+        return image_array(image, channels)
 
 
 def _checked_size(path: Path) -> tuple[int, int]:

@@ -8,5 +8,6 @@ from visiontasks.results.types import (
     SegmentationResult,
     network_picture,
 )
+from visiontasks.results.writer import PredictionWriter
 
-__all__ = ["ClassificationResult", "DetectionResult", "LocalizationResult", "Result", "SegmentationResult", "network_picture"]
+__all__ = ["PredictionWriter", "ClassificationResult", "DetectionResult", "LocalizationResult", "Result", "SegmentationResult", "network_picture"]

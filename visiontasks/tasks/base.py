@@ -7,11 +7,13 @@ A task subclass builds its model, loss and metrics in ``configure_models`` / ``c
 from __future__ import annotations
 
 import abc
+import io
 import math
 import os
 import typing
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pytorch_lightning as pl
 import torch
@@ -21,14 +23,17 @@ from pytorch_lightning.trainer.states import TrainerFn
 from torch import Tensor, nn
 from torchmetrics import MeanMetric, MetricCollection
 
-from visiontasks.callbacks.wandb_images import WandbImageLogger
+from visiontasks.data.inputs import ImageInput
 from visiontasks.errors import DataError, TrainingStopped
 from visiontasks.kinds import kind_of
 from visiontasks.models.registry import create_model
 from visiontasks.pictures import RunPictures
-from visiontasks.runs import BestCheckpoint, LastCheckpoint
+from visiontasks.results import PredictionWriter, Result, network_picture
+from visiontasks.runs import BestCheckpoint, LastCheckpoint, read_checkpoint
 
 STAGES = ("train", "val", "test")
+RETIRED_HPARAMS = ("draw_predictions", "draw_threshold", "draw_boxes", "save_overlays")
+"""Options older checkpoints may hold that tasks no longer take (drawing belongs to the predict writer)."""
 
 
 class BaseTask(pl.LightningModule, abc.ABC):
@@ -76,7 +81,8 @@ class BaseTask(pl.LightningModule, abc.ABC):
         self.configure_losses()
         metrics = self.configure_metrics()
         for stage in STAGES:  # attributes, not a ModuleDict: "train" would shadow Module.train
-            setattr(self, f"{stage}_metrics", metrics.clone(prefix=f"{stage}/"))
+            stage_metrics = self.configure_training_metrics() if stage == "train" else metrics
+            setattr(self, f"{stage}_metrics", stage_metrics.clone(prefix=f"{stage}/"))
         self.loss_means: dict[str, MeanMetric] = {}  # "val/loss" ...: this epoch's mean (see log_losses)
         if freeze_backbone:
             self.set_backbone_frozen(True)
@@ -92,6 +98,11 @@ class BaseTask(pl.LightningModule, abc.ABC):
     @abc.abstractmethod
     def configure_metrics(self) -> MetricCollection:
         """The metrics of one stage; cloned with ``train/``, ``val/`` and ``test/`` prefixes."""
+
+    def configure_training_metrics(self) -> MetricCollection:
+        """The metrics updated at every training step: by default those of :meth:`configure_metrics`. Tasks
+        leave out whole-epoch summaries (AUROC, confusion matrix) whose update costs more than a small step."""
+        return self.configure_metrics()
 
     @abc.abstractmethod
     def compute(self, batch: dict[str, Any], stage: str) -> tuple[Tensor, Any]:
@@ -109,9 +120,14 @@ class BaseTask(pl.LightningModule, abc.ABC):
         """Parameter-name prefixes that stay trainable when the backbone is frozen (the heads)."""
         return ()
 
-    def extra_callbacks(self) -> list[Callback]:
-        """Callbacks the task always brings (prediction writers)."""
-        return []
+    def sample_losses(self, batch: dict[str, Any]) -> Tensor:
+        """The loss of each sample of ``batch`` (the top-losses picture ranks the test images by it)."""
+        raise NotImplementedError(f"{type(self).__name__} gives no per-sample losses")
+
+    def results(self, batch: dict[str, Any], outputs: Any = None) -> list[Result]:
+        """One typed result per image of ``batch``, in the original images' pixels, from ``outputs`` (what
+        ``forward`` gives for the batch's images; computed when ``None``)."""
+        raise NotImplementedError(f"{type(self).__name__} gives no per-image results")
 
     # ----- shared behaviour ---------------------------------------------------------------------
     def build_model(self, kind: str, **fixed: Any) -> nn.Module:
@@ -224,30 +240,52 @@ class BaseTask(pl.LightningModule, abc.ABC):
         return factor
 
     def configure_callbacks(self) -> list[Callback]:
-        """The task's writers and, unless the Trainer has them, the run's pictures; when fitting also ``last.ckpt`` (every epoch) and the best checkpoint by its monitor.
+        """Unless the Trainer has them, the prediction writer and the run's pictures (W&B overlays too); when
+        fitting also ``last.ckpt`` (every epoch) and the best checkpoint by its monitor.
 
         Only when fitting: a later ``trainer.test`` keeps the fit's checkpoint callbacks, and with them
         ``trainer.checkpoint_callback.best_model_path``.
         """
-        callbacks = [WandbImageLogger(), *self.extra_callbacks()]
-        if not any(isinstance(c, RunPictures) for c in self.trainer.callbacks):  # the CLI adds its own, configured
-            callbacks.append(RunPictures())
+        callbacks: list[Callback] = []
+        for kind in (PredictionWriter, RunPictures):  # the CLI adds its own, configured
+            if not any(isinstance(c, kind) for c in self.trainer.callbacks):
+                callbacks.append(kind())
         if self.trainer.state.fn == TrainerFn.FITTING:
             callbacks = [BestCheckpoint(self.monitor, self.monitor_mode), LastCheckpoint(), *callbacks]
         return callbacks
 
+    @classmethod
+    def load_from_checkpoint(cls, checkpoint_path: str | Path | IO, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        """Lightning's loading, for checkpoints of older versions too: options tasks no longer take are dropped."""
+        if isinstance(checkpoint_path, (str, Path)):
+            checkpoint = read_checkpoint(checkpoint_path)
+            retired = set(RETIRED_HPARAMS) & set(checkpoint.get("hyper_parameters", {}))
+            if retired:
+                hparams = {k: v for k, v in checkpoint["hyper_parameters"].items() if k not in retired}
+                buffer = io.BytesIO()
+                torch.save({**checkpoint, "hyper_parameters": hparams}, buffer)
+                buffer.seek(0)
+                checkpoint_path = buffer
+        return super().load_from_checkpoint(checkpoint_path, *args, **kwargs)
+
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Record which task made the checkpoint, so that loading it into another one fails clearly."""
+        """Record which task made the checkpoint, so that loading it into another one fails clearly, and how
+        its images were prepared, so that ``predict`` prepares new ones alike."""
         import visiontasks
 
-        checkpoint["visiontasks"] = {"task": type(self).__name__, "version": visiontasks.__version__}
+        checkpoint["visiontasks"] = {"task": type(self).__name__, "version": visiontasks.__version__,
+                                     "inputs": self.input_settings()}  # fmt: skip
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
         """Seeded runs draw each step's random numbers (dropout, the detector's sampling) from a seed made of
         the run's seed, the epoch, the batch and the rank, so a run resumed from ``last.ckpt`` repeats them."""
         seed = os.environ.get("PL_GLOBAL_SEED")
         if seed is not None:
-            torch.manual_seed(hash((int(seed), self.current_epoch, batch_idx, self.global_rank)) % 2**63)
+            step_seed = hash((int(seed), self.current_epoch, batch_idx, self.global_rank)) % 2**63
+            # the generators this process draws from; torch.manual_seed (every device kind) costs ~5 ms a step
+            torch.default_generator.manual_seed(step_seed)
+            if self.device.type == "cuda":
+                torch.cuda.manual_seed(step_seed)
 
     def log_losses(self, stage: str, losses: dict[str, Tensor], batch_size: int) -> None:
         """Log ``{stage}/{name}`` for each loss: every step in training; for validation and test the epoch's
@@ -306,6 +344,52 @@ class BaseTask(pl.LightningModule, abc.ABC):
 
     def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         self._step(batch, "test")
+
+    def predict_step(self, batch: dict[str, Any], batch_idx: int = 0) -> list[Result]:
+        """The typed results of a batch (see :meth:`results`); the ``predict`` command's writer saves them."""
+        return self.results(batch)
+
+    def predict(
+        self, inputs: ImageInput | Sequence[ImageInput], batch_size: int = 16, device: str | torch.device | None = None
+    ) -> list[Result]:
+        """Predict on your own images: one typed result per image, in the image's own pixels.
+
+        Args:
+            inputs: image file paths, folders (their images, sorted), PIL images, numpy arrays (HxWxC or HxW,
+                uint8 or float in [0, 1]) or tensors (CxHxW, or BxCxHxW for several); one or a list.
+            batch_size: images per forward pass.
+            device: where to run; default the GPU when there is one, else where the task is.
+
+        Images are prepared as evaluation prepared them (eval transforms, training size and channels, kept in
+        the checkpoint), so ``Task.load_from_checkpoint(path).predict(...)`` needs neither a Trainer nor data.
+        """
+        from visiontasks.inference import predict_images
+
+        return predict_images(self, inputs, batch_size, device)
+
+    def input_settings(self) -> dict[str, Any]:
+        """How images are prepared for this task: by the data module it is trained with, else as its checkpoint
+        says (see :meth:`VisionDataModule.input_settings`), else as they are (no resize, no transforms)."""
+        datamodule = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
+        if hasattr(datamodule, "input_settings"):
+            return datamodule.input_settings()
+        return getattr(self, "saved_inputs", None) or {"image_size": None, "in_channels": self.hparams.in_channels}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        from visiontasks.inference import saved_input_settings
+
+        self.saved_inputs = saved_input_settings(checkpoint)
+
+    def result_fields(self, batch: dict[str, Any], i: int) -> dict[str, Any]:
+        """What every result of image ``i`` of ``batch`` carries: file, original size, class names, and the picture
+        to draw on when there is no file (the caller's array, else the network input resized back)."""
+        path = batch["path"][i] if "path" in batch else ""
+        image = batch["image"][i]
+        size = tuple(int(v) for v in batch["orig_size"][i]) if "orig_size" in batch else tuple(image.shape[-2:])
+        picture = batch["picture"][i] if "picture" in batch else None
+        if picture is None and not (path and Path(path).is_file()):
+            picture = network_picture(image, size)
+        return {"path": path, "orig_size": size, "class_names": self.class_names, "picture": picture}
 
     def report(self, values: dict[str, Any]) -> None:
         """Called with every test metric value (per-class ones too) to print and save a report."""

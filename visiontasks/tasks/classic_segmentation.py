@@ -11,16 +11,15 @@ import warnings
 from typing import Any
 
 import torch.nn.functional as F
-from pytorch_lightning.callbacks import Callback
 from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
 from torch import Tensor
 from torchmetrics import MetricCollection
 
-from visiontasks.callbacks.mask_images import MaskPngWriter
 from visiontasks.metrics import segmentation_metrics
 from visiontasks.models.classic_segmentation import ClassicMethod, ClassicSegmentation
+from visiontasks.results import SegmentationResult
 from visiontasks.tasks.base import BaseTask
-from visiontasks.tasks.segmentation import mask_rows, save_iou_report, stacked_images, update_mask_metrics
+from visiontasks.tasks.segmentation import mask_results, save_iou_report, stacked_images, update_mask_metrics
 
 # This task has no optimiser on purpose; Lightning's warning about that would only alarm its users.
 warnings.filterwarnings("ignore", message="`LightningModule.configure_optimizers` returned `None`")
@@ -39,7 +38,6 @@ class ClassicSegmentationTask(BaseTask):
         class_names: names of the classes (the CLI takes them from the data module).
         in_channels: image channels (the CLI takes it from the data module).
         ignore_index: mask value of unlabelled pixels: no vote, no metric.
-        save_overlays: ``predict`` also saves each input with the predicted classes coloured.
     """
 
     monitor = "val/miou"
@@ -54,7 +52,6 @@ class ClassicSegmentationTask(BaseTask):
         class_names: list[str] | None = None,
         in_channels: int = 3,
         ignore_index: int = 255,
-        save_overlays: bool = True,
     ) -> None:
         super().__init__(num_classes=num_classes, class_names=class_names, in_channels=in_channels)
         self.automatic_optimization = False  # votes are counted, not optimised
@@ -72,9 +69,6 @@ class ClassicSegmentationTask(BaseTask):
     def configure_optimizers(self) -> None:
         """Nothing to optimise: Lightning stands in a no-op optimiser, stepped once per batch counted."""
         return None
-
-    def extra_callbacks(self) -> list[Callback]:
-        return [MaskPngWriter(overlays=self.hparams.save_overlays)]
 
     def forward(self, images: Tensor) -> Tensor:
         """Class log-probabilities (B x num_classes x H x W) of a BxCxHxW batch in [0, 1]."""
@@ -128,9 +122,9 @@ class ClassicSegmentationTask(BaseTask):
     def update_metrics(self, metrics: MetricCollection, log_probs: Tensor, batch: dict[str, Any]) -> None:
         update_mask_metrics(metrics, log_probs, batch)
 
-    def predict_step(self, batch: dict[str, Any], batch_idx: int = 0) -> list[dict[str, Any]]:
-        """Per input: its path and the predicted class mask (HxW uint8) at the input's original size."""
-        return mask_rows(self, batch)
+    def results(self, batch: dict[str, Any], outputs: Tensor | None = None) -> list[SegmentationResult]:
+        """Per input: the predicted class mask (HxW uint8) at the input's original size."""
+        return mask_results(self, self, batch, outputs)
 
     def report(self, values: dict[str, Any]) -> None:
         save_iou_report(self, values)

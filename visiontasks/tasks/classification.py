@@ -8,12 +8,13 @@ import torch
 from torch import Tensor, nn
 from torchmetrics import MetricCollection
 
-from visiontasks.callbacks.predictions import PredictionCsvWriter
 from visiontasks.metrics import classification_metrics
 from visiontasks.models.classifiers import head_name
 from visiontasks.models.normalize import normalize
 from visiontasks.models.weights import load_matching, state_dict_for
-from visiontasks.reports import confusion_matrix_figure, per_class_rows, save_report
+from visiontasks.pictures.test_plots import confusion_figures, roc_figure
+from visiontasks.reports import per_class_rows, save_report
+from visiontasks.results import ClassificationResult
 from visiontasks.tasks.base import BaseTask
 
 
@@ -64,14 +65,14 @@ class ClassificationTask(BaseTask):
     def configure_metrics(self) -> MetricCollection:
         return classification_metrics(self.num_classes, self.hparams.multilabel)
 
+    def configure_training_metrics(self) -> MetricCollection:
+        return classification_metrics(self.num_classes, self.hparams.multilabel, summaries=False)
+
     def load_pretrained(self, weights: str) -> None:
         load_matching(self.model, state_dict_for(weights, self.hparams.model))
 
     def trainable_when_frozen(self) -> tuple[str, ...]:
         return (f"model.{head_name(self.model)}",)
-
-    def extra_callbacks(self) -> list:
-        return [PredictionCsvWriter()]
 
     def forward(self, images: Tensor) -> Tensor:
         """Class logits of a BxCxHxW batch in [0, 1]."""
@@ -84,35 +85,49 @@ class ClassificationTask(BaseTask):
         logits = self(batch["image"])
         return self.criterion(logits, batch["label"]), logits
 
+    def sample_losses(self, batch: dict[str, Any]) -> Tensor:
+        reduction, self.criterion.reduction = self.criterion.reduction, "none"
+        try:
+            losses = self.criterion(self(batch["image"]), batch["label"])
+        finally:
+            self.criterion.reduction = reduction
+        return losses.mean(dim=1) if losses.ndim > 1 else losses  # multi-label: the mean over the labels
+
     def update_metrics(self, metrics: MetricCollection, logits: Tensor, batch: dict[str, Any]) -> None:
         target = batch["label"].long()
         metrics.update(self.probabilities(logits), target)
 
-    def predict_step(self, batch: dict[str, Any], batch_idx: int = 0) -> list[dict[str, Any]]:
-        """Per image: path, predicted label(s), score, and the top-k classes with their scores."""
-        probs = self.probabilities(self(batch["image"])).float().cpu()
+    def results(self, batch: dict[str, Any], outputs: Tensor | None = None) -> list[ClassificationResult]:
+        """Per image: the predicted label(s) and score(s), the top-k classes and every class's probability."""
+        logits = self(batch["image"]) if outputs is None else outputs
+        probs = self.probabilities(logits).detach().float().cpu()
         names = self.class_names
         k = min(self.hparams.top_k, self.num_classes)
-        rows = []
-        for path, p in zip(batch.get("path", [""] * len(probs)), probs):
+        results = []
+        for i, p in enumerate(probs):
             scores, indices = p.topk(k)
             if self.hparams.multilabel:
                 chosen = (p >= 0.5).nonzero().flatten().tolist()
-                label, score = [names[i] for i in chosen], [round(float(p[i]), 4) for i in chosen]
+                label, score = [names[c] for c in chosen], [round(float(p[c]), 4) for c in chosen]
             else:
                 label, score = names[int(indices[0])], round(float(scores[0]), 4)
-            top = [f"{names[int(i)]}:{float(s):.4f}" for s, i in zip(scores, indices)]
-            rows.append({"path": path, "label": label, "score": score, "top_k": top})
-        return rows
+            top = [(names[int(c)], float(v)) for v, c in zip(scores, indices)]
+            results.append(ClassificationResult(**self.result_fields(batch, i), label=label, score=score, top_k=top,
+                                                probabilities=p.numpy()))  # fmt: skip
+        return results
 
     def report(self, values: dict[str, Any]) -> None:
-        matrix = values["test/confmat"].cpu().numpy()
+        """Precision, recall, F1 and support per class; confusion matrices (single-label) and ROC curves."""
+        matrix, names = values["test/confmat"].cpu().numpy(), self.class_names
         if self.hparams.multilabel:  # one 2x2 matrix per label: [[tn, fp], [fn, tp]]
             tp, fp, fn = matrix[:, 1, 1], matrix[:, 0, 1], matrix[:, 1, 0]
-            figure = None
+            figures, confusion = {}, None
         else:
             tp = matrix.diagonal()
             fp, fn = matrix.sum(axis=0) - tp, matrix.sum(axis=1) - tp
-            figure = confusion_matrix_figure(matrix, self.class_names)
-        rows = per_class_rows(self.class_names, tp, fp, fn)
-        save_report(self.trainer, "test_report", "Classification report (test)", rows, figure)
+            figures, confusion = confusion_figures(matrix, names), (matrix, names)
+        fpr, tpr = ([c.cpu().numpy() for c in curve] for curve in values["test/roc"][:2])
+        figures["roc"] = roc_figure(fpr, tpr, names)
+        rows = per_class_rows(names, tp, fp, fn)
+        curves = {"roc_plot": (fpr, tpr, names, "ROC (test)", "false positive rate")}
+        save_report(self.trainer, "test_report", "Classification report (test)", rows, figures, confusion, curves)

@@ -12,12 +12,13 @@ import torch
 from torch import Tensor
 from torchmetrics import MetricCollection
 
-from visiontasks.callbacks.coco_results import CocoResultsWriter
 from visiontasks.data.collate import original_targets
 from visiontasks.metrics import detection_metrics
 from visiontasks.models.detection import coco_model_name, detect, load_backbone_weights, load_detector_weights
 from visiontasks.models.registry import model_entry
+from visiontasks.pictures.test_plots import pr_figure
 from visiontasks.reports import save_report
+from visiontasks.results import DetectionResult
 from visiontasks.tasks.base import BaseTask
 
 
@@ -34,8 +35,6 @@ class DetectionTask(BaseTask):
         category_ids: the data's category id of each label (COCO ids); taken from the data module.
         map_backend: COCO evaluation code behind the mAP: ``faster_coco_eval`` (faster, same
             numbers) or ``pycocotools``.
-        draw_predictions: ``predict`` also saves the images with their detections drawn.
-        draw_threshold: score from which detections are drawn.
         **kwargs: the shared options of :class:`BaseTask`; ``weights`` takes torchvision's COCO
             weights by name (``DEFAULT``, ``COCO_V1``; resnet50, and mobilenet_v3_large for boxes)
             or a file.
@@ -53,8 +52,6 @@ class DetectionTask(BaseTask):
         backbone_weights: str | None = None,
         category_ids: list[int] | None = None,
         map_backend: Literal["faster_coco_eval", "pycocotools"] = "faster_coco_eval",
-        draw_predictions: bool = False,
-        draw_threshold: float = 0.5,
         **kwargs: Any,
     ) -> None:
         model = model or self.default_model  # saved as such in the checkpoint's hyper-parameters
@@ -62,6 +59,7 @@ class DetectionTask(BaseTask):
         if category_ids is not None and len(category_ids) != self.num_classes:
             raise ValueError(f"{len(category_ids)} category_ids given for num_classes={self.num_classes}")
         self.test_metrics["map"].class_metrics = True  # per-class AP for the test report only
+        self.test_metrics["map"].extended_summary = True  # and the precision-recall curves
 
     @property
     def masks(self) -> bool:
@@ -92,9 +90,6 @@ class DetectionTask(BaseTask):
 
     def trainable_when_frozen(self) -> tuple[str, ...]:
         return ("model.backbone.fpn", "model.rpn", "model.roi_heads")
-
-    def extra_callbacks(self) -> list:
-        return [CocoResultsWriter(draw=self.hparams.draw_predictions, draw_threshold=self.hparams.draw_threshold)]
 
     def setup(self, stage: str) -> None:
         super().setup(stage)
@@ -146,6 +141,10 @@ class DetectionTask(BaseTask):
             detections = [dict(d, labels=d["labels"] - 1) for d in detections]
         return sum(losses.values()), detections
 
+    def sample_losses(self, batch: dict[str, Any]) -> Tensor:
+        targets = [dict(t, labels=t["labels"] + 1) for t in self._targets(batch, crowd=False)]
+        return torch.stack([sum(detect(self.model, [image], [target])[0].values()) for image, target in zip(batch["image"], targets)])
+
     def update_metrics(self, metrics: MetricCollection, detections: Any, batch: dict[str, Any]) -> None:
         if detections is None:  # training: the detector gives losses only
             return
@@ -157,39 +156,47 @@ class DetectionTask(BaseTask):
     def on_train_epoch_end(self) -> None:
         """No training mAP: the detector gives no detections in training mode."""
 
-    def predict_step(self, batch: dict[str, Any], batch_idx: int = 0) -> list[dict[str, Any]]:
-        """Per image: ``boxes`` (xyxy in the original file's pixels), ``scores``, ``labels``,
-        ``category_ids``, ``class_names`` (and ``masks`` at the original size), ``path``, ``image_id``."""
-        images = list(batch["image"])
-        sizes = batch.get("orig_size") or [tuple(image.shape[-2:]) for image in images]
-        names, ids = self.class_names, self.category_ids
+    def results(self, batch: dict[str, Any], outputs: list[dict[str, Tensor]] | None = None) -> list[DetectionResult]:
+        """Per image: boxes (xyxy), labels, scores (and masks) in the original file's pixels, with the data's
+        category ids and, for COCO data, the image's id. ``outputs``: ``forward`` at the original sizes."""
+        fields = [self.result_fields(batch, i) for i in range(len(batch["image"]))]
+        if outputs is None:
+            outputs = self(list(batch["image"]), [f["orig_size"] for f in fields])
         results = []
-        for k, found in enumerate(self(images, sizes)):
-            found = {key: value.cpu() for key, value in found.items()}
-            labels = found["labels"].tolist()
-            found.update(
-                category_ids=[ids[i] for i in labels],
-                class_names=[names[i] for i in labels],
-                path=batch["path"][k] if "path" in batch else "",
-                image_id=batch["image_id"][k] if "image_id" in batch else None,
-                orig_size=tuple(sizes[k]),
-            )
-            results.append(found)
+        for k, (found, f) in enumerate(zip(outputs, fields)):
+            found = {key: value.detach().cpu().numpy() for key, value in found.items()}
+            image_id = batch["image_id"][k] if "image_id" in batch else None
+            results.append(DetectionResult(**f, boxes=found["boxes"], labels=found["labels"], scores=found["scores"],
+                                           masks=found.get("masks"), category_ids=self.category_ids,
+                                           image_id=None if image_id is None else int(image_id)))  # fmt: skip
         return results
 
     def report(self, values: dict[str, Any]) -> None:
-        """COCO AP (IoU .50:.95) and AR@100 per class, and for masks their mask AP."""
+        """COCO AP (IoU .50:.95), AR@100 and ABO (average best overlap) per class, and for masks their mask AP;
+        precision-recall curves at IoU 0.5."""
         columns = {"ap": "test/map_per_class", "ar_100": "test/mar_100_per_class"}
         if self.masks:
             columns["mask_ap"] = "test/segm_map_per_class"
-        rows = []
-        for n, label in enumerate(values.get("test/classes", [])):
+        abo = values.get("test/abo_per_class") or {}
+        rows, classes = [], values.get("test/classes", [])
+        for n, label in enumerate(classes):
             row = {"class": self.class_names[label], "category_id": self.category_ids[label]}
             row.update({name: float(values[key][n]) for name, key in columns.items()})
-            rows.append(row)
+            rows.append(row | {"abo": float(abo.get(label, 0.0))})
         overall = {"ap": "test/map", "ar_100": "test/mar_100", "mask_ap": "test/segm_map"}
-        rows.append({"class": "all", "category_id": "", **{k: float(values[overall[k]]) for k in columns}})
-        save_report(self.trainer, "test_report", "Detection report (test): COCO AP per class", rows)
+        rows.append({"class": "all", "category_id": "", **{k: float(values[overall[k]]) for k in columns},
+                     "abo": float(values.get("test/mabo", 0.0))})  # fmt: skip
+        figures, curves = {}, {}
+        precision = values.get("test/precision")
+        if precision is not None and len(classes):
+            recall = torch.linspace(0, 1, precision.shape[1]).numpy()
+            at_50 = [precision[0, :, n, 0, -1].cpu().numpy() for n in range(len(classes))]  # IoU .5, all sizes, 100 dets
+            names = [self.class_names[label] for label in classes]
+            figures["pr_curve"] = pr_figure(recall, at_50, names, "precision-recall at IoU 0.5 (test)")
+            kept = [(recall[p >= 0], p[p >= 0]) for p in at_50]
+            curves["pr_curve_plot"] = ([k[0] for k in kept], [k[1] for k in kept], names, "precision-recall at IoU 0.5", "recall")
+        title = "Detection report (test): COCO AP per class, ABO = average best overlap"
+        save_report(self.trainer, "test_report", title, rows, figures, curves=curves)
 
 
 class InstanceSegmentationTask(DetectionTask):

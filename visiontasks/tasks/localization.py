@@ -10,13 +10,13 @@ from torch import Tensor
 from torchmetrics import MetricCollection
 from torchvision.ops import box_convert, generalized_box_iou_loss
 
-from visiontasks.callbacks.box_images import BoxImageWriter
-from visiontasks.callbacks.predictions import PredictionCsvWriter
-from visiontasks.data.export import BOX_COLUMNS
 from visiontasks.metrics import localization_metrics
 from visiontasks.models.localizer import Localizer, boxes_to_pixels
 from visiontasks.models.normalize import normalize
 from visiontasks.models.weights import load_matching, state_dict_for
+from visiontasks.pictures.test_plots import confusion_figures
+from visiontasks.reports import per_class_rows, save_report
+from visiontasks.results import LocalizationResult
 from visiontasks.tasks.base import BaseTask
 
 BoxLoss = Literal["smooth_l1", "giou", "l1+giou"]
@@ -35,7 +35,6 @@ class LocalizationTask(BaseTask):
         box_loss: ``smooth_l1`` on the box corners, ``giou`` (generalised IoU) or ``l1+giou`` (both, summed).
         w_cls: weight of the classification loss.
         w_box: weight of the box loss.
-        draw_boxes: ``predict`` also saves every image with its box and label drawn.
         **kwargs: the shared options of :class:`BaseTask` (num_classes, weights, optimizer, ...).
     """
 
@@ -50,7 +49,6 @@ class LocalizationTask(BaseTask):
         box_loss: BoxLoss = "l1+giou",
         w_cls: float = 0.8,
         w_box: float = 0.2,
-        draw_boxes: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -70,9 +68,6 @@ class LocalizationTask(BaseTask):
 
     def trainable_when_frozen(self) -> tuple[str, ...]:
         return ("model.class_head", "model.box_head")
-
-    def extra_callbacks(self) -> list:
-        return [PredictionCsvWriter()] + ([BoxImageWriter()] if self.hparams.draw_boxes else [])
 
     def forward(self, images: Tensor) -> tuple[Tensor, Tensor]:
         """Class logits (BxK) and normalised ``cx, cy, w, h`` boxes (Bx4) of a BxCxHxW batch in [0, 1]."""
@@ -96,18 +91,40 @@ class LocalizationTask(BaseTask):
         loss = self.hparams.w_cls * class_loss + self.hparams.w_box * box_loss
         return loss, (logits, boxes_to_pixels(boxes, size))
 
+    def sample_losses(self, batch: dict[str, Any]) -> Tensor:
+        logits, boxes = self(batch["image"])
+        size = torch.tensor(batch["image"].shape[-2:], device=boxes.device)
+        target, boxes = batch["box"] / size.flip(0).repeat(2), box_convert(boxes, "cxcywh", "xyxy")
+        box = torch.stack([self.box_loss(boxes[i : i + 1], target[i : i + 1]) for i in range(len(boxes))])
+        return self.hparams.w_cls * F.cross_entropy(logits, batch["label"], reduction="none") + self.hparams.w_box * box
+
     def update_metrics(self, metrics: MetricCollection, predictions: tuple[Tensor, Tensor], batch: dict[str, Any]) -> None:
         logits, boxes = predictions
         metrics.update({"scores": logits.softmax(dim=1), "box": boxes}, {"label": batch["label"], "box": batch["box"]})
 
-    def predict_step(self, batch: dict[str, Any], batch_idx: int = 0) -> list[dict[str, Any]]:
-        """Per image: path, label, score and the box in the original image's pixels."""
-        logits, boxes = self(batch["image"])
-        scores, labels = logits.float().softmax(dim=1).max(dim=1)
-        sizes = batch.get("orig_size") or [batch["image"].shape[-2:]] * len(boxes)
-        pixels = boxes_to_pixels(boxes.float().cpu(), torch.tensor([tuple(s) for s in sizes]))
-        rows = []
-        for path, label, score, box in zip(batch.get("path", [""] * len(boxes)), labels, scores, pixels):
-            row = {"path": path, "label": self.class_names[int(label)], "score": round(float(score), 4)}
-            rows.append(row | {k: round(v, 1) for k, v in zip(BOX_COLUMNS, box.tolist())})
-        return rows
+    def results(self, batch: dict[str, Any], outputs: tuple[Tensor, Tensor] | None = None) -> list[LocalizationResult]:
+        """Per image: label, score and the box in the original image's pixels."""
+        logits, boxes = self(batch["image"]) if outputs is None else outputs
+        scores, labels = logits.detach().float().softmax(dim=1).max(dim=1)
+        fields = [self.result_fields(batch, i) for i in range(len(boxes))]
+        pixels = boxes_to_pixels(boxes.detach().float().cpu(), torch.tensor([f["orig_size"] for f in fields]))
+        return [
+            LocalizationResult(**f, label=self.class_names[int(label)], score=round(float(score), 4),
+                               box=tuple(round(v, 1) for v in box.tolist()))  # fmt: skip
+            for f, label, score, box in zip(fields, labels, scores, pixels)
+        ]
+
+    def report(self, values: dict[str, Any]) -> None:
+        """Per class: precision, recall, F1, support, mean box IoU and localization accuracy; confusion matrices."""
+        matrix, names = values["test/confmat"].cpu().numpy(), self.class_names
+        tp = matrix.diagonal()
+        rows = per_class_rows(names, tp, matrix.sum(axis=0) - tp, matrix.sum(axis=1) - tp)
+        count, iou, hits = values["test/per_class"].cpu().double()
+        for k, row in enumerate(rows[: len(names)]):
+            row.update(iou=float(iou[k]), loc_acc=float(hits[k]))
+        weights = count / count.sum().clamp(min=1)
+        for row in rows[len(names):]:  # macro and weighted averages
+            average = (lambda a: float(a.mean())) if row["class"] == "macro avg" else (lambda a: float((a * weights).sum()))
+            row.update(iou=average(iou), loc_acc=average(hits))
+        title = "Localization report (test): class scores, box IoU and loc_acc (class right and IoU >= 0.5)"
+        save_report(self.trainer, "test_report", title, rows, confusion_figures(matrix, names), (matrix, names))

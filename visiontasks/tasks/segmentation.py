@@ -10,14 +10,15 @@ import torch.nn.functional as F
 from torch import Tensor
 from torchmetrics import MetricCollection
 
-from visiontasks.callbacks.mask_images import MaskPngWriter
 from visiontasks.data.collate import original_targets
 from visiontasks.errors import DataError
 from visiontasks.metrics import segmentation_metrics
 from visiontasks.models.normalize import normalize
 from visiontasks.models.segmentation import load_segmentation_weights, logits_of
 from visiontasks.models.segmentation_losses import LossName, SegmentationLoss
+from visiontasks.pictures.test_plots import confusion_figures
 from visiontasks.reports import save_report
+from visiontasks.results import SegmentationResult
 from visiontasks.tasks.base import BaseTask
 
 class SegmentationTask(BaseTask):
@@ -36,7 +37,6 @@ class SegmentationTask(BaseTask):
         ignore_index: mask value of unlabelled pixels, left out of the loss and the metrics.
         class_weights: per-class loss weights for imbalanced data (e.g. a small foreground).
         focal_gamma: focusing exponent of the focal loss.
-        save_overlays: ``predict`` also saves each input with the predicted classes coloured.
         **kwargs: the shared options of :class:`BaseTask` (num_classes, weights, optimizer, ...).
     """
 
@@ -53,7 +53,6 @@ class SegmentationTask(BaseTask):
         ignore_index: int = 255,
         class_weights: list[float] | None = None,
         focal_gamma: float = 2.0,
-        save_overlays: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -82,9 +81,6 @@ class SegmentationTask(BaseTask):
     def trainable_when_frozen(self) -> tuple[str, ...]:
         return ("model.up", "model.decode", "model.head") if self.hparams.model == "unet" else ("model.classifier",)
 
-    def extra_callbacks(self) -> list:
-        return [MaskPngWriter(overlays=self.hparams.save_overlays)]
-
     def forward(self, images: Tensor) -> Tensor:
         """Class logits (B x num_classes x H x W) of a BxCxHxW batch in [0, 1].
 
@@ -98,12 +94,16 @@ class SegmentationTask(BaseTask):
         logits = self(stacked_images(batch))
         return self.criterion(logits, batch["mask"]), logits
 
+    def sample_losses(self, batch: dict[str, Any]) -> Tensor:
+        logits, masks = self(stacked_images(batch)), batch["mask"]
+        return torch.stack([self.criterion(logits[i : i + 1], masks[i : i + 1]) for i in range(len(logits))])
+
     def update_metrics(self, metrics: MetricCollection, logits: Tensor, batch: dict[str, Any]) -> None:
         update_mask_metrics(metrics, logits, batch)
 
-    def predict_step(self, batch: dict[str, Any], batch_idx: int = 0) -> list[dict[str, Any]]:
-        """Per input: its path and the predicted class mask (HxW uint8) at the input's original size."""
-        return mask_rows(self, batch)
+    def results(self, batch: dict[str, Any], outputs: Tensor | None = None) -> list[SegmentationResult]:
+        """Per input: the predicted class mask (HxW uint8) at the input's original size."""
+        return mask_results(self, self, batch, outputs)
 
     def report(self, values: dict[str, Any]) -> None:
         save_iou_report(self, values)
@@ -140,23 +140,29 @@ def update_mask_metrics(metrics: MetricCollection, scores: Tensor, batch: dict[s
         metrics.update(class_mask(image_scores, tuple(mask.shape))[None], mask[None])
 
 
-def mask_rows(scores_of: Callable[[Tensor], Tensor], batch: dict[str, Any]) -> list[dict[str, Any]]:
-    """Per input: its path and the predicted class mask (HxW uint8) at the input's original size.
+def mask_results(task: BaseTask, scores_of: Callable[[Tensor], Tensor], batch: dict[str, Any], outputs: Any = None) -> list[SegmentationResult]:
+    """Per input: the predicted class mask (HxW uint8) at the input's original size.
 
-    ``scores_of`` maps a BxCxHxW batch to class scores (B x classes x H x W, logits or log-probabilities).
+    ``scores_of`` maps a BxCxHxW batch to class scores (B x classes x H x W, logits or log-probabilities);
+    ``outputs`` are those scores when already computed.
     """
     images = batch["image"]  # a list when sizes differ (a predict folder without image_size)
-    logits = scores_of(images) if isinstance(images, Tensor) else [scores_of(image[None])[0] for image in images]
-    rows = []
-    for i, scores in enumerate(logits):
-        mask = class_mask(scores, tuple(batch["orig_size"][i])).to(torch.uint8).cpu().numpy()
-        rows.append({"path": batch.get("path", [""] * len(images))[i], "mask": mask})
-    return rows
+    if outputs is None:
+        outputs = scores_of(images) if isinstance(images, Tensor) else [scores_of(image[None])[0] for image in images]
+    results = []
+    for i, scores in enumerate(outputs):
+        fields = task.result_fields(batch, i)
+        mask = class_mask(scores, fields["orig_size"]).to(torch.uint8).cpu().numpy()
+        results.append(SegmentationResult(**fields, mask=mask))
+    return results
 
 
 def save_iou_report(task: BaseTask, values: dict[str, Any]) -> None:
-    """Print and save the test IoU of every class and their mean (``test_report.txt`` / ``.json``)."""
+    """Print and save the test IoU of every class and their mean (``test_report.txt`` / ``.json``) and the
+    pixel confusion matrices."""
     per_class = values["test/iou_per_class"].tolist()
     rows = [{"class": name, "iou": float(iou)} for name, iou in zip(task.class_names, per_class)]
     rows += [{"class": "mean (miou)", "iou": float(values["test/miou"])}]
-    save_report(task.trainer, "test_report", "Segmentation report (test): IoU per class", rows)
+    matrix = values["test/confmat"].cpu().numpy()
+    figures = confusion_figures(matrix, task.class_names)  # pixels
+    save_report(task.trainer, "test_report", "Segmentation report (test): IoU per class", rows, figures, (matrix, task.class_names))

@@ -88,11 +88,6 @@ def dataset_stems(trainer: pl.Trainer) -> list[str] | None:
     return unique_names([Path(str(paths[i])).stem for i in indices])
 
 
-def numbered_name(index: int, path: str) -> str:
-    """``000042-<stem>.png``: a drawn picture's name, by its index in the predict set."""
-    return f"{index:06d}-{Path(path).stem or 'image'}.png"
-
-
 def output_path(trainer: pl.Trainer, name: str) -> Path:
     """``<stage dir>/<name>``, its folder made."""
     path = stage_dir(trainer) / name

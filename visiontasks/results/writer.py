@@ -1,0 +1,84 @@
+"""The ``predict`` command's one writer: every task's results into the stage folder, in the task's format.
+
+However many processes predict, the files are those of one process: rank zero gathers the rows and COCO
+entries and writes them once, in the data's order; masks and drawn pictures are written by the process
+that predicted them, named as one process names them (see :class:`~visiontasks.results.ordered.OrderedWriter`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytorch_lightning as pl
+
+from visiontasks.results.formats import write_coco, write_csv, write_picture
+from visiontasks.results.ordered import OrderedWriter, dataset_stems, output_path
+from visiontasks.results.types import DetectionResult, Result, SegmentationResult
+
+
+class PredictionWriter(OrderedWriter):
+    """Writes what ``predict`` returns into the run's ``predict/<time>/`` folder.
+
+    Classification and localization: ``predictions.csv`` (one row per image). Detection and instance
+    segmentation: ``predictions.json`` (COCO results; images without a COCO id are numbered in order
+    and carry their ``file_name``). Segmentation: ``predictions/<name>.png`` class masks.
+
+    Args:
+        draw: also save each image with its prediction drawn as ``predictions/<name>_overlay.png``;
+            default: only for segmentation, whose mask files are hard to read by eye.
+        draw_threshold: detections scoring at least this are drawn (all are written).
+        folder: the folder of the masks and drawn images, inside the stage folder.
+    """
+
+    def __init__(self, draw: bool | None = None, draw_threshold: float = 0.5, folder: str = "predictions") -> None:
+        super().__init__()
+        self.draw, self.draw_threshold, self.folder = draw, draw_threshold, folder
+        self.stems: list[str] | None = None
+        self.names: set[str] = set()
+
+    def on_predict_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        super().on_predict_epoch_start(trainer, pl_module)
+        self.stems, self.names = dataset_stems(trainer), set()
+
+    def items(self, trainer: pl.Trainer, outputs: Any, batch: Any, indices: list[int]) -> list[Any]:
+        folder = output_path(trainer, self.folder)
+        return [self.add(result, folder, index) for index, result in zip(indices, outputs)]
+
+    def add(self, result: Result, folder: Any, index: int) -> tuple[str, Any]:
+        """Write one image's mask and drawing now; what goes into the one file comes back as ``(kind, item)``."""
+        name = self.stems[index] if self.stems is not None else self._unique(result.name)
+        kept: tuple[str, Any]
+        if isinstance(result, SegmentationResult):
+            result.save(folder / f"{name}.png")
+            kept = ("mask", None)
+        elif isinstance(result, DetectionResult):
+            kept = ("coco", result.coco(index))
+        else:
+            kept = ("row", result.row())
+        if self.draw or (self.draw is None and isinstance(result, SegmentationResult)):
+            write_picture(folder / f"{name}_overlay.png", result.plot(threshold=self.draw_threshold))
+        return kept
+
+    def write(self, trainer: pl.Trainer, items: list[Any]) -> None:
+        rows = [item for kind, item in items if kind == "row"]
+        if rows:
+            path = output_path(trainer, "predictions.csv")
+            write_csv(path, rows)
+            print(f"Predictions written to {path}")
+        if any(kind == "coco" for kind, _ in items):
+            entries = [entry for kind, item in items if kind == "coco" for entry in item]
+            path = output_path(trainer, "predictions.json")
+            write_coco(path, entries)
+            print(f"COCO results ({len(entries)} detections) written to {path}")
+        if output_path(trainer, self.folder).is_dir():
+            print(f"Predicted masks or drawn images written to {output_path(trainer, self.folder)}")
+
+    def _unique(self, stem: str) -> str:
+        """The file stem, with ``-2``, ``-3``... added when two inputs share it (a.png and a.jpg), for data sets
+        that do not list their files (one process only: their names are unique in practice)."""
+        name, count = stem, 1
+        while name in self.names:
+            count += 1
+            name = f"{stem}-{count}"
+        self.names.add(name)
+        return name
