@@ -57,7 +57,7 @@ ON_CPU = {"trainer.accelerator": "cpu", "trainer.devices": "1", "trainer.strateg
 # Examples slower than ~20 s here (detectors, big backbones): `pytest -m "not slow"` leaves them out.
 SLOW = re.compile(r"faster_rcnn|mask_rcnn|DetectionTask|InstanceSegmentationTask|resnet50")
 
-SUBCOMMANDS = ("fit", "validate", "test", "predict")
+SUBCOMMANDS = ("fit", "validate", "test", "predict", "export")
 RUN_MARK = "@RUN@"  # `<run>` / `<run id>` while a command is split into words
 PLACEHOLDER = re.compile(r"<run(?: id)?>")
 
@@ -365,6 +365,9 @@ class DocRun:
         if args[0] == "predict":  # the predictions are written, in the run's predict/<time>/ folder
             written = [p.name for p in cli.run.stage_dir.iterdir()]
             assert set(written) - {"config.yaml"}, f"predict wrote nothing into {cli.run.stage_dir}"
+        if args[0] == "export":  # the model file and its JSON, in the run's export/ folder (or --output)
+            output = Path(opts.get("output") or cli.run.stage_dir / "model.onnx")
+            assert output.parent.is_dir() and output.with_suffix(".json").is_file(), f"export wrote no {output.with_suffix('.json')}"
         return cli
 
     def pip(self, words: list[str]) -> None:

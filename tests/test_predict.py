@@ -19,7 +19,9 @@ from visiontasks import (
     LocalizationTask,
     SegmentationTask,
 )
+from visiontasks.data.inputs import input_dataset
 from visiontasks.errors import DataError
+from visiontasks.export import export, exported_graph
 from visiontasks.results import ClassificationResult, DetectionResult, LocalizationResult, SegmentationResult
 
 SLOW = pytest.mark.slow
@@ -116,6 +118,51 @@ def test_restored_checkpoint_predicts_on_user_photos_as_the_cli_does(config, tas
         if isinstance(first, DetectionResult):
             assert np.allclose(second.scores[:3], first.scores[:3], atol=1e-3)
     assert (again[0].plot().shape == (48, 80, 3)) and (again[0].image() == arrays[0]).all()
+
+    # export: ONNX by the CLI into the run folder, TorchScript from Python; both give what the task gives
+    if task_class is ClassicSegmentationTask:
+        with pytest.raises(SystemExit, match="cannot be exported"):
+            run_cli("export", "--config", config, f"--ckpt_path={checkpoint}", *args)
+        return
+    run_cli("export", "--config", config, f"--ckpt_path={checkpoint}", *args)
+    onnx_file = checkpoint.parent.parent / "export" / "model.onnx"
+    info = json.loads(onnx_file.with_suffix(".json").read_text())
+    assert info["class_names"] == task.class_names and info["format"] == "onnx" and set(info["outputs"])
+    assert_export_parity(task, onnx_file, photos)
+    assert_export_parity(task, export(task, "torchscript", Path("elsewhere/model.pt")), photos)
+
+
+def assert_export_parity(task, model_file: Path, photos: Path) -> None:
+    """The exported file's outputs equal the task's on user photos: for the detectors and segmentation at the
+    photo's own size (not the training size), for the others prepared as ``predict`` prepares them."""
+    import onnxruntime
+    import torch
+
+    onnx = model_file.suffix == ".onnx"
+    run = onnxruntime.InferenceSession(str(model_file)).run if onnx else torch.jit.load(str(model_file))
+    names = list(json.loads(model_file.with_suffix(".json").read_text())["outputs"])
+    if isinstance(task, DetectionTask):
+        image = torch.from_numpy(np.asarray(Image.open(photos / "a.jpg").convert("RGB"))).permute(2, 0, 1) / 255
+        with torch.no_grad():
+            expected = task.model.eval()([image])[0]
+            got = dict(zip(names, run(None, {"image": image.numpy()}))) if onnx else run([image])[1][0]
+        top = min(5, len(expected["scores"]))
+        for name in ("boxes", "scores", "labels"):
+            assert np.allclose(np.asarray(got[name])[:top], expected[name][:top].numpy(), atol=1e-2), name
+        return
+    if isinstance(task, SegmentationTask):
+        images = torch.from_numpy(np.asarray(Image.open(photos / "a.jpg").convert("RGB"))).permute(2, 0, 1)[None] / 255
+    else:
+        dataset = input_dataset(photos, task.input_settings())
+        images = torch.stack([dataset[i]["image"] for i in range(len(dataset))])
+    module, _, _ = exported_graph(task.eval())
+    with torch.no_grad():
+        expected = module(images)
+        expected = expected if isinstance(expected, tuple) else (expected,)
+        got = run(None, {"images": images.numpy()}) if onnx else run(images)
+        got = got if isinstance(got, (tuple, list)) else (got,)
+    for name, mine, theirs in zip(names, got, expected):
+        assert np.asarray(mine).shape == tuple(theirs.shape) and np.allclose(np.asarray(mine), theirs.numpy(), atol=1e-4), name
 
 
 def test_predict_takes_floats_tensors_and_grey_arrays_and_says_what_it_cannot_take(tmp_path):

@@ -12,6 +12,7 @@ from visiontasks.data import (  # noqa: E402
     VisionDataModule,
 )
 from visiontasks.errors import CheckpointError, DataError, TrainingStopped, VisionTasksError  # noqa: E402
+from visiontasks.export import export  # noqa: E402
 from visiontasks.pictures import RunPictures  # noqa: E402
 from visiontasks.runs import StepCheckpoint  # noqa: E402
 from visiontasks.tasks import (  # noqa: E402
@@ -47,4 +48,5 @@ __all__ = [
     "VisionDataModule",
     "VisionTasksError",
     "__version__",
+    "export",
 ]

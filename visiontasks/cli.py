@@ -1,4 +1,4 @@
-"""The command line: ``python -m visiontasks {fit,validate,test,predict} --config cfg.yaml``.
+"""The command line: ``python -m visiontasks {fit,validate,test,predict,export} --config cfg.yaml``.
 
 LightningCLI in subclass mode: a config names any task and any data module by class path (or
 short name). The data module's classes and channels flow into the task, so nobody types them twice.
@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytorch_lightning as pl
 import yaml
 from jsonargparse import Namespace
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
@@ -22,6 +23,7 @@ from pytorch_lightning.loggers import CSVLogger, WandbLogger
 import visiontasks
 from visiontasks.data.base import VisionDataModule
 from visiontasks.errors import CheckpointError, DataError, VisionTasksError
+from visiontasks.export import SUFFIXES, ExportFormat, export
 from visiontasks.pictures import RunPictures
 from visiontasks.results import PredictionWriter
 from visiontasks.runs import RUNS_DIR, RunFolder, check_checkpoint_fits, find_checkpoint, run_of_checkpoint, stage_dir
@@ -29,6 +31,34 @@ from visiontasks.tasks.base import BaseTask
 from visiontasks.wandb_mode import choose_wandb_mode
 
 DEBUG_ENV = "VISIONTASKS_DEBUG"
+
+
+class VisionTrainer(pl.Trainer):
+    """Lightning's Trainer with the ``export`` command."""
+
+    def export(
+        self,
+        model: BaseTask,
+        datamodule: Any = None,
+        ckpt_path: str | None = None,
+        format: ExportFormat = "onnx",
+        output: str | None = None,
+    ) -> Path:
+        """Export a checkpoint's task to ONNX or TorchScript, with a JSON of its inputs and outputs beside it.
+
+        Args:
+            model: the task of the config; its class restores the checkpoint (options included).
+            ckpt_path: the checkpoint: ``best``, ``last`` (of the experiment) or a file.
+            format: ``onnx`` or ``torchscript``.
+            output: the model file; default ``<run>/export/model.onnx`` (``.pt`` for TorchScript).
+        """
+        if not ckpt_path:
+            raise CheckpointError("export needs --ckpt_path: best, last or a checkpoint file.")
+        task = type(model).load_from_checkpoint(ckpt_path, map_location="cpu")
+        default = stage_dir(self) / f"model{SUFFIXES.get(format, '')}"
+        path = export(task, format, output or default)
+        print(f"Exported {type(task).__name__} to {path} (inputs and outputs described in {path.with_suffix('.json')})")
+        return path
 
 
 class SaveRunConfig(SaveConfigCallback):
@@ -90,6 +120,10 @@ def finish_open_wandb_run() -> None:
 
 class VisionCLI(LightningCLI):
     current_run: RunFolder | None = None  # the run of the command under way, to tidy up after a failure
+
+    @staticmethod
+    def subcommands() -> dict[str, set[str]]:
+        return {**LightningCLI.subcommands(), "export": {"model", "datamodule"}}
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         for name in ("num_classes", "class_names", "in_channels"):
@@ -178,7 +212,7 @@ class VisionCLI(LightningCLI):
         if checkpoint:
             check_checkpoint_fits(checkpoint, self.model)
 
-    before_fit = before_validate = before_test = before_predict = _check_checkpoint
+    before_fit = before_validate = before_test = before_predict = before_export = _check_checkpoint
 
 
 def check_config_files(args: list[str]) -> None:
@@ -233,6 +267,7 @@ def main(args: list[str] | None = None, run: bool = True) -> VisionCLI:
             VisionDataModule,
             subclass_mode_model=True,
             subclass_mode_data=True,
+            trainer_class=VisionTrainer,
             save_config_callback=SaveRunConfig,
             parser_kwargs={
                 "prog": "visiontasks",

@@ -51,9 +51,9 @@ class MultilabelBalancedErrorRate(MultilabelStatScores):
 
 
 def classification_metrics(num_classes: int, multilabel: bool = False, summaries: bool = True) -> MetricCollection:
-    """acc, precision, recall, f1 (macro), ber (balanced error rate), and with ``summaries`` auroc and, for the
-    test report, the confusion matrix and the ROC curve of each class. Training leaves the summaries out:
-    updating them costs more per step than the others together."""
+    """acc, precision, recall, f1 (macro), ber (balanced error rate), and with ``summaries`` auroc, the confusion
+    matrix and each class's ROC curve (for the test report), which training leaves out: updating them costs more
+    per step than the others together."""
     if multilabel:
         kind = {"task": "multilabel", "num_labels": num_classes}
     elif num_classes == 1:

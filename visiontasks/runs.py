@@ -19,7 +19,7 @@ from pytorch_lightning.callbacks import Callback, ModelCheckpoint
 from visiontasks.errors import CheckpointError
 
 RUNS_DIR = "runs"
-STAGE_FOLDERS = {"fit": "", "validate": "validate", "test": "test", "predict": "predict"}
+STAGE_FOLDERS = {"fit": "", "validate": "validate", "test": "test", "predict": "predict", "export": "export"}
 CHECKPOINT_PATTERNS = {"last": "last.ckpt", "best": "best*.ckpt"}
 
 

@@ -1,1 +1,2 @@
-"""Callbacks the tasks bring along (W&B overlays of validation predictions) and the speed switches a config can list."""
+"""Callbacks the tasks bring along (W&B overlays of validation predictions) and the speed switches a config can
+list."""

@@ -360,6 +360,8 @@ class VisionDataModule(pl.LightningDataModule, abc.ABC):
     def input_settings(self) -> dict[str, Any]:
         """How evaluation prepares an image (eval transforms as albumentations' serialised pipeline, training size,
         channels), kept in the task's checkpoints so that ``task.predict`` prepares new images alike."""
+        import albumentations as A
+
         size = self.image_size if isinstance(self.image_size, tuple) else None
         return {"image_size": list(size) if size else None, "in_channels": self.in_channels,
                 "eval_transforms": pipeline_to_dict(build_pipeline(self.eval_transforms, None, IMAGES_ONLY))}  # fmt: skip

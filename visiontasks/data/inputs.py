@@ -110,6 +110,8 @@ class InputImages(Sequence):
 def input_dataset(inputs: ImageInput | Sequence[ImageInput], settings: dict[str, Any]) -> SampleDataset:
     """``inputs`` as a dataset prepared as evaluation prepared images: the eval transforms (albumentations'
     serialised pipeline), then the resize to the training size; ``settings`` as the checkpoint keeps them."""
+    import albumentations as A  # here, not at the top: start-up time of every command
+
     source = InputImages(inputs, settings.get("in_channels") or 3)
     given = settings.get("eval_transforms")
     pipeline = pipeline_from_dict(given) if given else build_pipeline(None, None, IMAGES_ONLY)

@@ -15,7 +15,7 @@ GRAY_MEAN, GRAY_STD = (0.449,), (0.226,)
 
 def normalize(images: Tensor) -> Tensor:
     """Standardise a BxCxHxW batch in [0, 1] (C = 1 or 3; other channel counts use 0.5 / 0.25)."""
-    channels = images.shape[1]
+    channels = int(images.shape[1])  # a plain int: a traced size (TorchScript, ONNX) would miss the table's keys
     mean, std = {3: (IMAGENET_MEAN, IMAGENET_STD), 1: (GRAY_MEAN, GRAY_STD)}.get(
         channels, ((0.5,) * channels, (0.25,) * channels)
     )

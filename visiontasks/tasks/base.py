@@ -236,16 +236,16 @@ class BaseTask(pl.LightningModule, abc.ABC):
         return factor
 
     def configure_callbacks(self) -> list[Callback]:
-        """The W&B overlays, the prediction writer and the run's pictures (unless the Trainer has them); when fitting also ``last.ckpt`` (every epoch) and the best checkpoint by its monitor.
+        """The W&B overlays and, unless the Trainer has them, the prediction writer and the run's pictures; when
+        fitting also ``last.ckpt`` (every epoch) and the best checkpoint by its monitor.
 
         Only when fitting: a later ``trainer.test`` keeps the fit's checkpoint callbacks, and with them
         ``trainer.checkpoint_callback.best_model_path``.
         """
         callbacks: list[Callback] = [WandbImageLogger()]
-        if not any(isinstance(c, PredictionWriter) for c in self.trainer.callbacks):  # the CLI brings its own
-            callbacks.append(PredictionWriter())
-        if not any(isinstance(c, RunPictures) for c in self.trainer.callbacks):  # the CLI adds its own, configured
-            callbacks.append(RunPictures())
+        for kind in (PredictionWriter, RunPictures):  # the CLI adds its own, configured
+            if not any(isinstance(c, kind) for c in self.trainer.callbacks):
+                callbacks.append(kind())
         if self.trainer.state.fn == TrainerFn.FITTING:
             callbacks = [BestCheckpoint(self.monitor, self.monitor_mode), LastCheckpoint(), *callbacks]
         return callbacks
