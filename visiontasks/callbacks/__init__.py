@@ -1,2 +1,1 @@
-"""Callbacks the tasks bring along (W&B overlays of validation predictions) and the speed switches a config can
-list."""
+"""Speed switches a config can list (channels-last, compile)."""

@@ -11,11 +11,12 @@ from pytorch_lightning.loggers import WandbLogger
 
 
 def wandb_run(trainer: pl.Trainer) -> Any:
-    """The W&B run of the trainer's W&B logger on rank zero, else ``None``."""
+    """The W&B run of the trainer's W&B logger on rank zero, else ``None`` (also when W&B is disabled)."""
     if not trainer.is_global_zero:
         return None
     logger = next((lg for lg in trainer.loggers if isinstance(lg, WandbLogger)), None)
-    return logger.experiment if logger is not None else None
+    run = logger.experiment if logger is not None else None
+    return None if run is None or getattr(run, "disabled", False) else run  # WANDB_MODE=disabled: nothing to build
 
 
 def confusion_plot(matrix: np.ndarray, names: Sequence[str], title: str) -> Any:

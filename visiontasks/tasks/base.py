@@ -23,7 +23,6 @@ from pytorch_lightning.trainer.states import TrainerFn
 from torch import Tensor, nn
 from torchmetrics import MetricCollection
 
-from visiontasks.callbacks.wandb_images import WandbImageLogger
 from visiontasks.data.inputs import ImageInput
 from visiontasks.errors import DataError, TrainingStopped
 from visiontasks.kinds import kind_of
@@ -119,6 +118,10 @@ class BaseTask(pl.LightningModule, abc.ABC):
     def trainable_when_frozen(self) -> tuple[str, ...]:
         """Parameter-name prefixes that stay trainable when the backbone is frozen (the heads)."""
         return ()
+
+    def sample_losses(self, batch: dict[str, Any]) -> Tensor:
+        """The loss of each sample of ``batch`` (the top-losses picture ranks the test images by it)."""
+        raise NotImplementedError(f"{type(self).__name__} gives no per-sample losses")
 
     def results(self, batch: dict[str, Any], outputs: Any = None) -> list[Result]:
         """One typed result per image of ``batch``, in the original images' pixels, from ``outputs`` (what
@@ -236,13 +239,13 @@ class BaseTask(pl.LightningModule, abc.ABC):
         return factor
 
     def configure_callbacks(self) -> list[Callback]:
-        """The W&B overlays and, unless the Trainer has them, the prediction writer and the run's pictures; when
+        """Unless the Trainer has them, the prediction writer and the run's pictures (W&B overlays too); when
         fitting also ``last.ckpt`` (every epoch) and the best checkpoint by its monitor.
 
         Only when fitting: a later ``trainer.test`` keeps the fit's checkpoint callbacks, and with them
         ``trainer.checkpoint_callback.best_model_path``.
         """
-        callbacks: list[Callback] = [WandbImageLogger()]
+        callbacks: list[Callback] = []
         for kind in (PredictionWriter, RunPictures):  # the CLI adds its own, configured
             if not any(isinstance(c, kind) for c in self.trainer.callbacks):
                 callbacks.append(kind())

@@ -85,6 +85,14 @@ class ClassificationTask(BaseTask):
         logits = self(batch["image"])
         return self.criterion(logits, batch["label"]), logits
 
+    def sample_losses(self, batch: dict[str, Any]) -> Tensor:
+        reduction, self.criterion.reduction = self.criterion.reduction, "none"
+        try:
+            losses = self.criterion(self(batch["image"]), batch["label"])
+        finally:
+            self.criterion.reduction = reduction
+        return losses.mean(dim=1) if losses.ndim > 1 else losses  # multi-label: the mean over the labels
+
     def update_metrics(self, metrics: MetricCollection, logits: Tensor, batch: dict[str, Any]) -> None:
         target = batch["label"].long()
         metrics.update(self.probabilities(logits), target)

@@ -142,6 +142,10 @@ class DetectionTask(BaseTask):
             detections = [dict(d, labels=d["labels"] - 1) for d in detections]
         return sum(losses.values()), detections
 
+    def sample_losses(self, batch: dict[str, Any]) -> Tensor:
+        targets = [dict(t, labels=t["labels"] + 1) for t in self._targets(batch, crowd=False)]
+        return torch.stack([sum(detect(self.model, [image], [target])[0].values()) for image, target in zip(batch["image"], targets)])
+
     def update_metrics(self, metrics: MetricCollection, detections: Any, batch: dict[str, Any]) -> None:
         if detections is None:  # training: the detector gives losses only
             return

@@ -93,6 +93,13 @@ class LocalizationTask(BaseTask):
         loss = self.hparams.w_cls * class_loss + self.hparams.w_box * box_loss
         return loss, (logits, boxes_to_pixels(boxes, size))
 
+    def sample_losses(self, batch: dict[str, Any]) -> Tensor:
+        logits, boxes = self(batch["image"])
+        size = torch.tensor(batch["image"].shape[-2:], device=boxes.device)
+        target, boxes = batch["box"] / size.flip(0).repeat(2), box_convert(boxes, "cxcywh", "xyxy")
+        box = torch.stack([self.box_loss(boxes[i : i + 1], target[i : i + 1]) for i in range(len(boxes))])
+        return self.hparams.w_cls * F.cross_entropy(logits, batch["label"], reduction="none") + self.hparams.w_box * box
+
     def update_metrics(self, metrics: MetricCollection, predictions: tuple[Tensor, Tensor], batch: dict[str, Any]) -> None:
         logits, boxes = predictions
         metrics.update({"scores": logits.softmax(dim=1), "box": boxes}, {"label": batch["label"], "box": batch["box"]})

@@ -94,6 +94,10 @@ class SegmentationTask(BaseTask):
         logits = self(stacked_images(batch))
         return self.criterion(logits, batch["mask"]), logits
 
+    def sample_losses(self, batch: dict[str, Any]) -> Tensor:
+        logits, masks = self(stacked_images(batch)), batch["mask"]
+        return torch.stack([self.criterion(logits[i : i + 1], masks[i : i + 1]) for i in range(len(logits))])
+
     def update_metrics(self, metrics: MetricCollection, logits: Tensor, batch: dict[str, Any]) -> None:
         update_mask_metrics(metrics, logits, batch)
 
