@@ -18,13 +18,16 @@ def seconds(work: Callable[[], object]) -> float:
     return time.perf_counter() - start
 
 
-def interleaved(sides: dict[str, Callable[[], float]], rounds: int) -> dict[str, float]:
-    """Median over ``rounds`` of each side's measurement (each callable returns its own number:
-    seconds, images per second, bytes), the sides taking turns within every round."""
-    samples: dict[str, list[float]] = {name: [] for name in sides}
+def interleaved(sides: dict[str, Callable[[], float | dict[str, float]]], rounds: int) -> dict[str, float]:
+    """Median over ``rounds`` of each side's measurement (each callable returns its own number: seconds,
+    images per second, bytes; or several by name, kept as ``side/name``), the sides taking turns every round."""
+    samples: dict[str, list[float]] = {}
     for _ in range(rounds):
-        for name, measure in sides.items():
-            samples[name].append(measure())
+        for side, measure in sides.items():
+            result = measure()
+            named = result if isinstance(result, dict) else {"": result}
+            for name, value in named.items():
+                samples.setdefault(f"{side}/{name}" if name else side, []).append(value)
     return {name: statistics.median(values) for name, values in samples.items()}
 
 

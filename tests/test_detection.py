@@ -56,6 +56,7 @@ def write_photos(sizes: list[tuple[int, int]]) -> Path:
     return photos
 
 
+@pytest.mark.slow  # two R-CNNs through four commands each: minutes on 2 cores (the fast tier learns with one below)
 @pytest.mark.parametrize(
     "config, task_class, image_size",
     [("faster_rcnn.yaml", DetectionTask, "null"), ("mask_rcnn.yaml", InstanceSegmentationTask, "64")],
@@ -78,7 +79,7 @@ def test_shipped_config_fit_validate_test_predict(config, task_class, image_size
     run_cli("test", "--config", config, f"--ckpt_path={checkpoint}", *small)
     report = json.loads((newest_run() / "test_report.json").read_text())
     assert report[-1]["class"] == "all" and {r["class"] for r in report[:-1]} <= set(SHAPES)
-    assert set(report[-1]) == {"class", "category_id", "ap", "ar_100", *(["mask_ap"] if masks else [])}
+    assert set(report[-1]) == {"class", "category_id", "ap", "ar_100", "abo", *(["mask_ap"] if masks else [])}
 
     sizes = [(48, 80), (70, 50)]  # (height, width)
     photos = write_photos(sizes)
@@ -100,6 +101,7 @@ def test_shipped_config_fit_validate_test_predict(config, task_class, image_size
     assert [Image.open(p).size for p in drawn] == [(w, h) for h, w in sizes]
 
 
+@pytest.mark.slow
 def test_trains_on_a_coco_folder_by_overriding_the_data_paths():
     """The command of docs/detection.md: the shipped config with CocoDataModule; category ids survive to the results."""
     coco = export_coco(Path("coco"), "detection", num_samples=30, image_size=64, max_objects=2)
@@ -185,8 +187,11 @@ def test_detector_learns_far_above_an_untrained_one(detector):
     assert detector.after["val/map"] > 10 * detector.before["val/map"]
 
 
-@pytest.mark.parametrize("image_size", [64, 40])
-@pytest.mark.parametrize("model", ["detector", "segmenter"])
+@pytest.mark.parametrize(
+    "model, image_size",  # the fast tier checks masks (and so boxes) at the resized input; the rest is slow
+    [pytest.param("detector", 64, marks=pytest.mark.slow), pytest.param("detector", 40, marks=pytest.mark.slow),
+     pytest.param("segmenter", 64, marks=pytest.mark.slow), ("segmenter", 40)],
+)  # fmt: skip
 def test_logged_map_equals_cocoeval_on_the_written_results(model, image_size, request, tmp_path):
     """The task's validation numbers are what pycocotools' COCOeval gives on the predict results JSON (boxes,
     masks), also when the network sees the 64 px files resized to 40 px: both score in the files' pixels."""

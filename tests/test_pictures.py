@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 from helpers import CONFIGS, newest_run, run_cli, tiny
 from PIL import Image
 
@@ -29,3 +31,40 @@ def test_metrics_csv_and_curves_every_epoch_with_train_loss_however_short():
     assert all(float(row["train/loss"]) > 0 and float(row["val/loss"]) > 0 and row["val/acc"] for row in rows)
     assert "train/acc" in rows[0]
     assert_picture(run / "curves.png")
+
+
+def fit_and_test(config: str, *extra: str) -> tuple[Path, Path]:
+    """Fit a shipped config on a few tiny batches, test its last checkpoint; the run folder and its test folder."""
+    args = ["--config", str(CONFIGS / f"{config}.yaml"), *tiny(num_samples=40, batch_size=4), *extra]
+    run_cli("fit", *args)
+    run = newest_run()
+    run_cli("test", *args, f"--ckpt_path={run / 'checkpoints' / 'last.ckpt'}")
+    return run, newest_run()
+
+
+@pytest.mark.parametrize(
+    "config, extra, pictures",
+    [
+        ("lenet5", [], ["confusion_matrix", "confusion_matrix_normalized", "roc", "grad_cam", "top_losses"]),
+        ("localization", ["--model.init_args.model=simple_cnn", "--data.init_args.image_size=32"],
+         ["confusion_matrix", "confusion_matrix_normalized", "top_losses"]),
+        ("unet", ["--model.init_args.model_options={depth: 2, base_channels: 4}", "--data.init_args.image_size=32"],
+         ["confusion_matrix", "confusion_matrix_normalized", "top_losses"]),
+        pytest.param("mask_rcnn", [], ["pr_curve", "top_losses"], marks=pytest.mark.slow),
+    ],
+)
+def test_every_task_leaves_its_pictures_and_a_per_class_report(config, extra, pictures):
+    run, tested = fit_and_test(config, *extra)
+    for name in ("curves", "val_predictions", "filters"):
+        assert_picture(run / f"{name}.png")
+    for name in pictures:
+        assert_picture(tested / f"{name}.png")
+    rows = json.loads((tested / "test_report.json").read_text())
+    assert len(rows) >= 2 and all("class" in row for row in rows)
+
+
+def test_switches_turn_pictures_off():
+    run_cli("fit", "--config", str(CONFIGS / "lenet5.yaml"), *tiny(num_samples=40), "--pictures.grid=0",
+            "--pictures.filters=false", "--pictures.curves=false", "--trainer.logger=false")  # fmt: skip
+    made = {p.name for p in newest_run().iterdir()}
+    assert not made & {"val_predictions.png", "filters.png", "curves.png", "metrics.csv"}, made

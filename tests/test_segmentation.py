@@ -23,7 +23,9 @@ TINY = tiny(num_samples=24, batch_size=4, image_size=32)
 SHAPE_CLASSES = ["background", "circle", "square", "triangle"]
 
 
-@pytest.mark.parametrize("config, image_size", [("unet.yaml", "null"), ("deeplabv3.yaml", "32")])
+@pytest.mark.parametrize(
+    "config, image_size", [("unet.yaml", "null"), pytest.param("deeplabv3.yaml", "32", marks=pytest.mark.slow)]
+)
 def test_shipped_config_fit_validate_test_predict(config, image_size):
     config = str(CONFIGS / config)
     checkpoint, tested = fit_validate_test(config, TINY, "miou")

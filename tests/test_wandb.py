@@ -2,23 +2,58 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import torch
-from helpers import CONFIGS, run_cli
+from helpers import CONFIGS, run_cli, tiny
 
-from visiontasks.callbacks.wandb_images import overlay_arguments
+from visiontasks.pictures.overlays import overlay_arguments
 from visiontasks.results import DetectionResult, LocalizationResult, SegmentationResult
 
 
-def test_offline_run_logs_validation_overlays(monkeypatch):
+def offline_run(experiment: str) -> tuple[Path, str]:
+    """The newest offline W&B run of ``experiment`` and its records file read as text (protobuf strings are
+    stored as they are, so logged keys, JSON values and the config can be found in it)."""
+    run = sorted(Path("runs").glob(f"{experiment}/*/wandb/offline-run-*"))[-1]
+    (records,) = run.glob("*.wandb")
+    return run, records.read_bytes().decode("latin-1")
+
+
+def test_offline_run_holds_overlays_with_truth_and_prediction_config_and_test_tables(monkeypatch):
+    """Boxes of both groups reach the offline run, with the whole config; `test` adds the report table,
+    W&B's confusion matrix and the pictures; train/loss is logged although the epoch has only 2 steps."""
     monkeypatch.setenv("WANDB_MODE", "offline")
-    run_cli("fit", "--config", str(CONFIGS / "lenet5.yaml"), "--data.init_args.num_samples=60",
-            "--data.init_args.num_workers=0", "--trainer.max_epochs=1")  # fmt: skip
-    (run,) = Path("runs").glob("lenet5/*/wandb/offline-run-*")
-    assert list(run.glob("files/media/images/val/examples_*.png"))
-    assert list(run.glob("*.wandb"))
+    args = ["--config", str(CONFIGS / "localization.yaml"), "--model.init_args.model=simple_cnn",
+            "--data.init_args.image_size=32", *tiny(num_samples=60, batch_size=8)]  # fmt: skip
+    run_cli("fit", *args)
+    run, records = offline_run("localization")
+    boxes = [json.loads(p.read_text()) for p in run.glob("files/media/metadata/boxes2D/val/examples_*.json")]
+    truth = [b for b in boxes if all("scores" not in box for box in b["box_data"])]
+    predicted = [b for b in boxes if all("scores" in box for box in b["box_data"])]
+    assert truth and predicted and truth[0]["class_labels"] == {"0": "circle", "1": "square", "2": "triangle"}
+    assert "val/examples_wandb_delimeter_ground_truth" in records and "val/examples_wandb_delimeter_predictions" in records
+    assert '"class_path":"visiontasks.ShapesDataModule"' in records and "max_epochs" in records  # data, trainer
+    assert "train/loss" in records
+
+    run_cli("test", *args, "--ckpt_path=last")
+    run, _ = offline_run("localization")
+    (report,) = run.glob("files/media/table/test/test_report_*.table.json")
+    table = json.loads(report.read_text())
+    assert {"class", "precision", "iou", "loc_acc"} <= set(table["columns"]) and len(table["data"]) == 5  # 3 classes, 2 averages
+    assert list(run.glob("files/media/table/test/confusion_matrix_plot_table_*.table.json"))
+    assert list(run.glob("files/media/images/test/confusion_matrix_normalized_*.png"))
+
+
+def test_offline_run_holds_segmentation_masks_of_both_groups(monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    run_cli("fit", "--config", str(CONFIGS / "unet.yaml"), "--model.init_args.model_options={depth: 2, base_channels: 4}",
+            "--data.init_args.image_size=32", *tiny(num_samples=40))  # fmt: skip
+    run, records = offline_run("unet")
+    masks = sorted(run.glob("files/media/images/mask/val/examples_*.png"))
+    assert len(masks) >= 2, sorted(p.relative_to(run) for p in run.rglob("*.png"))
+    assert "val/examples_wandb_delimeter_ground_truth" in records and "val/examples_wandb_delimeter_predictions" in records
 
 
 def test_overlays_for_boxes_masks_and_labels():

@@ -2,6 +2,7 @@
 
 __version__ = "0.1.0"
 
+from visiontasks.callbacks.speed import ChannelsLast, Compile  # noqa: E402
 from visiontasks.data import (  # noqa: E402
     CocoDataModule,
     CsvDataModule,
@@ -26,9 +27,11 @@ from visiontasks.tasks import (  # noqa: E402
 
 __all__ = [
     "BaseTask",
+    "ChannelsLast",
     "ClassicSegmentationTask",
     "ClassificationTask",
     "CocoDataModule",
+    "Compile",
     "CsvDataModule",
     "CheckpointError",
     "DataError",

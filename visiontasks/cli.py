@@ -8,6 +8,7 @@ as one line (set ``VISIONTASKS_DEBUG=1`` for the traceback).
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sys
@@ -72,7 +73,16 @@ class SaveRunConfig(SaveConfigCallback):
             folder = stage_dir(trainer)
             folder.mkdir(parents=True, exist_ok=True)
             self.parser.save(self.config, folder / self.config_filename, skip_none=False, overwrite=True)
+            log_config_to_wandb(trainer, self.config)
         self.already_saved = True
+
+
+def log_config_to_wandb(trainer: Any, config: Namespace) -> None:
+    """The whole resolved config (model, data, trainer, pictures, ...) as the W&B run's config."""
+    for logger in trainer.loggers:
+        if isinstance(logger, WandbLogger):
+            plain = json.loads(json.dumps(config.clone().as_dict(), default=str))
+            logger.experiment.config.update(plain, allow_val_change=True)
 
 
 def _import(class_path: str) -> type:

@@ -7,13 +7,17 @@ from typing import Any
 
 import numpy as np
 from torch import Tensor
-from torchmetrics import MeanMetric, MetricCollection
+import torch
+from torchmetrics import MeanMetric, Metric, MetricCollection
 from torchmetrics.classification import (
     AUROC,
+    ROC,
     Accuracy,
     ConfusionMatrix,
     F1Score,
     JaccardIndex,
+    MulticlassStatScores,
+    MultilabelStatScores,
     Precision,
     Recall,
 )
@@ -22,8 +26,34 @@ from torchmetrics.wrappers import LambdaInputTransformer
 from torchvision.ops import box_iou
 
 
-def classification_metrics(num_classes: int, multilabel: bool = False) -> MetricCollection:
-    """acc, precision, recall, f1 (macro), auroc and the confusion matrix (for the test report)."""
+class MulticlassBalancedErrorRate(MulticlassStatScores):
+    """Balanced error rate: the mean over classes of each class's error rate (1 - its recall), so a rare
+    class counts as much as a common one (1 - balanced accuracy); classes absent from the targets are left out."""
+
+    def __init__(self, num_classes: int, **kwargs: Any) -> None:
+        super().__init__(num_classes=num_classes, average=None, **kwargs)
+
+    def compute(self) -> Tensor:
+        tp, _, _, fn = self._final_state()
+        present = (tp + fn) > 0
+        return (fn[present] / (tp + fn)[present]).float().mean() if present.any() else torch.tensor(0.0)
+
+
+class MultilabelBalancedErrorRate(MultilabelStatScores):
+    """Balanced error rate per label, ``(miss rate + false alarm rate) / 2``, averaged over the labels."""
+
+    def __init__(self, num_labels: int, **kwargs: Any) -> None:
+        super().__init__(num_labels=num_labels, average=None, **kwargs)
+
+    def compute(self) -> Tensor:
+        tp, fp, tn, fn = (state.float() for state in self._final_state())
+        return (0.5 * (fn / (tp + fn).clamp(min=1) + fp / (fp + tn).clamp(min=1))).mean()
+
+
+def classification_metrics(num_classes: int, multilabel: bool = False, summaries: bool = True) -> MetricCollection:
+    """acc, precision, recall, f1 (macro), ber (balanced error rate), and with ``summaries`` auroc, the confusion
+    matrix and each class's ROC curve (for the test report), which training leaves out: updating them costs more
+    per step than the others together."""
     if multilabel:
         kind = {"task": "multilabel", "num_labels": num_classes}
     elif num_classes == 1:
@@ -35,9 +65,12 @@ def classification_metrics(num_classes: int, multilabel: bool = False) -> Metric
         "precision": Precision(**kind, average="macro"),
         "recall": Recall(**kind, average="macro"),
         "f1": F1Score(**kind, average="macro"),
-        "auroc": AUROC(**kind, average="macro", thresholds=200),  # binned: constant memory per epoch
-        "confmat": ConfusionMatrix(**kind),
+        "ber": MultilabelBalancedErrorRate(num_classes) if multilabel else MulticlassBalancedErrorRate(num_classes),
     }
+    if summaries:
+        metrics["auroc"] = AUROC(**kind, average="macro", thresholds=200)  # binned: constant memory per epoch
+        metrics["confmat"] = ConfusionMatrix(**kind)
+        metrics["roc"] = ROC(**kind, thresholds=200)
     return MetricCollection(metrics)
 
 
@@ -61,8 +94,31 @@ class LocalizationAccuracy(MeanMetric):
         super().update((right & (iou >= self.iou_threshold)).float())
 
 
+class PerClassBoxScores(Metric):
+    """Per true class: image count, mean box IoU and localization accuracy (as a 3 x K tensor), for the report."""
+
+    def __init__(self, num_classes: int, iou_threshold: float = 0.5, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.num_classes, self.iou_threshold = num_classes, iou_threshold
+        for name in ("count", "iou", "hits"):
+            self.add_state(name, torch.zeros(num_classes, dtype=torch.float64), dist_reduce_fx="sum")
+
+    def update(self, preds: dict[str, Tensor], target: dict[str, Tensor]) -> None:
+        iou = box_iou(preds["box"], target["box"]).diagonal().double()
+        right = preds["scores"].argmax(dim=1) == target["label"]
+        label = target["label"].long()
+        self.count += torch.bincount(label, minlength=self.num_classes).double()
+        self.iou.index_add_(0, label, iou)
+        self.hits.index_add_(0, label, (right & (iou >= self.iou_threshold)).double())
+
+    def compute(self) -> Tensor:
+        count = self.count.clamp(min=1)
+        return torch.stack([self.count, self.iou / count, self.hits / count]).float()
+
+
 def localization_metrics(num_classes: int, iou_threshold: float = 0.5) -> MetricCollection:
-    """acc, f1 (macro), mean box iou and loc_acc, all updated with the same two dicts.
+    """acc, f1 (macro), mean box iou and loc_acc, and for the test report the confusion matrix and the
+    per-class box scores, all updated with the same two dicts.
 
     ``preds`` holds ``scores`` (BxK class scores) and ``box`` (Bx4 xyxy); ``target`` holds
     ``label`` (B) and ``box`` (Bx4 xyxy, same pixels as the predictions).
@@ -74,6 +130,8 @@ def localization_metrics(num_classes: int, iou_threshold: float = 0.5) -> Metric
         "f1": LambdaInputTransformer(F1Score(**kind, average="macro"), scores, label),
         "iou": BoxIoU(),
         "loc_acc": LocalizationAccuracy(iou_threshold),
+        "confmat": LambdaInputTransformer(ConfusionMatrix(**kind), scores, label),
+        "per_class": PerClassBoxScores(num_classes, iou_threshold),
     }
     return MetricCollection(metrics, compute_groups=False)  # the two means must never share state
 
@@ -82,6 +140,7 @@ def segmentation_metrics(num_classes: int, ignore_index: int = 255) -> MetricCol
     """miou (macro Jaccard), dice (macro F1 over pixels, which is Dice), acc (pixel accuracy) and
     iou_per_class (for the test report), all skipping ``ignore_index`` pixels.
 
+    Also the pixel confusion matrix, for the test report.
     Updated with predicted class masks (B x H x W) and target masks; macro averages leave out
     classes absent from both, so a batch without some class does not drag the mean down.
     """
@@ -91,6 +150,7 @@ def segmentation_metrics(num_classes: int, ignore_index: int = 255) -> MetricCol
         "dice": F1Score(**kind, average="macro"),
         "acc": Accuracy(**kind, average="micro"),
         "iou_per_class": JaccardIndex(**kind, average="none"),
+        "confmat": ConfusionMatrix(**kind),
     }
     return MetricCollection(metrics)
 
@@ -121,6 +181,42 @@ class CocoMeanAveragePrecision(MeanAveragePrecision):
         return values
 
 
+class MeanAverageBestOverlap(Metric):
+    """MABO (Uijlings et al., selective search): for each true object the best IoU any predicted box reaches
+    (0 if none), averaged per class (ABO), then over the classes present. It scores where the boxes are,
+    whatever their class or score: the detector's recall of object locations.
+
+    Updated with torchmetrics' detection dicts, as the mAP; ``compute`` gives ``mabo`` and ``abo_per_class``.
+    """
+
+    full_state_update = False
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.add_state("best", [], dist_reduce_fx="cat")
+        self.add_state("labels", [], dist_reduce_fx="cat")
+
+    def update(self, preds: list[dict[str, Tensor]], target: list[dict[str, Tensor]]) -> None:
+        for found, truth in zip(preds, target):
+            boxes, labels = truth["boxes"], truth["labels"]
+            if "iscrowd" in truth:  # crowd regions are no objects to find
+                boxes, labels = boxes[truth["iscrowd"] == 0], labels[truth["iscrowd"] == 0]
+            if len(boxes) == 0:
+                continue
+            iou = box_iou(boxes.float(), found["boxes"].float()) if len(found["boxes"]) else boxes.new_zeros(len(boxes), 1)
+            self.best.append(iou.max(dim=1).values.float())
+            self.labels.append(labels.long())
+
+    def compute(self) -> dict[str, Tensor]:
+        best = torch.cat(self.best) if isinstance(self.best, list) and self.best else self.best
+        labels = torch.cat(self.labels) if isinstance(self.labels, list) and self.labels else self.labels
+        if isinstance(best, list) or len(best) == 0:
+            return {"mabo": torch.tensor(0.0, device=self.device), "abo_per_class": []}
+        classes = labels.unique()
+        abo = torch.stack([best[labels == c].mean() for c in classes])
+        return {"mabo": abo.mean(), "abo_per_class": dict(zip(classes.tolist(), abo.tolist()))}
+
+
 def detection_metrics(
     masks: bool = False, backend: str = "faster_coco_eval", class_metrics: bool = False
 ) -> MetricCollection:
@@ -129,7 +225,8 @@ def detection_metrics(
     Updated with torchmetrics' detection dicts every batch and computed once per epoch, by
     ``faster_coco_eval`` (same numbers as ``pycocotools``, several times faster: see
     benchmarks/map_backends.py) or ``pycocotools``. ``class_metrics`` adds per-class AP and AR.
+    Beside it ``mabo``: :class:`MeanAverageBestOverlap`.
     """
     iou_type = ("bbox", "segm") if masks else "bbox"
     metric = CocoMeanAveragePrecision(iou_type=iou_type, backend=backend, class_metrics=class_metrics)
-    return MetricCollection({"map": metric})
+    return MetricCollection({"map": metric, "mabo": MeanAverageBestOverlap()}, compute_groups=False)

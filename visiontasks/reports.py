@@ -1,4 +1,4 @@
-"""Test reports: a table printed to the console and saved as text and JSON in the run folder."""
+"""Test reports: a table printed to the console and saved as text and JSON in the run folder, with its pictures."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytorch_lightning as pl  # noqa: E402
 
+from visiontasks.pictures.wandb_views import confusion_plot, curve_plot, log_report, wandb_run  # noqa: E402
 from visiontasks.runs import stage_dir  # noqa: E402
 
 
@@ -25,9 +26,23 @@ def format_table(rows: Sequence[dict[str, Any]], title: str) -> str:
     return "\n".join(lines)
 
 
-def save_report(trainer: pl.Trainer, name: str, title: str, rows: Sequence[dict[str, Any]], figure: Any = None) -> None:
-    """Print ``rows`` as a table and write ``<run>/test/<name>.txt``, ``.json`` (and ``.png``), on rank zero."""
+def save_report(
+    trainer: pl.Trainer,
+    name: str,
+    title: str,
+    rows: Sequence[dict[str, Any]],
+    figures: dict[str, Any] | None = None,
+    confusion: tuple[np.ndarray, Sequence[str]] | None = None,
+    curves: dict[str, tuple] | None = None,
+) -> None:
+    """Print ``rows`` as a table and write ``<run>/test/<name>.txt``, ``.json`` and each figure as
+    ``<figure name>.png``, on rank zero; with W&B also log them (see :mod:`visiontasks.pictures.wandb_views`):
+    ``confusion`` (matrix of counts, class names) as W&B's confusion matrix, ``curves`` (name: xs, ys, class
+    names, title, x name) as W&B line plots."""
+    figures = figures or {}
     if not trainer.is_global_zero or not rows:
+        for figure in figures.values():
+            plt.close(figure)
         return
     folder = stage_dir(trainer)
     folder.mkdir(parents=True, exist_ok=True)
@@ -35,8 +50,15 @@ def save_report(trainer: pl.Trainer, name: str, title: str, rows: Sequence[dict[
     print("\n" + text + "\n")
     (folder / f"{name}.txt").write_text(text + "\n")
     (folder / f"{name}.json").write_text(json.dumps(list(rows), indent=2) + "\n")
-    if figure is not None:
-        figure.savefig(folder / f"{name}.png", dpi=120, bbox_inches="tight")
+    for key, figure in figures.items():
+        figure.savefig(folder / f"{key}.png", dpi=120, bbox_inches="tight")
+    if wandb_run(trainer) is not None:
+        extras = {}
+        if confusion is not None and confusion[0].sum() <= 1_000_000:  # W&B takes one entry per sample
+            extras["confusion_matrix_plot"] = confusion_plot(confusion[0], confusion[1], "confusion matrix (test)")
+        extras.update({key: curve_plot(*value) for key, value in (curves or {}).items()})
+        log_report(trainer, name, rows, figures, extras)
+    for figure in figures.values():
         plt.close(figure)
 
 
@@ -56,16 +78,3 @@ def per_class_rows(names: Sequence[str], tp: np.ndarray, fp: np.ndarray, fn: np.
         rows.append({"class": label, "precision": float(avg(precision)), "recall": float(avg(recall)),
                      "f1": float(avg(f1)), "support": int(support.sum())})  # fmt: skip
     return rows
-
-
-def confusion_matrix_figure(matrix: np.ndarray, names: Sequence[str]) -> Any:
-    size = max(4, 0.5 * len(names) + 2)
-    figure, axis = plt.subplots(figsize=(size, size))
-    axis.imshow(matrix, cmap="Blues")
-    axis.set(xticks=range(len(names)), yticks=range(len(names)), xlabel="predicted", ylabel="true")
-    axis.set_xticklabels(names, rotation=45, ha="right")
-    axis.set_yticklabels(names)
-    for (row, col), value in np.ndenumerate(matrix):
-        axis.text(col, row, int(value), ha="center", va="center",
-                  color="white" if value > matrix.max() / 2 else "black")  # fmt: skip
-    return figure

@@ -1,1 +1,1 @@
-"""Callbacks the tasks bring along: W&B overlays of validation predictions."""
+"""Speed switches a config can list (channels-last, compile)."""

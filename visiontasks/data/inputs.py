@@ -16,7 +16,7 @@ from PIL import Image
 
 from visiontasks.data.base import SampleDataset
 from visiontasks.data.images import image_array, is_image_file, list_images, read_image
-from visiontasks.data.transforms import as_size, build_pipeline
+from visiontasks.data.transforms import as_size, build_pipeline, pipeline_from_dict
 from visiontasks.errors import DataError
 from visiontasks.kinds import IMAGES_ONLY
 
@@ -114,7 +114,7 @@ def input_dataset(inputs: ImageInput | Sequence[ImageInput], settings: dict[str,
 
     source = InputImages(inputs, settings.get("in_channels") or 3)
     given = settings.get("eval_transforms")
-    pipeline = A.from_dict(given) if given else build_pipeline(None, None, IMAGES_ONLY)
+    pipeline = pipeline_from_dict(given) if given else build_pipeline(None, None, IMAGES_ONLY)
     size = as_size(settings.get("image_size"))
     resize = build_pipeline(None, size, IMAGES_ONLY) if size else None
     return SampleDataset(source, range(len(source)), pipeline, False, IMAGES_ONLY, resize=resize)

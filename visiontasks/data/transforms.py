@@ -92,6 +92,20 @@ def build_pipeline(
     return A.Compose(steps, bbox_params=bbox_params, seed=torch.initial_seed() % 2**32)
 
 
+def pipeline_to_dict(pipeline: A.Compose) -> dict[str, Any]:
+    """A pipeline as albumentations' serialised form (kept in checkpoints)."""
+    import albumentations as A
+
+    return A.to_dict(pipeline)
+
+
+def pipeline_from_dict(serialised: dict[str, Any]) -> A.Compose:
+    """The pipeline :func:`pipeline_to_dict` wrote."""
+    import albumentations as A
+
+    return A.from_dict(serialised)
+
+
 def seed_augmentation(worker_id: int) -> None:
     """DataLoader ``worker_init_fn``: give each worker its own augmentation stream (torch seeds it per worker)."""
     import albumentations as A
@@ -141,12 +155,14 @@ def apply_pipeline(pipeline: A.Compose, sample: dict[str, Any], kind: Kind) -> d
     return result
 
 
-def to_tensors(sample: dict[str, Any], kind: Kind) -> dict[str, Any]:
-    """Numpy sample to the batch convention: float CxHxW image in [0, 1], targets typed by ``kind``."""
-    image = sample["image"]
-    scale = 255.0 if image.dtype == np.uint8 else 1.0
+def to_tensors(sample: dict[str, Any], kind: Kind, uint8_images: bool = False) -> dict[str, Any]:
+    """Numpy sample to the batch convention: float CxHxW image in [0, 1], targets typed by ``kind``.
+
+    With ``uint8_images`` an 8-bit image stays uint8 (:func:`images_to_float` scales it later, on the device).
+    """
+    image = torch.tensor(sample["image"].transpose(2, 0, 1))  # a copy: the sample's array may be read-only or cached
     out: dict[str, Any] = dict(sample)
-    out["image"] = torch.tensor(image.transpose(2, 0, 1), dtype=torch.float32).div_(scale)
+    out["image"] = image if uint8_images and image.dtype == torch.uint8 else images_to_float(image)
     for key, dtype in kind.dtypes.items():
         if sample.get(key) is not None:
             value = np.asarray(sample[key])  # flipped masks are strided views torch cannot take as they are
@@ -154,3 +170,12 @@ def to_tensors(sample: dict[str, Any], kind: Kind) -> dict[str, Any]:
     if kind.box and kind.per_object:
         out[kind.box] = out[kind.box].reshape(-1, 4)
     return out
+
+
+def images_to_float(images: Any) -> Any:
+    """uint8 images (a tensor or a list of them) as float32 in [0, 1]; float images unchanged."""
+    if isinstance(images, list):
+        return [images_to_float(image) for image in images]
+    if isinstance(images, torch.Tensor) and images.dtype == torch.uint8:
+        return images.to(torch.float32).div_(255.0)
+    return images.to(torch.float32) if isinstance(images, torch.Tensor) and images.dtype != torch.float32 else images

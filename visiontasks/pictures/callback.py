@@ -13,11 +13,31 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import matplotlib.pyplot as plt
 import pytorch_lightning as pl
+import torch
 from pytorch_lightning.callbacks import Callback
+from torch import Tensor
 
+from visiontasks.pictures.curves import FAST_PNG
+from visiontasks.pictures.grid import prediction_grid
+from visiontasks.pictures.interpretation import (
+    TopLosses,
+    cam_layer,
+    filters_figure,
+    first_conv,
+    grad_cam,
+    heat_overlay,
+    pictures_figure,
+)
 from visiontasks.pictures.history import HISTORY_FILE, EpochHistory, show_train_loss_every_epoch
+from visiontasks.pictures.overlays import log_overlays
+from visiontasks.pictures.truth import truth_of
+from visiontasks.pictures.wandb_views import wandb_run
+from visiontasks.results import network_picture
 from visiontasks.runs import stage_dir
+
+GRID_FILE = "val_predictions.png"
 
 
 class RunPictures(Callback):
@@ -26,10 +46,24 @@ class RunPictures(Callback):
     Args:
         curves: ``metrics.csv`` and ``curves.png`` (loss and each metric per epoch, train vs val), rewritten
             every epoch; ``train/loss`` is also logged at least once per epoch, however short.
+        grid: how many images of the first validation batch ``val_predictions.png`` shows each epoch,
+            the prediction drawn beside the ground truth (0: none).
+        overlays: how many images of the first validation batch go to W&B each epoch as ``val/examples``,
+            with ground truth and prediction as two groups of boxes and masks (0: none; W&B logger only).
+        filters: ``filters.png``, the first convolution's filters as pictures, every epoch.
+        top_losses: at test, ``top_losses.png`` shows this many test images with the highest loss, worst
+            first (0: none; costs one more forward pass over the test set, per image for detectors).
+        grad_cam: at test, ``grad_cam.png`` shows this many images of the first test batch with the class
+            activation map (Grad-CAM) of the predicted class laid over them (classifiers; 0: none).
     """
 
-    def __init__(self, curves: bool = True) -> None:
-        self.curves = curves
+    def __init__(
+        self, curves: bool = True, grid: int = 8, overlays: int = 8, filters: bool = True, top_losses: int = 8,
+        grad_cam: int = 8,
+    ) -> None:  # fmt: skip
+        self.curves, self.grid, self.overlays = curves, grid, overlays
+        self.filters, self.top_losses, self.grad_cam = filters, top_losses, grad_cam
+        self.worst: TopLosses | None = None
         self.history = EpochHistory()
         self.pending_epoch: int | None = None
         self.seconds: dict[str, float] = defaultdict(float)
@@ -70,3 +104,101 @@ class RunPictures(Callback):
         if trainer.is_global_zero:
             with self.timed("curves"):
                 self.history.save(stage_dir(trainer))
+
+    # ----- validation predictions: the run folder's grid and W&B's overlays ---------------------------------
+    def on_validation_batch_end(
+        self, trainer: pl.Trainer, pl_module: Any, outputs: Any, batch: Any, batch_idx: int, dataloader_idx: int = 0
+    ) -> None:
+        """The first validation batch (the same images every epoch: validation is not shuffled), rank zero only."""
+        if batch_idx != 0 or dataloader_idx != 0 or trainer.sanity_checking or not trainer.is_global_zero or not batch:
+            return
+        run = wandb_run(trainer) if self.overlays else None
+        count = max(self.grid, self.overlays if run is not None else 0)
+        if count == 0:
+            return
+        with self.timed("predictions"):
+            images = list(batch["image"])[:count]
+            results = pl_module.results({k: v[:count] for k, v in batch.items()})
+            truths = [truth_of(batch, i) for i in range(len(results))]
+        if self.grid:
+            with self.timed("grid"):
+                pictures = [network_picture(image, tuple(image.shape[-2:])) for image in images[: self.grid]]
+                figure = prediction_grid(pictures, results[: self.grid], truths[: self.grid], pl_module.class_names)
+                self._save(trainer, figure, GRID_FILE)
+        if run is not None:
+            with self.timed("overlays"):
+                n = self.overlays
+                log_overlays(run, "val/examples", images[:n], results[:n], truths[:n], pl_module.class_names, trainer.global_step)
+
+    def _save(self, trainer: pl.Trainer, figure: Any, filename: str, wandb_key: str | None = None) -> None:
+        """Write ``figure`` into the folder of the command (and to W&B as ``wandb_key``), then close it."""
+        folder = stage_dir(trainer)
+        folder.mkdir(parents=True, exist_ok=True)
+        figure.savefig(folder / filename, dpi=100, bbox_inches="tight", pil_kwargs=FAST_PNG)
+        run = wandb_run(trainer) if wandb_key else None
+        if run is not None:
+            import wandb
+
+            run.log({wandb_key: wandb.Image(figure), "trainer/global_step": trainer.global_step})
+        plt.close(figure)
+
+    # ----- interpretation ---------------------------------------------------------------------------------
+    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not self.filters or trainer.sanity_checking or not trainer.is_global_zero:
+            return
+        conv = first_conv(getattr(pl_module, "model", pl_module))
+        if conv is not None:
+            with self.timed("filters"):
+                self._save(trainer, filters_figure(conv.weight), "filters.png", "filters")
+
+    def on_test_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.worst = TopLosses(self.top_losses) if self.top_losses else None
+
+    def on_test_batch_end(
+        self, trainer: pl.Trainer, pl_module: Any, outputs: Any, batch: Any, batch_idx: int, dataloader_idx: int = 0
+    ) -> None:
+        if not batch:
+            return
+        if self.worst is not None:
+            with self.timed("top_losses"):
+                try:
+                    self.worst.add(pl_module.sample_losses(batch), batch)
+                except NotImplementedError:
+                    self.worst = None
+        if batch_idx == 0 and self.grad_cam and trainer.is_global_zero and "classification" in getattr(pl_module, "kinds", ()):
+            layer = cam_layer(pl_module, batch["image"]) if isinstance(batch["image"], Tensor) else None
+            if layer is not None:
+                with self.timed("grad_cam"):
+                    self._save_grad_cam(trainer, pl_module, batch, layer)
+
+    def _save_grad_cam(self, trainer: pl.Trainer, pl_module: Any, batch: dict[str, Any], layer: Any) -> None:
+        images = batch["image"][: self.grad_cam]
+        maps, classes = grad_cam(pl_module, images, layer)
+        names, pictures, titles = pl_module.class_names, [], []
+        for image, heat, predicted, truth in zip(images, maps, classes.tolist(), (truth_of(batch, i) for i in range(len(images)))):
+            picture = network_picture(image, tuple(image.shape[-2:]))
+            pictures.append(heat_overlay(picture, heat.numpy()))
+            titles.append(f"{truth.caption(names) if truth else ''}\nGrad-CAM of {names[predicted]}")
+        self._save(trainer, pictures_figure(pictures, titles), "grad_cam.png", "test/grad_cam")
+
+    def on_test_end(self, trainer: pl.Trainer, pl_module: Any) -> None:
+        if self.worst is None or not self.worst.heap:
+            return
+        worst = self.worst.worst_first()
+        if trainer.world_size > 1 and torch.distributed.is_available() and torch.distributed.is_initialized():
+            gathered: list[Any] = [None] * trainer.world_size  # every process kept its own worst: draw the worst of all
+            torch.distributed.all_gather_object(gathered, worst)
+            worst = sorted((e for part in gathered for e in part), key=lambda e: -e[0])[: self.top_losses]
+        if not trainer.is_global_zero:
+            return
+        with self.timed("top_losses"):
+            results, pictures, truths, notes = [], [], [], []
+            for loss, sample in worst:
+                on_device = {k: v.to(pl_module.device) if isinstance(v, Tensor) else v for k, v in sample.items()}
+                results += pl_module.results(on_device)
+                image = sample["image"][0]
+                pictures.append(network_picture(image, tuple(image.shape[-2:])))
+                truths.append(truth_of(sample, 0))
+                notes.append(f"loss {loss:.3f}")
+            figure = prediction_grid(pictures, results, truths, pl_module.class_names, notes=notes)
+            self._save(trainer, figure, "top_losses.png", "test/top_losses")

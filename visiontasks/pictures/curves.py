@@ -12,6 +12,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 STAGE_STYLES = {"train": "o-", "val": "s-"}
+FAST_PNG = {"compress_level": 1}
+"""Pictures rewritten every epoch are saved with light PNG compression: a little larger, several times faster."""
 
 
 def metric_names(rows: Sequence[dict[str, Any]]) -> list[str]:
@@ -39,5 +41,6 @@ def curves_figure(rows: Sequence[dict[str, Any]], columns: int = 4) -> Any:
         axis.legend(fontsize=7)
     for axis in list(axes.flat)[len(names):]:
         axis.axis("off")
-    figure.tight_layout()
-    return figure
+    height = 2.6 * lines  # inches: margins of fixed inches for the titles and the epoch labels
+    figure.subplots_adjust(left=0.05, right=0.98, bottom=0.5 / height, top=1 - 0.3 / height, wspace=0.3, hspace=0.6)
+    return figure  # fixed margins: tight_layout would double the time of drawing the figure every epoch

@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt
 import pytorch_lightning as pl
 from torch import Tensor
 
-from visiontasks.pictures.curves import curves_figure
+from visiontasks.pictures.curves import FAST_PNG, curves_figure
 
 HISTORY_FILE = "metrics.csv"
 CURVES_FILE = "curves.png"
@@ -68,7 +68,7 @@ class EpochHistory:
         folder.mkdir(parents=True, exist_ok=True)
         write_history(folder / HISTORY_FILE, self.rows)
         figure = curves_figure(self.rows)
-        figure.savefig(folder / CURVES_FILE, dpi=100)
+        figure.savefig(folder / CURVES_FILE, dpi=100, pil_kwargs=FAST_PNG)
         plt.close(figure)
 
 

@@ -23,7 +23,6 @@ from pytorch_lightning.trainer.states import TrainerFn
 from torch import Tensor, nn
 from torchmetrics import MetricCollection
 
-from visiontasks.callbacks.wandb_images import WandbImageLogger
 from visiontasks.data.inputs import ImageInput
 from visiontasks.errors import DataError, TrainingStopped
 from visiontasks.kinds import kind_of
@@ -82,7 +81,8 @@ class BaseTask(pl.LightningModule, abc.ABC):
         self.configure_losses()
         metrics = self.configure_metrics()
         for stage in STAGES:  # attributes, not a ModuleDict: "train" would shadow Module.train
-            setattr(self, f"{stage}_metrics", metrics.clone(prefix=f"{stage}/"))
+            stage_metrics = self.configure_training_metrics() if stage == "train" else metrics
+            setattr(self, f"{stage}_metrics", stage_metrics.clone(prefix=f"{stage}/"))
         if freeze_backbone:
             self.set_backbone_frozen(True)
 
@@ -97,6 +97,11 @@ class BaseTask(pl.LightningModule, abc.ABC):
     @abc.abstractmethod
     def configure_metrics(self) -> MetricCollection:
         """The metrics of one stage; cloned with ``train/``, ``val/`` and ``test/`` prefixes."""
+
+    def configure_training_metrics(self) -> MetricCollection:
+        """The metrics updated at every training step: by default those of :meth:`configure_metrics`. Tasks
+        leave out whole-epoch summaries (AUROC, confusion matrix) whose update costs more than a small step."""
+        return self.configure_metrics()
 
     @abc.abstractmethod
     def compute(self, batch: dict[str, Any], stage: str) -> tuple[Tensor, Any]:
@@ -113,6 +118,10 @@ class BaseTask(pl.LightningModule, abc.ABC):
     def trainable_when_frozen(self) -> tuple[str, ...]:
         """Parameter-name prefixes that stay trainable when the backbone is frozen (the heads)."""
         return ()
+
+    def sample_losses(self, batch: dict[str, Any]) -> Tensor:
+        """The loss of each sample of ``batch`` (the top-losses picture ranks the test images by it)."""
+        raise NotImplementedError(f"{type(self).__name__} gives no per-sample losses")
 
     def results(self, batch: dict[str, Any], outputs: Any = None) -> list[Result]:
         """One typed result per image of ``batch``, in the original images' pixels, from ``outputs`` (what
@@ -230,13 +239,13 @@ class BaseTask(pl.LightningModule, abc.ABC):
         return factor
 
     def configure_callbacks(self) -> list[Callback]:
-        """The W&B overlays and, unless the Trainer has them, the prediction writer and the run's pictures; when
+        """Unless the Trainer has them, the prediction writer and the run's pictures (W&B overlays too); when
         fitting also ``last.ckpt`` (every epoch) and the best checkpoint by its monitor.
 
         Only when fitting: a later ``trainer.test`` keeps the fit's checkpoint callbacks, and with them
         ``trainer.checkpoint_callback.best_model_path``.
         """
-        callbacks: list[Callback] = [WandbImageLogger()]
+        callbacks: list[Callback] = []
         for kind in (PredictionWriter, RunPictures):  # the CLI adds its own, configured
             if not any(isinstance(c, kind) for c in self.trainer.callbacks):
                 callbacks.append(kind())
@@ -271,7 +280,11 @@ class BaseTask(pl.LightningModule, abc.ABC):
         the run's seed, the epoch, the batch and the rank, so a run resumed from ``last.ckpt`` repeats them."""
         seed = os.environ.get("PL_GLOBAL_SEED")
         if seed is not None:
-            torch.manual_seed(hash((int(seed), self.current_epoch, batch_idx, self.global_rank)) % 2**63)
+            step_seed = hash((int(seed), self.current_epoch, batch_idx, self.global_rank)) % 2**63
+            # the generators this process draws from; torch.manual_seed (every device kind) costs ~5 ms a step
+            torch.default_generator.manual_seed(step_seed)
+            if self.device.type == "cuda":
+                torch.cuda.manual_seed(step_seed)
 
     def _step(self, batch: dict[str, Any], stage: str) -> tuple[Tensor, Any]:
         loss, predictions = self.compute(batch, stage)

@@ -12,7 +12,8 @@ from visiontasks.metrics import classification_metrics
 from visiontasks.models.classifiers import head_name
 from visiontasks.models.normalize import normalize
 from visiontasks.models.weights import load_matching, state_dict_for
-from visiontasks.reports import confusion_matrix_figure, per_class_rows, save_report
+from visiontasks.pictures.test_plots import confusion_figures, roc_figure
+from visiontasks.reports import per_class_rows, save_report
 from visiontasks.results import ClassificationResult
 from visiontasks.tasks.base import BaseTask
 
@@ -64,6 +65,9 @@ class ClassificationTask(BaseTask):
     def configure_metrics(self) -> MetricCollection:
         return classification_metrics(self.num_classes, self.hparams.multilabel)
 
+    def configure_training_metrics(self) -> MetricCollection:
+        return classification_metrics(self.num_classes, self.hparams.multilabel, summaries=False)
+
     def load_pretrained(self, weights: str) -> None:
         load_matching(self.model, state_dict_for(weights, self.hparams.model))
 
@@ -80,6 +84,14 @@ class ClassificationTask(BaseTask):
     def compute(self, batch: dict[str, Any], stage: str) -> tuple[Tensor, Tensor]:
         logits = self(batch["image"])
         return self.criterion(logits, batch["label"]), logits
+
+    def sample_losses(self, batch: dict[str, Any]) -> Tensor:
+        reduction, self.criterion.reduction = self.criterion.reduction, "none"
+        try:
+            losses = self.criterion(self(batch["image"]), batch["label"])
+        finally:
+            self.criterion.reduction = reduction
+        return losses.mean(dim=1) if losses.ndim > 1 else losses  # multi-label: the mean over the labels
 
     def update_metrics(self, metrics: MetricCollection, logits: Tensor, batch: dict[str, Any]) -> None:
         target = batch["label"].long()
@@ -105,13 +117,17 @@ class ClassificationTask(BaseTask):
         return results
 
     def report(self, values: dict[str, Any]) -> None:
-        matrix = values["test/confmat"].cpu().numpy()
+        """Precision, recall, F1 and support per class; confusion matrices (single-label) and ROC curves."""
+        matrix, names = values["test/confmat"].cpu().numpy(), self.class_names
         if self.hparams.multilabel:  # one 2x2 matrix per label: [[tn, fp], [fn, tp]]
             tp, fp, fn = matrix[:, 1, 1], matrix[:, 0, 1], matrix[:, 1, 0]
-            figure = None
+            figures, confusion = {}, None
         else:
             tp = matrix.diagonal()
             fp, fn = matrix.sum(axis=0) - tp, matrix.sum(axis=1) - tp
-            figure = confusion_matrix_figure(matrix, self.class_names)
-        rows = per_class_rows(self.class_names, tp, fp, fn)
-        save_report(self.trainer, "test_report", "Classification report (test)", rows, figure)
+            figures, confusion = confusion_figures(matrix, names), (matrix, names)
+        fpr, tpr = ([c.cpu().numpy() for c in curve] for curve in values["test/roc"][:2])
+        figures["roc"] = roc_figure(fpr, tpr, names)
+        rows = per_class_rows(names, tp, fp, fn)
+        curves = {"roc_plot": (fpr, tpr, names, "ROC (test)", "false positive rate")}
+        save_report(self.trainer, "test_report", "Classification report (test)", rows, figures, confusion, curves)

@@ -16,6 +16,7 @@ from visiontasks.data.collate import original_targets
 from visiontasks.metrics import detection_metrics
 from visiontasks.models.detection import coco_model_name, detect, load_backbone_weights, load_detector_weights
 from visiontasks.models.registry import model_entry
+from visiontasks.pictures.test_plots import pr_figure
 from visiontasks.reports import save_report
 from visiontasks.results import DetectionResult
 from visiontasks.tasks.base import BaseTask
@@ -58,6 +59,7 @@ class DetectionTask(BaseTask):
         if category_ids is not None and len(category_ids) != self.num_classes:
             raise ValueError(f"{len(category_ids)} category_ids given for num_classes={self.num_classes}")
         self.test_metrics["map"].class_metrics = True  # per-class AP for the test report only
+        self.test_metrics["map"].extended_summary = True  # and the precision-recall curves
 
     @property
     def masks(self) -> bool:
@@ -148,6 +150,10 @@ class DetectionTask(BaseTask):
             detections = [dict(d, labels=d["labels"] - 1) for d in detections]
         return sum(losses.values()), detections
 
+    def sample_losses(self, batch: dict[str, Any]) -> Tensor:
+        targets = [dict(t, labels=t["labels"] + 1) for t in self._targets(batch, crowd=False)]
+        return torch.stack([sum(detect(self.model, [image], [target])[0].values()) for image, target in zip(batch["image"], targets)])
+
     def update_metrics(self, metrics: MetricCollection, detections: Any, batch: dict[str, Any]) -> None:
         if detections is None:  # training: the detector gives losses only
             return
@@ -175,18 +181,31 @@ class DetectionTask(BaseTask):
         return results
 
     def report(self, values: dict[str, Any]) -> None:
-        """COCO AP (IoU .50:.95) and AR@100 per class, and for masks their mask AP."""
+        """COCO AP (IoU .50:.95), AR@100 and ABO (average best overlap) per class, and for masks their mask AP;
+        precision-recall curves at IoU 0.5."""
         columns = {"ap": "test/map_per_class", "ar_100": "test/mar_100_per_class"}
         if self.masks:
             columns["mask_ap"] = "test/segm_map_per_class"
-        rows = []
-        for n, label in enumerate(values.get("test/classes", [])):
+        abo = values.get("test/abo_per_class") or {}
+        rows, classes = [], values.get("test/classes", [])
+        for n, label in enumerate(classes):
             row = {"class": self.class_names[label], "category_id": self.category_ids[label]}
             row.update({name: float(values[key][n]) for name, key in columns.items()})
-            rows.append(row)
+            rows.append(row | {"abo": float(abo.get(label, 0.0))})
         overall = {"ap": "test/map", "ar_100": "test/mar_100", "mask_ap": "test/segm_map"}
-        rows.append({"class": "all", "category_id": "", **{k: float(values[overall[k]]) for k in columns}})
-        save_report(self.trainer, "test_report", "Detection report (test): COCO AP per class", rows)
+        rows.append({"class": "all", "category_id": "", **{k: float(values[overall[k]]) for k in columns},
+                     "abo": float(values.get("test/mabo", 0.0))})  # fmt: skip
+        figures, curves = {}, {}
+        precision = values.get("test/precision")
+        if precision is not None and len(classes):
+            recall = torch.linspace(0, 1, precision.shape[1]).numpy()
+            at_50 = [precision[0, :, n, 0, -1].cpu().numpy() for n in range(len(classes))]  # IoU .5, all sizes, 100 dets
+            names = [self.class_names[label] for label in classes]
+            figures["pr_curve"] = pr_figure(recall, at_50, names, "precision-recall at IoU 0.5 (test)")
+            kept = [(recall[p >= 0], p[p >= 0]) for p in at_50]
+            curves["pr_curve_plot"] = ([k[0] for k in kept], [k[1] for k in kept], names, "precision-recall at IoU 0.5", "recall")
+        title = "Detection report (test): COCO AP per class, ABO = average best overlap"
+        save_report(self.trainer, "test_report", title, rows, figures, curves=curves)
 
 
 class InstanceSegmentationTask(DetectionTask):

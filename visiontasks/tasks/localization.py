@@ -14,6 +14,8 @@ from visiontasks.metrics import localization_metrics
 from visiontasks.models.localizer import Localizer, boxes_to_pixels
 from visiontasks.models.normalize import normalize
 from visiontasks.models.weights import load_matching, state_dict_for
+from visiontasks.pictures.test_plots import confusion_figures
+from visiontasks.reports import per_class_rows, save_report
 from visiontasks.results import LocalizationResult
 from visiontasks.tasks.base import BaseTask
 
@@ -91,6 +93,13 @@ class LocalizationTask(BaseTask):
         loss = self.hparams.w_cls * class_loss + self.hparams.w_box * box_loss
         return loss, (logits, boxes_to_pixels(boxes, size))
 
+    def sample_losses(self, batch: dict[str, Any]) -> Tensor:
+        logits, boxes = self(batch["image"])
+        size = torch.tensor(batch["image"].shape[-2:], device=boxes.device)
+        target, boxes = batch["box"] / size.flip(0).repeat(2), box_convert(boxes, "cxcywh", "xyxy")
+        box = torch.stack([self.box_loss(boxes[i : i + 1], target[i : i + 1]) for i in range(len(boxes))])
+        return self.hparams.w_cls * F.cross_entropy(logits, batch["label"], reduction="none") + self.hparams.w_box * box
+
     def update_metrics(self, metrics: MetricCollection, predictions: tuple[Tensor, Tensor], batch: dict[str, Any]) -> None:
         logits, boxes = predictions
         metrics.update({"scores": logits.softmax(dim=1), "box": boxes}, {"label": batch["label"], "box": batch["box"]})
@@ -106,3 +115,18 @@ class LocalizationTask(BaseTask):
                                box=tuple(round(v, 1) for v in box.tolist()))  # fmt: skip
             for f, label, score, box in zip(fields, labels, scores, pixels)
         ]
+
+    def report(self, values: dict[str, Any]) -> None:
+        """Per class: precision, recall, F1, support, mean box IoU and localization accuracy; confusion matrices."""
+        matrix, names = values["test/confmat"].cpu().numpy(), self.class_names
+        tp = matrix.diagonal()
+        rows = per_class_rows(names, tp, matrix.sum(axis=0) - tp, matrix.sum(axis=1) - tp)
+        count, iou, hits = values["test/per_class"].cpu().double()
+        for k, row in enumerate(rows[: len(names)]):
+            row.update(iou=float(iou[k]), loc_acc=float(hits[k]))
+        weights = count / count.sum().clamp(min=1)
+        for row in rows[len(names):]:  # macro and weighted averages
+            average = (lambda a: float(a.mean())) if row["class"] == "macro avg" else (lambda a: float((a * weights).sum()))
+            row.update(iou=average(iou), loc_acc=average(hits))
+        title = "Localization report (test): class scores, box IoU and loc_acc (class right and IoU >= 0.5)"
+        save_report(self.trainer, "test_report", title, rows, confusion_figures(matrix, names), (matrix, names))

@@ -16,6 +16,7 @@ from visiontasks.metrics import segmentation_metrics
 from visiontasks.models.normalize import normalize
 from visiontasks.models.segmentation import load_segmentation_weights, logits_of
 from visiontasks.models.segmentation_losses import LossName, SegmentationLoss
+from visiontasks.pictures.test_plots import confusion_figures
 from visiontasks.reports import save_report
 from visiontasks.results import SegmentationResult
 from visiontasks.tasks.base import BaseTask
@@ -93,6 +94,10 @@ class SegmentationTask(BaseTask):
         logits = self(stacked_images(batch))
         return self.criterion(logits, batch["mask"]), logits
 
+    def sample_losses(self, batch: dict[str, Any]) -> Tensor:
+        logits, masks = self(stacked_images(batch)), batch["mask"]
+        return torch.stack([self.criterion(logits[i : i + 1], masks[i : i + 1]) for i in range(len(logits))])
+
     def update_metrics(self, metrics: MetricCollection, logits: Tensor, batch: dict[str, Any]) -> None:
         update_mask_metrics(metrics, logits, batch)
 
@@ -153,8 +158,11 @@ def mask_results(task: BaseTask, scores_of: Callable[[Tensor], Tensor], batch: d
 
 
 def save_iou_report(task: BaseTask, values: dict[str, Any]) -> None:
-    """Print and save the test IoU of every class and their mean (``test_report.txt`` / ``.json``)."""
+    """Print and save the test IoU of every class and their mean (``test_report.txt`` / ``.json``) and the
+    pixel confusion matrices."""
     per_class = values["test/iou_per_class"].tolist()
     rows = [{"class": name, "iou": float(iou)} for name, iou in zip(task.class_names, per_class)]
     rows += [{"class": "mean (miou)", "iou": float(values["test/miou"])}]
-    save_report(task.trainer, "test_report", "Segmentation report (test): IoU per class", rows)
+    matrix = values["test/confmat"].cpu().numpy()
+    figures = confusion_figures(matrix, task.class_names)  # pixels
+    save_report(task.trainer, "test_report", "Segmentation report (test): IoU per class", rows, figures, (matrix, task.class_names))

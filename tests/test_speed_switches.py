@@ -1,0 +1,101 @@
+"""The GPU speed switches, run on the CPU: each gives the numbers the default path gives (or trains as well)."""
+
+from __future__ import annotations
+
+import pytest
+import pytorch_lightning as pl
+import torch
+from helpers import CONFIGS, run_cli, tiny
+
+from visiontasks import ChannelsLast, ClassificationTask, Compile, ImageFolderDataModule, SegmentationTask, ShapesDataModule
+from visiontasks.data import labelled, workers
+from visiontasks.data.cache import CachedSource
+from visiontasks.data.images import read_image
+from visiontasks.data.collate import collate
+
+QUIET = {"logger": False, "enable_progress_bar": False, "enable_model_summary": False, "accelerator": "cpu"}
+
+
+def test_gpu_preset_trains_with_bf16_channels_last_and_uint8_batches():
+    """configs/presets/gpu.yaml after a task's config, on the CPU: bf16-mixed, channels-last weights, uint8 batches."""
+    cli = run_cli("fit", "--config", str(CONFIGS / "unet.yaml"), "--config", str(CONFIGS / "presets" / "gpu.yaml"),
+                  *tiny(num_samples=24, batch_size=4, image_size=32))  # fmt: skip
+    assert cli.trainer.precision == "bf16-mixed" and cli.datamodule.uint8_images
+    assert any(isinstance(c, ChannelsLast) for c in cli.trainer.callbacks)
+    conv = next(m for m in cli.model.modules() if isinstance(m, torch.nn.Conv2d))
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last)
+    assert torch.isfinite(cli.trainer.callback_metrics["train/loss"]) and 0 <= float(cli.trainer.callback_metrics["val/miou"]) <= 1
+
+
+def test_uint8_batches_become_the_same_floats_on_the_device():
+    options = {"task": "segmentation", "num_samples": 40, "image_size": 32, "batch_size": 4, "val_fraction": 0.1}
+    plain, small = ShapesDataModule(**options), ShapesDataModule(**options, uint8_images=True)
+    plain.setup("fit"), small.setup("fit")
+    for split in ("train", "val"):
+        keys = [(i, 0) if split == "train" else i for i in range(3)]
+        samples, compact = [plain.datasets[split][k] for k in keys], [small.datasets[split][k] for k in keys]
+        assert compact[0]["image"].dtype == torch.uint8 and samples[0]["image"].dtype == torch.float32
+        floats = small.on_after_batch_transfer(collate(compact, small.kind.list_keys), 0)["image"]
+        assert torch.equal(floats, collate(samples, plain.kind.list_keys)["image"])  # exactly: same division
+
+
+def test_channels_last_gives_the_same_outputs():
+    pl.seed_everything(0)
+    task = SegmentationTask(num_classes=3, model_options={"base_channels": 8, "depth": 2}).eval()
+    images = torch.rand(2, 3, 32, 32)
+    expected = task(images)
+    ChannelsLast().setup(None, task, "predict")
+    batch = {"image": images.clone()}
+    ChannelsLast._convert(batch)
+    assert batch["image"].is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(task(batch["image"]), expected, rtol=1e-4, atol=1e-5)
+
+
+def test_compile_wraps_the_network_in_place_and_keeps_checkpoint_keys(tmp_path):
+    """The eager backend checks the capture in a second; inductor (the default) needs minutes of compiling here."""
+    task = ClassificationTask(model="lenet5", num_classes=3, in_channels=1)
+    keys = set(task.state_dict())
+    data = ShapesDataModule(task="classification", shapes=["circle", "square", "triangle"], num_samples=24,
+                            image_size=32, in_channels=1, batch_size=4)  # fmt: skip
+    trainer = pl.Trainer(max_steps=2, limit_val_batches=1, callbacks=[Compile(backend="eager")], default_root_dir=tmp_path, **QUIET)
+    trainer.fit(task, datamodule=data)
+    assert task.model._compiled_call_impl is not None and set(task.state_dict()) == keys
+    assert torch.isfinite(trainer.callback_metrics["train/loss"])
+
+
+@pytest.mark.slow
+def test_compile_with_inductor_gives_the_same_outputs():
+    pl.seed_everything(0)
+    task = ClassificationTask(model="lenet5", num_classes=3, in_channels=1).eval()
+    images = torch.rand(4, 1, 32, 32)
+    expected = task(images)
+    Compile().setup(None, task, "predict")
+    torch.testing.assert_close(task(images), expected, rtol=1e-4, atol=1e-5)
+
+
+def test_num_workers_auto_follows_the_cores_and_the_devices(monkeypatch):
+    monkeypatch.setattr(workers, "usable_cpus", lambda: 16)
+    assert [workers.auto_workers(d) for d in (1, 2, 4, 16)] == [8, 7, 3, 0]
+    monkeypatch.setattr(workers, "usable_cpus", lambda: 2)
+    assert workers.auto_workers(1) == 1 and workers.auto_workers(2) == 0
+    data = ShapesDataModule(task="classification", num_samples=12, batch_size=4, num_workers="auto")
+    data.setup("fit")
+    assert data.train_dataloader().num_workers == 1
+
+
+def test_cached_images_are_decoded_once_and_give_the_same_samples(monkeypatch):
+    ShapesDataModule(task="classification", num_samples=40, image_size=32).export("shapes")
+    options = {"root": "shapes", "image_size": 32, "train_transforms": ["HorizontalFlip"]}
+    plain, cached = ImageFolderDataModule(**options, cache_images=False), ImageFolderDataModule(**options)  # auto: it fits
+    plain.setup("fit"), cached.setup("fit")
+    assert isinstance(cached.datasets["train"].source, CachedSource) and not isinstance(plain.datasets["train"].source, CachedSource)
+    decoded = []
+    monkeypatch.setattr(labelled, "read_image", lambda *args: decoded.append(args) or read_image(*args))
+    for epoch in (0, 1):
+        for i in range(len(cached.datasets["train"])):
+            ours, theirs = cached.datasets["train"][(i, epoch)], plain.datasets["train"][(i, epoch)]
+            assert torch.equal(ours["image"], theirs["image"]) and ours["label"] == theirs["label"]
+    assert len(decoded) == 2 * len(plain.datasets["train"])  # the plain module's reads only
+    generated = ShapesDataModule(task="classification", num_samples=12)
+    generated.setup("fit")
+    assert not isinstance(generated.datasets["train"].source, CachedSource)  # nothing to decode

@@ -1,0 +1,101 @@
+"""The run folder's grid of validation predictions: each image with the model's prediction drawn on it
+(class colours, boxes, masks, captions) beside what the data says."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from visiontasks.pictures.draw import draw_objects, mask_overlay  # noqa: E402
+from visiontasks.pictures.truth import Truth  # noqa: E402
+from visiontasks.results import (  # noqa: E402
+    ClassificationResult,
+    DetectionResult,
+    LocalizationResult,
+    Result,
+    SegmentationResult,
+)
+
+RIGHT, WRONG = "#1a7f37", "#cf222e"
+READABLE = 192  # small images are enlarged to about this many pixels, so that captions and boxes can be read
+
+
+def _enlarge(array: np.ndarray, factor: int) -> np.ndarray:
+    """Each pixel of the first two axes repeated ``factor`` times (an HxW or HxWxC picture, or a mask)."""
+    return array.repeat(factor, axis=0).repeat(factor, axis=1)
+
+
+def enlarged(picture: np.ndarray, result: Result, truth: Truth | None) -> tuple[np.ndarray, Result, Truth | None]:
+    """A small picture, its result and its truth scaled up by a whole factor (pixels stay sharp)."""
+    factor = max(1, math.ceil(READABLE / max(1, min(result.orig_size))))
+    if factor == 1:
+        return picture, result, truth
+    size = (result.orig_size[0] * factor, result.orig_size[1] * factor)
+    changes: dict[str, Any] = {"orig_size": size, "picture": _enlarge(result.image(), factor), "path": ""}
+    if isinstance(result, LocalizationResult):
+        changes["box"] = tuple(v * factor for v in result.box)
+    if isinstance(result, DetectionResult):
+        changes["boxes"] = np.asarray(result.boxes) * factor
+        if result.masks is not None:
+            changes["masks"] = np.stack([_enlarge(m, factor) for m in result.masks]) if len(result.masks) else result.masks
+    if isinstance(result, SegmentationResult):
+        changes["mask"] = _enlarge(result.mask, factor)
+    grow = max(1, math.ceil(READABLE / max(1, min(picture.shape[:2]))))
+    if truth is not None:
+        truth = Truth(truth.labels, None if truth.boxes is None else truth.boxes * grow,
+                      None if truth.masks is None or not len(truth.masks) else np.stack([_enlarge(m, grow) for m in truth.masks]),
+                      None if truth.mask is None else _enlarge(truth.mask, grow))  # fmt: skip
+    return _enlarge(picture, grow), dataclasses.replace(result, **changes), truth
+
+
+def truth_picture(picture: np.ndarray, truth: Truth, names: list[str]) -> np.ndarray | None:
+    """The ground truth drawn on the network's input picture, for tasks with boxes or masks."""
+    if truth.mask is not None:
+        return mask_overlay(picture, np.where(truth.mask == 255, 0, truth.mask).astype(np.uint8))
+    if truth.boxes is not None:
+        return draw_objects(picture, truth.boxes, truth.labels, [names[k] for k in truth.labels], truth.masks)
+    return None
+
+
+def _title(result: Result, truth: Truth | None, names: list[str]) -> tuple[str, str]:
+    """Caption and colour of a prediction: green when the class is right, red when not."""
+    if isinstance(result, (ClassificationResult, LocalizationResult)):
+        predicted = result.label if isinstance(result.label, list) else [result.label]
+        scores = result.score if isinstance(result.score, list) else [result.score]
+        text = "pred: " + (", ".join(f"{p} {s:.2f}" for p, s in zip(predicted, scores)) or "(none)")
+        if truth is None:
+            return text, "black"
+        right = sorted(predicted) == sorted(names[k] for k in truth.labels)
+        return f"{truth.caption(names)}\n{text}", RIGHT if right else WRONG
+    return "prediction", "black"
+
+
+def prediction_grid(pictures: list[np.ndarray], results: list[Result], truths: list[Truth | None],
+                    names: list[str], columns: int = 4, notes: list[str] | None = None) -> Any:  # fmt: skip
+    """A figure of the predictions (``Result.plot``), each beside its ground truth where the task draws one
+    (boxes, masks), else captioned with the true and predicted classes."""
+    cells: list[tuple[np.ndarray, str, str]] = []
+    for k, (picture, result, truth) in enumerate(zip(pictures, results, truths)):
+        picture, result, truth = enlarged(picture, result, truth)
+        drawn = truth_picture(picture, truth, names) if truth is not None else None
+        if drawn is not None:
+            cells.append((drawn, "ground truth", "black"))
+        title, colour = _title(result, truth, names)
+        cells.append((result.plot(), f"{notes[k]}\n{title}" if notes else title, colour))
+    columns = min(columns * (2 if len(cells) > len(results) else 1), len(cells))
+    lines = math.ceil(len(cells) / columns)
+    figure, axes = plt.subplots(lines, columns, figsize=(2.4 * columns, (3.0 if notes else 2.6) * lines), squeeze=False)
+    for axis in axes.flat:
+        axis.axis("off")
+    for axis, (image, title, colour) in zip(axes.flat, cells):
+        axis.imshow(image, interpolation="nearest")
+        axis.set_title(title, fontsize=9, color=colour)
+    figure.tight_layout()
+    return figure
