@@ -422,7 +422,7 @@ def segmentation_checkpoint(tmp_path_factory) -> Path:
 
     path = tmp_path_factory.mktemp("ckpt") / "unet.ckpt"
     task = SegmentationTask(num_classes=4, model_options={"base_channels": 4, "depth": 1})
-    trainer = pl.Trainer(max_steps=1, limit_val_batches=0, logger=False, enable_progress_bar=False,
+    trainer = pl.Trainer(max_steps=1, limit_val_batches=0, logger=False, enable_progress_bar=False, default_root_dir=path.parent,
                          enable_checkpointing=False, enable_model_summary=False, accelerator="cpu")  # fmt: skip
     trainer.fit(task, datamodule=ShapesDataModule(task="segmentation", num_samples=8, image_size=16, batch_size=4))
     trainer.save_checkpoint(path)

@@ -7,7 +7,8 @@ fenced block, named ``file:line``:
   comments dropped, ``;`` and ``&&`` separating). ``python -m visiontasks ...`` and ``visiontasks ...``
   run in-process through ``visiontasks.cli.main`` with shortening arguments APPENDED (few samples,
   one epoch, few batches, small detector inputs); GPU-only settings are replaced by CPU ones (see
-  ``ON_CPU``). Data at a documented path (``path/to/flowers``, ``data/train.json``, ``my_data``,
+  ``ON_CPU``); under ``torchrun``/``srun`` the visiontasks command runs alone. Data at a documented
+  path (``path/to/flowers``, ``data/train.json``, ``my_data``,
   ``photos/``) is written first from the built-in shapes in the format the data module reads.
   ``<run>`` / ``<run id>`` stand for the run made by an earlier ``fit`` of the same doc (it is run
   first when the block has none). ``pip install`` lines are not run: the extras they name must
@@ -50,8 +51,10 @@ YAML = {"yaml", "yml"}
 # Commands that are not run, and why. Anything else that is not `visiontasks` or `pip` fails the test.
 NOT_RUN = {
     "pytest": "the test suite itself: CI runs it",
-    "torchrun": "launches several processes, one per GPU",
 }
+# Launchers of several processes: the visiontasks command they start runs alone, on the CPU (tests/test_ddp.py
+# runs real multi-process and torchrun launches).
+LAUNCHERS = ("torchrun", "srun")
 # Settings that need GPUs: appended CPU equivalents, so the rest of the command still runs here.
 ON_CPU = {"trainer.accelerator": "cpu", "trainer.devices": "1", "trainer.strategy": "auto", "trainer.num_nodes": "1"}
 # Examples slower than ~20 s here (detectors, big backbones): `pytest -m "not slow"` leaves them out.
@@ -129,7 +132,18 @@ def shell_commands(text: str) -> list[list[str]]:
 
 
 def visiontasks_args(words: list[str]) -> list[str] | None:
-    """The arguments after ``python -m visiontasks`` / ``visiontasks``; ``None`` for another command."""
+    """The arguments after ``python -m visiontasks`` / ``visiontasks``; ``None`` for another command.
+
+    Under a launcher (``torchrun [options] -m visiontasks``, ``srun [options] python -m visiontasks``) the
+    command runs without it, as one process on the CPU (see ``ON_CPU``).
+    """
+    if words[0] in LAUNCHERS:
+        for i in range(1, len(words)):
+            if words[i:i + 2] == ["-m", "visiontasks"] and words[0] == "torchrun":
+                return words[i + 2:]
+            if words[i] in ("python", "python3", "visiontasks") and words[0] != "torchrun":
+                return visiontasks_args(words[i:])
+        return None
     if words[:3] in (["python", "-m", "visiontasks"], ["python3", "-m", "visiontasks"]):
         return words[3:]
     if words[0] == "visiontasks":

@@ -22,6 +22,7 @@ from pytorch_lightning.cli import LightningArgumentParser, LightningCLI, SaveCon
 from pytorch_lightning.loggers import CSVLogger, WandbLogger
 
 import visiontasks
+from visiontasks import ranks
 from visiontasks.data.base import VisionDataModule
 from visiontasks.errors import CheckpointError, DataError, VisionTasksError
 from visiontasks.export import SUFFIXES, ExportFormat, export
@@ -224,6 +225,16 @@ class VisionCLI(LightningCLI):
 
     before_fit = before_validate = before_test = before_predict = before_export = _check_checkpoint
 
+    def _run_subcommand(self, subcommand: str) -> None:
+        """On several processes, the command ends together: a rank that fails tells the others, which then fail too."""
+        try:
+            super()._run_subcommand(subcommand)
+        except BaseException as error:
+            ranks.report_failure(error)
+            ranks.end_started_processes(self.trainer)
+            raise
+        ranks.wait_for_all_ranks()
+
 
 def check_config_files(args: list[str]) -> None:
     """A config file that is not YAML, or not a mapping, fails naming the file (the parser names only a line)."""
@@ -292,6 +303,9 @@ def main(args: list[str] | None = None, run: bool = True) -> VisionCLI:
         if VisionCLI.current_run is not None:
             VisionCLI.current_run.remove_if_empty()
         found = _user_error(error)
+        if found is None:  # a collective broken by another rank's failure: name that rank and its reason
+            found = ranks.failure_elsewhere()
         if found is None or os.environ.get(DEBUG_ENV):
             raise
-        raise SystemExit(f"visiontasks: error: {found}") from None
+        where = "" if isinstance(found, ranks.RankFailed) else ranks.rank_prefix()
+        raise SystemExit(f"visiontasks: error: {where}{found}") from None

@@ -156,11 +156,6 @@ def stage_dir(trainer: pl.Trainer) -> Path:
     return run_dir(trainer) / STAGE_FOLDERS.get(trainer.state.fn.value if trainer.state.fn else "fit", "")
 
 
-def rank_path(trainer: pl.Trainer, name: str) -> Path:
-    """``<stage dir>/<name>`` for one process; ``rank<N>-<name>`` per process in a multi-process predict."""
-    return stage_dir(trainer) / (name if trainer.world_size == 1 else f"rank{trainer.global_rank}-{name}")
-
-
 def find_checkpoint(root: str | Path, experiment: str, kind: str) -> Path:
     """The newest ``last.ckpt`` (``kind="last"``) or best checkpoint among the runs of ``experiment``."""
     pattern = f"{experiment}/*/checkpoints/{CHECKPOINT_PATTERNS[kind]}"

@@ -326,6 +326,11 @@ class VisionDataModule(pl.LightningDataModule, abc.ABC):
         trainer = getattr(self, "trainer", None)
         rank = trainer.global_rank if trainer is not None else 0
         world = self._world_size()
+        if world > 1 and not shuffle and len(dataset) < world:
+            raise DataError(
+                f"{type(self).__name__}: the {split} split has {len(dataset)} images for {world} processes; every process "
+                "needs one: add data, raise val_fraction/test_fraction, or use fewer devices."
+            )
         sampler: Sampler | None = ShardSampler(dataset, world, rank) if world > 1 else None
         if shuffle:
             sampler = EpochSampler(dataset, self.seed, world, rank, skip=self._resume_batches * self.batch_size)

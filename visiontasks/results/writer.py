@@ -1,18 +1,22 @@
-"""The ``predict`` command's one writer: every task's results into the stage folder, in the task's format."""
+"""The ``predict`` command's one writer: every task's results into the stage folder, in the task's format.
+
+However many processes predict, the files are those of one process: rank zero gathers the rows and COCO
+entries and writes them once, in the data's order; masks and drawn pictures are written by the process
+that predicted them, named as one process names them (see :class:`~visiontasks.results.ordered.OrderedWriter`).
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 import pytorch_lightning as pl
-from pytorch_lightning.callbacks import Callback
 
 from visiontasks.results.formats import write_coco, write_csv, write_picture
+from visiontasks.results.ordered import OrderedWriter, dataset_stems, output_path
 from visiontasks.results.types import DetectionResult, Result, SegmentationResult
-from visiontasks.runs import rank_path
 
 
-class PredictionWriter(Callback):
+class PredictionWriter(OrderedWriter):
     """Writes what ``predict`` returns into the run's ``predict/<time>/`` folder.
 
     Classification and localization: ``predictions.csv`` (one row per image). Detection and instance
@@ -27,53 +31,51 @@ class PredictionWriter(Callback):
     """
 
     def __init__(self, draw: bool | None = None, draw_threshold: float = 0.5, folder: str = "predictions") -> None:
+        super().__init__()
         self.draw, self.draw_threshold, self.folder = draw, draw_threshold, folder
-        self._reset()
-
-    def _reset(self) -> None:
-        self.rows: list[dict[str, Any]] = []
-        self.entries: list[dict[str, Any]] | None = None  # a list once a detection came
+        self.stems: list[str] | None = None
         self.names: set[str] = set()
-        self.count = 0
 
     def on_predict_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._reset()
+        super().on_predict_epoch_start(trainer, pl_module)
+        self.stems, self.names = dataset_stems(trainer), set()
 
-    def on_predict_batch_end(
-        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, *args: Any
-    ) -> None:
-        folder = rank_path(trainer, self.folder)
-        for result in outputs:
-            self.add(result, folder)
+    def items(self, trainer: pl.Trainer, outputs: Any, batch: Any, indices: list[int]) -> list[Any]:
+        folder = output_path(trainer, self.folder)
+        return [self.add(result, folder, index) for index, result in zip(indices, outputs)]
 
-    def add(self, result: Result, folder: Any) -> None:
-        """Keep (or, for masks, write) one image's result; draw it when asked."""
-        name = self._unique(result.name)
+    def add(self, result: Result, folder: Any, index: int) -> tuple[str, Any]:
+        """Write one image's mask and drawing now; what goes into the one file comes back as ``(kind, item)``."""
+        name = self.stems[index] if self.stems is not None else self._unique(result.name)
+        kept: tuple[str, Any]
         if isinstance(result, SegmentationResult):
             result.save(folder / f"{name}.png")
+            kept = ("mask", None)
         elif isinstance(result, DetectionResult):
-            self.entries = [] if self.entries is None else self.entries
-            self.entries.extend(result.coco(self.count))
+            kept = ("coco", result.coco(index))
         else:
-            self.rows.append(result.row())
+            kept = ("row", result.row())
         if self.draw or (self.draw is None and isinstance(result, SegmentationResult)):
             write_picture(folder / f"{name}_overlay.png", result.plot(threshold=self.draw_threshold))
-        self.count += 1
+        return kept
 
-    def on_predict_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if self.rows:
-            path = rank_path(trainer, "predictions.csv")
-            write_csv(path, self.rows)
+    def write(self, trainer: pl.Trainer, items: list[Any]) -> None:
+        rows = [item for kind, item in items if kind == "row"]
+        if rows:
+            path = output_path(trainer, "predictions.csv")
+            write_csv(path, rows)
             print(f"Predictions written to {path}")
-        if self.entries is not None:
-            path = rank_path(trainer, "predictions.json")
-            write_coco(path, self.entries)
-            print(f"COCO results ({len(self.entries)} detections) written to {path}")
-        if rank_path(trainer, self.folder).is_dir():
-            print(f"Predicted masks or drawn images written to {rank_path(trainer, self.folder)}")
+        if any(kind == "coco" for kind, _ in items):
+            entries = [entry for kind, item in items if kind == "coco" for entry in item]
+            path = output_path(trainer, "predictions.json")
+            write_coco(path, entries)
+            print(f"COCO results ({len(entries)} detections) written to {path}")
+        if output_path(trainer, self.folder).is_dir():
+            print(f"Predicted masks or drawn images written to {output_path(trainer, self.folder)}")
 
     def _unique(self, stem: str) -> str:
-        """The file stem, with ``-2``, ``-3``... added when two inputs share it (a.png and a.jpg)."""
+        """The file stem, with ``-2``, ``-3``... added when two inputs share it (a.png and a.jpg), for data sets
+        that do not list their files (one process only: their names are unique in practice)."""
         name, count = stem, 1
         while name in self.names:
             count += 1

@@ -21,7 +21,7 @@ from pytorch_lightning.callbacks import Callback
 from pytorch_lightning.cli import LRSchedulerCallable, OptimizerCallable
 from pytorch_lightning.trainer.states import TrainerFn
 from torch import Tensor, nn
-from torchmetrics import MetricCollection
+from torchmetrics import MeanMetric, MetricCollection
 
 from visiontasks.data.inputs import ImageInput
 from visiontasks.errors import DataError, TrainingStopped
@@ -83,6 +83,7 @@ class BaseTask(pl.LightningModule, abc.ABC):
         for stage in STAGES:  # attributes, not a ModuleDict: "train" would shadow Module.train
             stage_metrics = self.configure_training_metrics() if stage == "train" else metrics
             setattr(self, f"{stage}_metrics", stage_metrics.clone(prefix=f"{stage}/"))
+        self.loss_means: dict[str, MeanMetric] = {}  # "val/loss" ...: this epoch's mean (see log_losses)
         if freeze_backbone:
             self.set_backbone_frozen(True)
 
@@ -286,14 +287,39 @@ class BaseTask(pl.LightningModule, abc.ABC):
             if self.device.type == "cuda":
                 torch.cuda.manual_seed(step_seed)
 
+    def log_losses(self, stage: str, losses: dict[str, Tensor], batch_size: int) -> None:
+        """Log ``{stage}/{name}`` for each loss: every step in training; for validation and test the epoch's
+        mean over all images of all processes, logged when the epoch ends.
+
+        The means are torchmetrics ``MeanMetric``s weighted by batch size: Lightning's own ``sync_dist`` mean
+        divides the summed batch sizes as integers under gloo (21 images on 2 processes count as 20).
+        """
+        if stage == "train":
+            self.log_dict({f"train/{name}": value for name, value in losses.items()}, batch_size=batch_size,
+                          prog_bar="loss" in losses)  # fmt: skip
+            return
+        for name, value in losses.items():
+            key = f"{stage}/{name}"
+            if key not in self.loss_means:
+                self.loss_means[key] = MeanMetric().to(value.device)
+            self.loss_means[key].update(value.detach().float(), batch_size)
+
+    def _log_loss_means(self, stage: str) -> None:
+        keys = sorted(key for key in self.loss_means if key.startswith(f"{stage}/"))
+        if self.trainer.world_size > 1:  # every process computes (and so syncs) the same means, in the same order
+            import torch.distributed as dist
+
+            found: list[list[str]] = [[] for _ in range(self.trainer.world_size)]
+            dist.all_gather_object(found, keys)
+            keys = sorted(set().union(*found))
+        for key in keys:
+            mean = self.loss_means.pop(key, None) or MeanMetric().to(self.device)
+            self.log(key, mean.compute(), prog_bar=key == f"{stage}/loss", sync_dist=True)  # synced already
+
     def _step(self, batch: dict[str, Any], stage: str) -> tuple[Tensor, Any]:
         loss, predictions = self.compute(batch, stage)
         self.update_metrics(self.stage_metrics(stage), predictions, batch)
-        batch_size = len(batch["image"])
-        if stage == "train":
-            self.log("train/loss", loss, batch_size=batch_size, prog_bar=True)
-        else:
-            self.log(f"{stage}/loss", loss, batch_size=batch_size, on_epoch=True, sync_dist=True, prog_bar=True)
+        self.log_losses(stage, {"loss": loss}, len(batch["image"]))
         return loss, predictions
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor | None:
@@ -372,6 +398,7 @@ class BaseTask(pl.LightningModule, abc.ABC):
         values = self.stage_metrics(stage).compute()
         scalars = {k: v for k, v in values.items() if isinstance(v, Tensor) and v.numel() == 1}
         self.log_dict(scalars, prog_bar=stage == "val", sync_dist=True)  # already synced: silences the DDP hint
+        self._log_loss_means(stage)
         if stage == "test":
             self.report(values)
         self.stage_metrics(stage).reset()

@@ -112,6 +112,14 @@ class DetectionTask(BaseTask):
         self.model.transform.min_size, self.model.transform.max_size = (min(size),), max(size)
         self.hparams.model_options = options
 
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """A restored detector takes images at the size it was trained at: the CLI builds the task from the config
+        (no ``min_size``/``max_size``), and a predict folder gives no training size to follow."""
+        super().on_load_checkpoint(checkpoint)
+        saved = checkpoint.get("hyper_parameters", {}).get("model_options") or {}
+        if "min_size" in saved and "max_size" in saved:
+            self.follow_input_size((int(saved["min_size"]), int(saved["max_size"])))
+
     def forward(self, images: list[Tensor], output_sizes: list[tuple[int, int]] | None = None) -> list[dict[str, Tensor]]:
         """Detections of CxHxW images in [0, 1]: ``boxes`` (xyxy), ``scores``, ``labels`` (0-based), ``masks``."""
         _, detections = detect(self.model, images, output_sizes=output_sizes)
@@ -136,8 +144,7 @@ class DetectionTask(BaseTask):
         # detections in the files' own pixels, where the metrics score them (see update_metrics)
         sizes = batch.get("orig_size") if "original" in batch else None
         losses, detections = detect(self.model, list(batch["image"]), targets, output_sizes=sizes)
-        self.log_dict({f"{stage}/{name}": value for name, value in losses.items()},
-                      batch_size=len(targets), on_epoch=stage != "train", sync_dist=stage != "train")  # fmt: skip
+        self.log_losses(stage, losses, len(targets))
         if detections is not None:
             detections = [dict(d, labels=d["labels"] - 1) for d in detections]
         return sum(losses.values()), detections

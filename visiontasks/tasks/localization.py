@@ -87,9 +87,7 @@ class LocalizationTask(BaseTask):
         target = batch["box"] / size.flip(0).repeat(2)  # pixel xyxy -> [0, 1]
         class_loss = F.cross_entropy(logits, batch["label"])
         box_loss = self.box_loss(box_convert(boxes, "cxcywh", "xyxy"), target)
-        on_epoch = stage != "train"
-        for name, value in (("loss_cls", class_loss), ("loss_box", box_loss)):
-            self.log(f"{stage}/{name}", value, batch_size=len(logits), on_epoch=on_epoch, sync_dist=on_epoch)
+        self.log_losses(stage, {"loss_cls": class_loss, "loss_box": box_loss}, len(logits))
         loss = self.hparams.w_cls * class_loss + self.hparams.w_box * box_loss
         return loss, (logits, boxes_to_pixels(boxes, size))
 
