@@ -33,6 +33,29 @@ def test_metrics_csv_and_curves_every_epoch_with_train_loss_however_short():
     assert_picture(run / "curves.png")
 
 
+def test_curves_of_short_epochs_are_drawn_less_often_and_the_last_shows_every_epoch(monkeypatch):
+    """Epochs shorter than ten drawings of curves.png redraw it every few epochs; the end of training draws the
+    picture of every epoch, the same pixels as drawing metrics.csv afresh."""
+    import matplotlib.pyplot as plt
+
+    from visiontasks.pictures import callback
+    from visiontasks.pictures.curves import curves_figure
+    from visiontasks.pictures.history import read_history
+
+    monkeypatch.setattr(callback, "CURVES_SHARE", 1e-6)  # any epoch is short next to a drawing
+    cli = run_cli("fit", "--config", str(CONFIGS / "lenet5.yaml"), *tiny(num_samples=40), "--trainer.max_epochs=3",
+                  "--trainer.logger=false")  # fmt: skip
+    pictures = next(c for c in cli.trainer.callbacks if isinstance(c, callback.RunPictures))
+    assert len(pictures.calls["curves"]) == 2 and len(pictures.calls["metrics_csv"]) == 3  # epoch 0 and the end
+    run = newest_run()
+    rows = read_history(run / "metrics.csv")
+    assert [row["epoch"] for row in rows] == [0, 1, 2]
+    figure = curves_figure(rows)
+    figure.savefig(run / "afresh.png", dpi=100, pil_kwargs={"compress_level": 1})
+    plt.close(figure)
+    assert np.array_equal(assert_picture(run / "curves.png"), assert_picture(run / "afresh.png"))
+
+
 def fit_and_test(config: str, *extra: str) -> tuple[Path, Path]:
     """Fit a shipped config on a few tiny batches, test its last checkpoint; the run folder and its test folder."""
     args = ["--config", str(CONFIGS / f"{config}.yaml"), *tiny(num_samples=40, batch_size=4), *extra]

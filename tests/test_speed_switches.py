@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import pytorch_lightning as pl
 import torch
 from helpers import CONFIGS, run_cli, tiny
 
 from visiontasks import ChannelsLast, ClassificationTask, Compile, ImageFolderDataModule, SegmentationTask, ShapesDataModule
-from visiontasks.data import labelled, workers
+from visiontasks.data import base, labelled, workers
 from visiontasks.data.cache import CachedSource
-from visiontasks.data.images import read_image
+from visiontasks.data.images import check_images, read_image
+from visiontasks.data.transforms import apply_pipeline
 from visiontasks.data.collate import collate
 
 QUIET = {"logger": False, "enable_progress_bar": False, "enable_model_summary": False, "accelerator": "cpu"}
@@ -99,3 +102,65 @@ def test_cached_images_are_decoded_once_and_give_the_same_samples(monkeypatch):
     generated = ShapesDataModule(task="classification", num_samples=12)
     generated.setup("fit")
     assert not isinstance(generated.datasets["train"].source, CachedSource)  # nothing to decode
+
+
+def test_fixed_pipelines_run_once_per_image_and_give_the_same_tensors(monkeypatch):
+    """Cached images whose transforms draw no random numbers (the resize alone) go through them once, at set-up;
+    every epoch then reads the very tensors the per-read pipeline gives. Random transforms still run per read."""
+    ShapesDataModule(task="classification", num_samples=40, image_size=40).export("shapes")
+    options = {"root": "shapes", "image_size": 32}
+    plain, prepared = ImageFolderDataModule(**options, cache_images=False), ImageFolderDataModule(**options)
+    plain.setup("fit"), prepared.setup("fit")
+    runs = []
+    monkeypatch.setattr(base, "apply_pipeline", lambda *args: runs.append(args) or apply_pipeline(*args))
+    keys = {"train": [(i, epoch) for epoch in (0, 1) for i in range(len(plain.datasets["train"]))],
+            "val": [i for _ in (0, 1) for i in range(len(plain.datasets["val"]))]}  # fmt: skip
+    for split, split_keys in keys.items():
+        for key in split_keys:
+            ours, theirs = prepared.datasets[split][key], plain.datasets[split][key]
+            assert ours.keys() == theirs.keys()
+            for name, value in ours.items():
+                if isinstance(value, torch.Tensor):
+                    assert torch.equal(value, theirs[name]) and value.dtype == theirs[name].dtype, (split, key, name)
+                else:
+                    assert value == theirs[name], (split, key, name)
+    # the plain module's only: two reads of each sample, evaluation running its transforms and then the resize
+    assert len(runs) == 2 * len(plain.datasets["train"]) + 2 * 2 * len(plain.datasets["val"])
+    first = prepared.datasets["train"][(0, 0)]
+    first["image"].zero_()  # a read owns its tensors: the kept ones stay as they were
+    assert torch.equal(prepared.datasets["train"][(0, 0)]["image"], plain.datasets["train"][(0, 0)]["image"])
+
+    flipped = ImageFolderDataModule(**options, train_transforms=[{"class_path": "HorizontalFlip", "init_args": {"p": 0.5}}])
+    flipped.setup("fit")
+    runs.clear()
+    train = flipped.datasets["train"]
+    epochs = [[train[(i, epoch)]["image"] for i in range(len(train))] for epoch in (0, 1)]
+    assert len(runs) == 2 * len(train)  # random: run on every read
+    assert any(not torch.equal(a, b) for a, b in zip(*epochs))  # and flipped differently in another epoch
+    runs.clear()
+    flipped.datasets["val"][0]
+    assert not runs  # the evaluation pipeline (the resize) is fixed: prepared
+
+
+@pytest.mark.parametrize("cache_images", [True, "auto", False])
+def test_set_up_decodes_each_file_once_when_it_caches(monkeypatch, cache_images):
+    """The set-up check decodes every file to fail early on a broken one; when training caches the images, the cache
+    takes those (``auto`` reads the first file of each split folder once more, to estimate the size) instead of
+    decoding them again; testing, and ``cache_images: false``, keep nothing."""
+    ShapesDataModule(task="classification", num_samples=40, image_size=32).export("shapes")
+    files = len(list(Path("shapes").rglob("*.png")))
+    decoded, checked = [], []
+    monkeypatch.setattr(labelled, "read_image", lambda *args, **kwargs: decoded.append(args) or read_image(*args, **kwargs))
+    monkeypatch.setattr(labelled, "check_images", lambda paths: checked.extend(paths) or check_images(paths))
+    data = ImageFolderDataModule(root="shapes", image_size=32, cache_images=cache_images)
+    data.setup("fit")
+    if cache_images is False:
+        assert not decoded and len(checked) == files
+    else:
+        estimates = len(data.split_roots) if cache_images == "auto" else 0
+        assert len(decoded) == files + estimates and not checked
+        assert isinstance(data.datasets["train"].source, CachedSource)
+        assert data.datasets["train"].source.source.decoded is None  # the cache holds the images, once
+    decoded.clear(), checked.clear()
+    ImageFolderDataModule(root="shapes", image_size=32, cache_images=cache_images).setup("test")
+    assert not decoded and len(checked) == files

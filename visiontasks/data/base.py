@@ -19,7 +19,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from visiontasks.data.cache import CachedSource, should_cache
+from visiontasks.data.cache import CachedSource, memory_limit, should_cache
 from visiontasks.data.collate import collate
 from visiontasks.data.image_size import auto_image_size, file_sizes, median_size
 from visiontasks.data.images import list_images, read_image, readable_images
@@ -32,6 +32,7 @@ from visiontasks.data.transforms import (
     as_size,
     build_pipeline,
     images_to_float,
+    is_deterministic,
     pipeline_to_dict,
     seed_augmentation,
     to_tensors,
@@ -67,14 +68,38 @@ class SampleDataset(Dataset):
     ) -> None:
         self.source, self.indices, self.pipeline, self.training = source, list(indices), pipeline, training
         self.kind, self.seed, self.resize, self.uint8_images = kind, seed, resize, uint8_images
+        self.prepared: list[dict[str, Any] | None] | None = None
+        """Every sample already through the pipelines (see :meth:`prepare`), or ``None``: run them per read."""
 
     def __len__(self) -> int:
         return len(self.indices)
 
+    def deterministic(self) -> bool:
+        """The pipelines give each sample the same tensors every epoch (no random transform)."""
+        return all(pipeline is None or is_deterministic(pipeline) for pipeline in (self.pipeline, self.resize))
+
+    def prepare(self, limit: int | None = None) -> bool:
+        """Run the whole (deterministic) pipeline over every sample once and keep the results, so each epoch only
+        copies ready tensors (8-bit images stay 8-bit until read). Done when the pipelines draw no random
+        numbers and the results fit in ``limit`` bytes (estimated from the first sample); returns whether done."""
+        self.prepared = None
+        if not self.deterministic() or len(self) == 0:
+            return False
+        first = self._make(0, keep_uint8=True)
+        if limit is not None and tensor_bytes(first) * len(self) > limit:
+            return False
+        self.prepared = [first] + [self._make(i, keep_uint8=True) for i in range(1, len(self))]
+        return True
+
     def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any] | None:
         i, epoch = key if isinstance(key, tuple) else (key, None)
+        if self.prepared is not None:
+            return fresh_copy(self.prepared[i], self.uint8_images)
         if epoch is not None:
             self.pipeline.set_random_seed(sample_seed(self.seed, epoch, i))
+        return self._make(i)
+
+    def _make(self, i: int, keep_uint8: bool = False) -> dict[str, Any] | None:
         raw = self.source[self.indices[i]]
         sample = apply_pipeline(self.pipeline, raw, self.kind)
         original = None
@@ -89,11 +114,43 @@ class SampleDataset(Dataset):
                 f"{sample.get('path', f'sample {self.indices[i]}')}: the eval transforms moved the box out "
                 "of the image. Use eval transforms that keep the whole image (resize, not crop)."
             )
-        sample = to_tensors(sample, self.kind, self.uint8_images)
+        sample = to_tensors(sample, self.kind, self.uint8_images or keep_uint8)
         if original is not None and self.kind.scored_in_original_pixels:
             tensors = to_tensors(original, self.kind)
             sample["original"] = {key: tensors[key] for key in self.kind.dtypes if key in tensors}
         return sample
+
+
+def tensor_bytes(value: Any) -> int:
+    """Bytes of the tensors in a sample (nested dicts and lists too)."""
+    if isinstance(value, torch.Tensor):
+        return value.nbytes
+    if isinstance(value, dict):
+        return sum(map(tensor_bytes, value.values()))
+    if isinstance(value, (list, tuple)):
+        return sum(map(tensor_bytes, value))
+    return 0
+
+
+def _no_tensors(value: Any) -> bool:
+    """A list of names, numbers or tuples of numbers (a batch's paths, ids, sizes): nothing to move to a device."""
+    return isinstance(value, list) and all(
+        isinstance(v, (str, int, float)) or (isinstance(v, tuple) and all(isinstance(x, (int, float)) for x in v)) for v in value
+    )
+
+
+def fresh_copy(value: Any, uint8_images: bool, key: str = "") -> Any:
+    """A prepared sample as a read would have made it: its own tensors (nothing shared with the kept one) and
+    the image as float in [0, 1] unless ``uint8_images``."""
+    if isinstance(value, dict):
+        return {k: fresh_copy(v, uint8_images, k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [fresh_copy(v, uint8_images) for v in value]
+    if isinstance(value, torch.Tensor):
+        if key == "image" and not uint8_images and value.dtype == torch.uint8:
+            return images_to_float(value)  # a new tensor
+        return value.clone()
+    return value
 
 
 class ImageFolderSource(Sequence):
@@ -159,6 +216,9 @@ class VisionDataModule(pl.LightningDataModule, abc.ABC):
             4x fewer bytes through the workers and to the GPU, the same numbers (16-bit files stay float).
         cache_images: keep the decoded files in memory, so each is decoded once instead of every epoch;
             ``auto``: when they fit (up to 4 GiB and a quarter of the free memory). Generated data is never cached.
+            The set-up's check of every file hands its decoded images to the cache (one decode per file), and the
+            splits whose transforms draw no random numbers (the resize alone) are kept after them too (when that
+            fits as well), so their epochs only copy ready tensors.
     """
 
     task: str = "classification"
@@ -202,11 +262,18 @@ class VisionDataModule(pl.LightningDataModule, abc.ABC):
         self.class_names: list[str] = []
         self.datasets: dict[str, Dataset] = {}
         self._resume_batches = 0  # batches of the current epoch a resumed run already trained on
+        self._fitting = False  # set-up for training: the files are read every epoch (so cached, as cache_images says)
 
     @property
     def kind(self) -> Kind:
         """The schema of this module's samples: their targets and how they are augmented and batched."""
         return kind_of(self.task)
+
+    @property
+    def keep_decoded(self) -> bool | str:
+        """Whether a source's set-up check keeps the images it decodes for the cache made next (``auto``: when they
+        fit), so that each file is decoded once, not twice: ``cache_images`` when setting up for training."""
+        return self.cache_images if self._fitting else False
 
     @property
     def num_classes(self) -> int:
@@ -277,8 +344,12 @@ class VisionDataModule(pl.LightningDataModule, abc.ABC):
             return
         if "train" in self.datasets:
             return
-        splits = self.split_sources()
-        if stage in (None, "fit"):  # only training reads the files again and again
+        self._fitting = stage in (None, "fit")  # only training reads the files again and again
+        try:
+            splits = self.split_sources()
+        finally:
+            self._fitting = False
+        if stage in (None, "fit"):
             splits = self.cached(splits)
         sizes = file_sizes(*splits["train"])
         self.input_size = self.image_size if isinstance(self.image_size, tuple) else median_size(sizes)
@@ -288,11 +359,22 @@ class VisionDataModule(pl.LightningDataModule, abc.ABC):
         for name, (source, indices) in splits.items():
             self.datasets[name] = self.dataset(source, indices, name == "train", self.kind)
         self.datasets["predict"] = self.datasets["test"]
+        if stage in (None, "fit"):
+            self.prepare(("train", "val"))
         if self.image_size is not None and self.kind.scored_in_original_pixels:
             log.info(
                 "Validation and test metrics are computed in each file's own pixels: predictions are resized "
                 "from %s back to the file's size and scored against its annotation.", "x".join(map(str, self.image_size))
             )
+
+    def prepare(self, names: Sequence[str]) -> None:
+        """Splits read every epoch whose images are cached and whose pipelines draw no random numbers (the resize
+        alone, as with no ``train_transforms``) run them once here: an epoch then only copies ready tensors."""
+        for name in names:
+            dataset = self.datasets[name]
+            if isinstance(dataset, SampleDataset) and isinstance(dataset.source, CachedSource):
+                if dataset.prepare(limit=memory_limit()):
+                    log.info("Prepared the %d %s samples once: their transforms are not random.", len(dataset), name)
 
     def cached(self, splits: dict[str, tuple[Source, np.ndarray]]) -> dict[str, tuple[Source, np.ndarray]]:
         """The splits with their sources decoded into memory where ``cache_images`` says so (a source shared
@@ -300,7 +382,10 @@ class VisionDataModule(pl.LightningDataModule, abc.ABC):
         cached: dict[int, Source] = {}
         for source, _ in splits.values():
             if id(source) not in cached:
-                cached[id(source)] = CachedSource(source) if should_cache(source, self.cache_images) else source
+                decoded = getattr(source, "decoded", None) is not None  # its check kept them: decided already
+                cached[id(source)] = CachedSource(source) if decoded or should_cache(source, self.cache_images) else source
+                if decoded:  # the cache holds the check's decoded images now
+                    source.decoded = None
         return {name: (cached[id(source)], indices) for name, (source, indices) in splits.items()}
 
     def _world_size(self) -> int:
@@ -313,6 +398,16 @@ class VisionDataModule(pl.LightningDataModule, abc.ABC):
             return self.num_workers
         trainer = getattr(self, "trainer", None)
         return auto_workers(trainer.num_devices if trainer is not None else 1)
+
+    def transfer_batch_to_device(self, batch: Any, device: torch.device, dataloader_idx: int) -> Any:
+        """Lightning's move of every tensor to ``device``, skipping the per-image lists of file names, ids and sizes
+        (walking them item by item cost more than the copy of the images)."""
+        if not isinstance(batch, dict):
+            return super().transfer_batch_to_device(batch, device, dataloader_idx)
+        moved = {}
+        for key, value in batch.items():
+            moved[key] = value if _no_tensors(value) else super().transfer_batch_to_device(value, device, dataloader_idx)
+        return moved
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         """``uint8_images``: the batch's images become float in [0, 1] here, on the device."""
@@ -388,6 +483,8 @@ class VisionDataModule(pl.LightningDataModule, abc.ABC):
         for dataset in self.datasets.values():
             if isinstance(dataset, SampleDataset) and not dataset.training:
                 dataset.resize = self.resize(dataset.kind)
+                if dataset.prepared is not None:  # made at the old size
+                    dataset.prepare(limit=memory_limit())
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True)

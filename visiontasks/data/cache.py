@@ -41,8 +41,12 @@ def should_cache(source: Sequence, setting: bool | str) -> bool:
         return bool(setting)
     if getattr(source, "paths", None) is None or len(source) == 0:
         return False  # generated samples (the shapes): nothing to decode
-    estimate = sample_bytes(source[0]) * len(source)
-    return estimate <= min(AUTO_LIMIT_BYTES, free_memory() // 4)
+    return sample_bytes(source[0]) * len(source) <= memory_limit()
+
+
+def memory_limit() -> int:
+    """Bytes a cache may hold: :data:`AUTO_LIMIT_BYTES`, at most a quarter of the free memory."""
+    return min(AUTO_LIMIT_BYTES, free_memory() // 4)
 
 
 class CachedSource(Sequence):

@@ -212,7 +212,7 @@ class CsvDataModule(VisionDataModule):
             if self.task == "localization":
                 boxes = np.array([_box(row, origin) for row, origin in zip(rows, where)], dtype=np.float32)
             labels = np.stack(targets) if self.task == "multilabel" else targets
-            sources[split] = LabelledFiles(paths, labels, self.in_channels, boxes).check(where)
+            sources[split] = LabelledFiles(paths, labels, self.in_channels, boxes).check(where, keep=self.keep_decoded)
         return sources
 
     def _image_path(self, csv_path: Path, row: dict[str, str], where: str) -> Path:

@@ -60,5 +60,5 @@ class ImageFolderDataModule(VisionDataModule):
                     raise DataError(f"{folder / name}: class folder has no images; add some or remove the folder.")
                 paths += images
                 labels += [label] * len(images)
-            sources[split] = LabelledFiles(paths, labels, self.in_channels).check()
+            sources[split] = LabelledFiles(paths, labels, self.in_channels).check(keep=self.keep_decoded)
         return sources

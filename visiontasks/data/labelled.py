@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from visiontasks.data.cache import should_cache
 from visiontasks.data.images import check_images, read_image
 from visiontasks.errors import DataError
 
@@ -22,13 +25,15 @@ class LabelledFiles(Sequence):
         self, paths: Sequence[Path], labels: Sequence[int] | np.ndarray, channels: int, boxes: np.ndarray | None = None
     ) -> None:
         self.paths, self.labels, self.channels, self.boxes = list(paths), list(labels), channels, boxes
+        self.decoded: list[np.ndarray] | None = None
+        """The images :meth:`check` decoded and kept for a cache to take over (``None``: read from disk)."""
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         sample: dict[str, Any] = {
-            "image": read_image(self.paths[i], self.channels),
+            "image": self.decoded[i] if self.decoded is not None else read_image(self.paths[i], self.channels),
             "label": self.labels[i],
             "path": str(self.paths[i]),
             "image_id": i,
@@ -37,9 +42,19 @@ class LabelledFiles(Sequence):
             sample["box"] = self.boxes[i]
         return sample
 
-    def check(self, where: Sequence[str] | None = None) -> LabelledFiles:
-        """Decode every image and test every box against its image; ``where`` names rows in errors."""
-        sizes = check_images(self.paths)
+    def check(self, where: Sequence[str] | None = None, keep: bool | str = False) -> LabelledFiles:
+        """Decode every image and test every box against its image; ``where`` names rows in errors.
+
+        ``keep``: hold the decoded images (in :attr:`decoded`) for the in-memory cache made next, which then
+        decodes nothing again; ``auto``: only when they fit (as ``cache_images: auto`` decides)."""
+        if keep == "auto":
+            keep = should_cache(self, "auto")
+        if keep:
+            with ThreadPoolExecutor(max_workers=8) as pool:  # PIL decodes without the GIL
+                self.decoded = list(pool.map(functools.partial(read_image, channels=self.channels), self.paths))
+            sizes = [image.shape[:2] for image in self.decoded]
+        else:
+            sizes = check_images(self.paths)
         if self.boxes is not None:
             for i, ((height, width), box) in enumerate(zip(sizes, self.boxes)):
                 x_min, y_min, x_max, y_max = box

@@ -28,7 +28,8 @@ def _named(pairs: list[str]) -> str:
 
 def check_leakage(files: dict[str, list[Path]]) -> None:
     """Raise if one file is in two splits; warn about identical copies. ``files`` maps split -> its files."""
-    resolved = {split: {path.resolve(): path for path in paths} for split, paths in files.items()}
+    folders: dict[Path, Path] = {}
+    resolved = {split: {_resolve(path, folders): path for path in paths} for split, paths in files.items()}
     for first, second in _scored_against_training(resolved):
         shared = sorted(set(resolved[first]) & set(resolved[second]))
         if shared:
@@ -38,6 +39,16 @@ def check_leakage(files: dict[str, list[Path]]) -> None:
                 "on means nothing. Keep each image in one split (a CSV listing an image twice counts too)."
             )
     _warn_identical(resolved)
+
+
+def _resolve(path: Path, folders: dict[Path, Path]) -> Path:
+    """``path.resolve()``, resolving each folder once (thousands of files share a few folders): one ``lstat`` a file."""
+    if path.is_symlink():
+        return path.resolve()
+    folder = folders.get(path.parent)
+    if folder is None:
+        folder = folders[path.parent] = path.parent.resolve()
+    return folder / path.name
 
 
 def _scored_against_training(splits: dict) -> list[tuple[str, str]]:

@@ -92,6 +92,27 @@ def build_pipeline(
     return A.Compose(steps, bbox_params=bbox_params, seed=torch.initial_seed() % 2**32)
 
 
+FIXED_TRANSFORMS = ("Resize", "CenterCrop", "Crop", "Normalize", "ToFloat", "FromFloat", "PadIfNeeded", "LongestMaxSize",
+                    "SmallestMaxSize")  # fmt: skip
+"""Albumentations transforms whose output depends on their input only (with ``p: 1`` and the options below)."""
+
+
+def is_deterministic(pipeline: A.Compose) -> bool:
+    """Every step of ``pipeline`` always runs and draws no random numbers, so a sample comes out the same every epoch
+    (the resize alone, or fixed crops, pads and normalisation; anything else, or a nested group, counts as random)."""
+    if getattr(pipeline, "p", 1.0) < 1:
+        return False
+    for step in pipeline.transforms:
+        name = type(step).__name__
+        if name not in FIXED_TRANSFORMS or getattr(step, "p", 0.0) < 1:
+            return False
+        if name == "PadIfNeeded" and getattr(step, "position", "center") == "random":
+            return False
+        if name in ("LongestMaxSize", "SmallestMaxSize") and not isinstance(getattr(step, "max_size", None), (int, type(None))):
+            return False  # a list of sizes: one drawn at random per call
+    return True
+
+
 def pipeline_to_dict(pipeline: A.Compose) -> dict[str, Any]:
     """A pipeline as albumentations' serialised form (kept in checkpoints)."""
     import albumentations as A

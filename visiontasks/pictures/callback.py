@@ -40,14 +40,19 @@ from visiontasks.results import network_picture
 from visiontasks.runs import stage_dir
 
 GRID_FILE = "val_predictions.png"
+CURVES_SHARE = 0.1
+"""``curves.png`` is redrawn once its last drawing took at most this share of the time since: every epoch, unless
+epochs are shorter than ten drawings (then every few epochs); always when training ends."""
 
 
 class RunPictures(Callback):
     """Pictures of a run. Each switch turns one picture on (default) or off.
 
     Args:
-        curves: ``metrics.csv`` and ``curves.png`` (loss and each metric per epoch, train vs val), rewritten
-            every epoch; ``train/loss`` is also logged at least once per epoch, however short.
+        curves: ``metrics.csv`` and ``curves.png`` (loss and each metric per epoch, train vs val): the table
+            rewritten every epoch, the picture too unless epochs last less than ten drawings of it (then every few
+            epochs, see :data:`CURVES_SHARE`) and always at the end; ``train/loss`` is also logged at least once
+            per epoch, however short.
         grid: how many images of the first validation batch ``val_predictions.png`` shows each epoch,
             the prediction drawn beside the ground truth (0: none).
         overlays: how many images of the first validation batch go to W&B each epoch as ``val/examples``,
@@ -68,6 +73,8 @@ class RunPictures(Callback):
         self.worst: TopLosses | None = None
         self.history = EpochHistory()
         self.pending_epoch: int | None = None
+        self.curves_behind = False  # rows not drawn in curves.png yet
+        self.curves_drawn_at: float | None = None
         self.calls: dict[str, list[float]] = defaultdict(list)
         """Seconds each drawing of each picture took in this process (``benchmarks/pictures.py`` reads them)."""
 
@@ -87,6 +94,7 @@ class RunPictures(Callback):
     # ----- curves ---------------------------------------------------------------------------------
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self.curves:
+            self.curves_behind, self.curves_drawn_at = False, None
             show_train_loss_every_epoch(trainer)
             self.history.start(stage_dir(trainer) / HISTORY_FILE, trainer.current_epoch)
 
@@ -101,16 +109,32 @@ class RunPictures(Callback):
         self._write_history(trainer)
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._write_history(trainer)
+        self._write_history(trainer, final=True)
 
-    def _write_history(self, trainer: pl.Trainer) -> None:
-        if self.pending_epoch is None or not self.curves:
+    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
+        if trainer.state.fn == "fit" and self.curves_behind and trainer.is_global_zero:  # e.g. stopped by Ctrl+C
+            self._draw_curves(trainer)
+
+    def _write_history(self, trainer: pl.Trainer, final: bool = False) -> None:
+        if not self.curves:
             return
-        self.history.end_epoch(trainer, self.pending_epoch)
-        self.pending_epoch = None
-        if trainer.is_global_zero:
-            with self.timed("curves"):
-                self.history.save(stage_dir(trainer))
+        if self.pending_epoch is not None:
+            self.history.end_epoch(trainer, self.pending_epoch)
+            self.pending_epoch = None
+            if trainer.is_global_zero:
+                with self.timed("metrics_csv"):
+                    self.history.save_table(stage_dir(trainer))
+                self.curves_behind = True
+        if not self.curves_behind or not trainer.is_global_zero:
+            return
+        since = None if self.curves_drawn_at is None else time.perf_counter() - self.curves_drawn_at
+        if final or since is None or self.calls["curves"][-1] <= CURVES_SHARE * since:
+            self._draw_curves(trainer)
+
+    def _draw_curves(self, trainer: pl.Trainer) -> None:
+        with self.timed("curves"):
+            self.history.save_curves(stage_dir(trainer))
+        self.curves_behind, self.curves_drawn_at = False, time.perf_counter()
 
     # ----- validation predictions: the run folder's grid and W&B's overlays ---------------------------------
     def on_validation_batch_end(

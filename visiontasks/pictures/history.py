@@ -65,8 +65,16 @@ class EpochHistory:
         return row
 
     def save(self, folder: Path) -> None:
+        """``metrics.csv`` and ``curves.png``."""
+        self.save_table(folder)
+        self.save_curves(folder)
+
+    def save_table(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         write_history(folder / HISTORY_FILE, self.rows)
+
+    def save_curves(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
         figure = curves_figure(self.rows)
         figure.savefig(folder / CURVES_FILE, dpi=100, pil_kwargs=FAST_PNG)
         plt.close(figure)
