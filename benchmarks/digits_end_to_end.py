@@ -8,6 +8,14 @@ The digits are scikit-learn's 1797 scans upscaled to 28x28, each written 4 times
 or two (7188 files, class folders train/ and val/). Both sides: LeNet-5 at 32 px, AdamW lr 3e-3,
 batch 32, a validation pass every epoch, 1 thread each. The command includes what a user waits for:
 start-up, set-up (the in-memory cache of decoded images, ``cache_images: auto``), checkpoints.
+
+The same work on both sides: lenet5.yaml gives no ``train_transforms``, so the fit's only transform is the
+resize from 28 to 32 px, which the plain script does once per file too (the fit now also runs it once per file
+at set-up: a pipeline without random transforms is prepared once). What only the fit does: the set-up's checks
+(every file decoded, no file in two splits), training metrics every step, AUROC and the confusion matrix at
+validation, ``last.ckpt`` and the best checkpoint, ``metrics.csv`` and the run pictures (``curves.png``,
+``val_predictions.png``, ``filters.png``). With random augmentations (``train_transforms``) the training
+samples go through albumentations every epoch, which this benchmark does not measure.
 """
 
 from __future__ import annotations

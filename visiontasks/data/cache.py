@@ -54,8 +54,11 @@ class CachedSource(Sequence):
 
     def __init__(self, source: Sequence, threads: int = 8) -> None:
         self.source = source
-        with ThreadPoolExecutor(max_workers=threads) as pool:  # PIL decodes without the GIL
-            self.samples = list(pool.map(source.__getitem__, range(len(source))))
+        if getattr(source, "decoded", None) is not None:  # its set-up check decoded them: reads from memory
+            self.samples = [source[i] for i in range(len(source))]
+        else:
+            with ThreadPoolExecutor(max_workers=threads) as pool:  # PIL decodes without the GIL
+                self.samples = list(pool.map(source.__getitem__, range(len(source))))
         log.info("Cached %d decoded samples in memory (%.0f MB).", len(self.samples),
                  sum(map(sample_bytes, self.samples)) / 2**20)  # fmt: skip
 
