@@ -10,7 +10,17 @@ import wandb
 
 os.environ.setdefault("WANDB_MODE", "disabled")
 os.environ.setdefault("WANDB_SILENT", "true")
-torch.set_num_threads(min(2, len(os.sched_getaffinity(0))))  # the cores this process may use
+CORES = len(os.sched_getaffinity(0))  # the cores this process may use
+WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))  # pytest-xdist's processes share them
+THREADS = max(1, min(2, CORES // WORKERS))  # more threads than cores makes torch's workers wait on each other
+torch.set_num_threads(THREADS)
+os.environ.setdefault("OMP_NUM_THREADS", str(THREADS))  # the commands tests start (DDP ranks, torchrun) too
+
+
+@pytest.hookimpl(optionalhook=True)  # called by pytest-xdist, when installed
+def pytest_xdist_auto_num_workers(config) -> int:
+    """``-n auto``: one test process per core, at most 4 (each holds torch and its models in memory)."""
+    return max(1, min(4, CORES))
 
 
 @pytest.fixture(autouse=True)

@@ -28,6 +28,8 @@ from visiontasks import (
 )
 from visiontasks.models.detection import detect
 
+pytestmark = pytest.mark.xdist_group("detection")  # one test process trains the module's detector once
+
 SHAPES = ["circle", "square", "triangle"]
 NEW_IDS = {1: 5, 2: 9, 3: 2}  # exported ids 1..3 made non-contiguous and out of order
 QUIET = {"logger": False, "enable_progress_bar": False, "enable_model_summary": False}
