@@ -12,7 +12,7 @@ start-up, set-up (the in-memory cache of decoded images, ``cache_images: auto``)
 The same work on both sides: lenet5.yaml gives no ``train_transforms``, so the fit's only transform is the
 resize from 28 to 32 px, which the plain script does once per file too (the fit now also runs it once per file
 at set-up: a pipeline without random transforms is prepared once). What only the fit does: the set-up's checks
-(every file decoded, no file in two splits), training metrics every step, AUROC and the confusion matrix at
+(every file decoded, no file in two splits), training metrics every step, AUROC (and the other metrics) at
 validation, ``last.ckpt`` and the best checkpoint, ``metrics.csv`` and the run pictures (``curves.png``,
 ``val_predictions.png``, ``filters.png``). With random augmentations (``train_transforms``) the training
 samples go through albumentations every epoch, which this benchmark does not measure.

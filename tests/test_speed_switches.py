@@ -142,6 +142,35 @@ def test_fixed_pipelines_run_once_per_image_and_give_the_same_tensors(monkeypatc
     assert not runs  # the evaluation pipeline (the resize) is fixed: prepared
 
 
+@pytest.mark.parametrize("uint8_images", [False, True])
+def test_batched_reads_of_prepared_samples_give_the_batches_of_the_per_read_pipeline(uint8_images):
+    """A prepared dataset builds a whole batch at once (``__getitems__``, which the DataLoader calls): the same
+    keys, values and dtypes as collating the per-read pipeline's samples, and tensors of its own."""
+    ShapesDataModule(task="classification", num_samples=40, image_size=40).export("shapes")
+    options = {"root": "shapes", "image_size": 32, "batch_size": 4, "num_workers": 0, "uint8_images": uint8_images}
+    plain, prepared = ImageFolderDataModule(**options, cache_images=False), ImageFolderDataModule(**options)
+    plain.setup("fit"), prepared.setup("fit")
+    assert prepared.datasets["train"].prepared is not None and plain.datasets["train"].prepared is None
+
+    def same(ours: dict, theirs: dict) -> None:
+        assert ours.keys() == theirs.keys()
+        for name, value in ours.items():
+            if isinstance(value, torch.Tensor):
+                assert torch.equal(value, theirs[name]) and value.dtype == theirs[name].dtype, name
+            else:
+                assert value == theirs[name], name
+
+    for split, keys in {"train": [(3, 1), (0, 1), (7, 1)], "val": [2, 0, 1]}.items():
+        dataset, kind = prepared.datasets[split], prepared.datasets[split].kind
+        batch = collate(dataset.__getitems__(keys), kind.list_keys)
+        same(batch, collate([plain.datasets[split][key] for key in keys], kind.list_keys))
+        batch["image"].zero_()  # a batch owns its tensors: the kept samples stay as they were
+        same(collate(dataset.__getitems__(keys), kind.list_keys), collate([dataset[key] for key in keys], kind.list_keys))
+    for split, loader in {"train": lambda m: m.train_dataloader(), "val": lambda m: m.val_dataloader()}.items():
+        for ours, theirs in zip(loader(prepared), loader(plain), strict=True):  # the loaders' own batches, in order
+            same(ours, theirs)
+
+
 @pytest.mark.parametrize("cache_images", [True, "auto", False])
 def test_set_up_decodes_each_file_once_when_it_caches(monkeypatch, cache_images):
     """The set-up check decodes every file to fail early on a broken one; when training caches the images, the cache

@@ -50,10 +50,12 @@ class MultilabelBalancedErrorRate(MultilabelStatScores):
         return (0.5 * (fn / (tp + fn).clamp(min=1) + fp / (fp + tn).clamp(min=1))).mean()
 
 
-def classification_metrics(num_classes: int, multilabel: bool = False, summaries: bool = True) -> MetricCollection:
-    """acc, precision, recall, f1 (macro), ber (balanced error rate), and with ``summaries`` auroc, the confusion
-    matrix and each class's ROC curve (for the test report), which training leaves out: updating them costs more
-    per step than the others together."""
+def classification_metrics(num_classes: int, multilabel: bool = False, stage: str = "test") -> MetricCollection:
+    """acc, precision, recall, f1 (macro) and ber (balanced error rate) at every stage; auroc for validation
+    and test; the confusion matrix and each class's ROC curve only for test (the report draws them).
+
+    Training leaves out auroc: updating the summaries costs more per step than the others together.
+    """
     if multilabel:
         kind = {"task": "multilabel", "num_labels": num_classes}
     elif num_classes == 1:
@@ -67,8 +69,9 @@ def classification_metrics(num_classes: int, multilabel: bool = False, summaries
         "f1": F1Score(**kind, average="macro"),
         "ber": MultilabelBalancedErrorRate(num_classes) if multilabel else MulticlassBalancedErrorRate(num_classes),
     }
-    if summaries:
+    if stage != "train":
         metrics["auroc"] = AUROC(**kind, average="macro", thresholds=200)  # binned: constant memory per epoch
+    if stage == "test":
         metrics["confmat"] = ConfusionMatrix(**kind)
         metrics["roc"] = ROC(**kind, thresholds=200)
     return MetricCollection(metrics)

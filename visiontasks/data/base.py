@@ -99,6 +99,22 @@ class SampleDataset(Dataset):
             self.pipeline.set_random_seed(sample_seed(self.seed, epoch, i))
         return self._make(i)
 
+    def __getitems__(self, keys: Sequence[int | tuple[int, int]]) -> dict[str, Any] | list[dict[str, Any] | None]:
+        """The DataLoader's read of a whole batch. Prepared samples come as the batch :func:`collate` would make
+        of their reads, built at once: each key stacked straight from the kept samples (new tensors) and the
+        8-bit images turned to float once per batch, not once per image. Otherwise one read per key."""
+        if self.prepared is None:
+            return [self[key] for key in keys]
+        kept = [self.prepared[key[0] if isinstance(key, tuple) else key] for key in keys]
+        batch = collate(kept, self.kind.list_keys)
+        for key, value in batch.items():
+            if isinstance(value, torch.Tensor):  # stacked: a new tensor already
+                if key == "image" and not self.uint8_images and value.dtype == torch.uint8:
+                    batch[key] = images_to_float(value)
+            elif isinstance(value, list):  # kept as one value per sample: copied as each read would
+                batch[key] = [fresh_copy(v, self.uint8_images, key) for v in value]
+        return batch
+
     def _make(self, i: int, keep_uint8: bool = False) -> dict[str, Any] | None:
         raw = self.source[self.indices[i]]
         sample = apply_pipeline(self.pipeline, raw, self.kind)

@@ -10,12 +10,17 @@ import torch
 from visiontasks.kinds import META_KEYS
 
 
-def collate(samples: list[dict[str, Any] | None], list_keys: Collection[str] = META_KEYS) -> dict[str, Any]:
+def collate(
+    samples: list[dict[str, Any] | None] | dict[str, Any], list_keys: Collection[str] = META_KEYS
+) -> dict[str, Any]:
     """Batch dict from sample dicts; ``None`` samples (skipped in training) are dropped.
 
     ``list_keys`` (a kind's ``list_keys``: per-object targets and meta keys) stay lists even
     when their shapes happen to agree; any other key is stacked when its tensors share a shape.
+    A batch dict already built (a dataset's ``__getitems__`` made it with this function) is returned as it is.
     """
+    if isinstance(samples, dict):
+        return samples
     samples = [s for s in samples if s is not None]
     if not samples:
         return {}

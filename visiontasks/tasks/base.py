@@ -79,10 +79,8 @@ class BaseTask(pl.LightningModule, abc.ABC):
         self.backbone_frozen = False
         self.configure_models()
         self.configure_losses()
-        metrics = self.configure_metrics()
         for stage in STAGES:  # attributes, not a ModuleDict: "train" would shadow Module.train
-            stage_metrics = self.configure_training_metrics() if stage == "train" else metrics
-            setattr(self, f"{stage}_metrics", stage_metrics.clone(prefix=f"{stage}/"))
+            setattr(self, f"{stage}_metrics", self.configure_metrics(stage).clone(prefix=f"{stage}/"))
         self.loss_means: dict[str, MeanMetric] = {}  # "val/loss" ...: this epoch's mean (see log_losses)
         if freeze_backbone:
             self.set_backbone_frozen(True)
@@ -96,13 +94,10 @@ class BaseTask(pl.LightningModule, abc.ABC):
         """Build the loss modules from ``self.hparams`` (tasks whose model computes its loss skip this)."""
 
     @abc.abstractmethod
-    def configure_metrics(self) -> MetricCollection:
-        """The metrics of one stage; cloned with ``train/``, ``val/`` and ``test/`` prefixes."""
-
-    def configure_training_metrics(self) -> MetricCollection:
-        """The metrics updated at every training step: by default those of :meth:`configure_metrics`. Tasks
-        leave out whole-epoch summaries (AUROC, confusion matrix) whose update costs more than a small step."""
-        return self.configure_metrics()
+    def configure_metrics(self, stage: str) -> MetricCollection:
+        """The metrics of ``stage`` (``train``, ``val`` or ``test``), cloned with its prefix. Every scalar is
+        logged when the epoch ends; a task may leave out of training and validation what only the test report
+        uses (a confusion matrix, ROC curves) or what costs more per step than a small step."""
 
     @abc.abstractmethod
     def compute(self, batch: dict[str, Any], stage: str) -> tuple[Tensor, Any]:

@@ -63,7 +63,7 @@ class ClassicSegmentationTask(BaseTask):
         self.model = ClassicSegmentation(hp.model, self.num_classes, hp.ignore_index, **(hp.model_options or {}))
         self.register_buffer("new_votes", self.model.votes.clone(), persistent=False)  # this epoch's, per rank
 
-    def configure_metrics(self) -> MetricCollection:
+    def configure_metrics(self, stage: str) -> MetricCollection:
         return segmentation_metrics(self.num_classes, self.hparams.ignore_index)
 
     def configure_optimizers(self) -> None:

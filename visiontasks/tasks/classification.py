@@ -62,11 +62,8 @@ class ClassificationTask(BaseTask):
         else:
             self.criterion = nn.CrossEntropyLoss(weight=weight, label_smoothing=self.hparams.label_smoothing)
 
-    def configure_metrics(self) -> MetricCollection:
-        return classification_metrics(self.num_classes, self.hparams.multilabel)
-
-    def configure_training_metrics(self) -> MetricCollection:
-        return classification_metrics(self.num_classes, self.hparams.multilabel, summaries=False)
+    def configure_metrics(self, stage: str) -> MetricCollection:
+        return classification_metrics(self.num_classes, self.hparams.multilabel, stage)
 
     def load_pretrained(self, weights: str) -> None:
         load_matching(self.model, state_dict_for(weights, self.hparams.model))

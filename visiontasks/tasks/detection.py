@@ -82,7 +82,7 @@ class DetectionTask(BaseTask):
         if h.weights:
             coco_model_name(h.model, self.backbone, h.weights)  # no such COCO model: fail now, not at fit
 
-    def configure_metrics(self) -> MetricCollection:
+    def configure_metrics(self, stage: str) -> MetricCollection:
         return detection_metrics(self.masks, self.hparams.map_backend)
 
     def load_pretrained(self, weights: str) -> None:

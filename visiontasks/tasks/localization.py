@@ -57,7 +57,7 @@ class LocalizationTask(BaseTask):
         classifier = self.build_model("classification", num_classes=self.num_classes, in_channels=self.hparams.in_channels)
         self.model = Localizer(classifier, self.num_classes)
 
-    def configure_metrics(self) -> MetricCollection:
+    def configure_metrics(self, stage: str) -> MetricCollection:
         return localization_metrics(self.num_classes)
 
     def load_pretrained(self, weights: str) -> None:

@@ -72,7 +72,7 @@ class SegmentationTask(BaseTask):
         weight = torch.tensor(weights, dtype=torch.float32) if weights is not None else None
         self.criterion = SegmentationLoss(self.hparams.loss, self.hparams.ignore_index, weight, self.hparams.focal_gamma)
 
-    def configure_metrics(self) -> MetricCollection:
+    def configure_metrics(self, stage: str) -> MetricCollection:
         return segmentation_metrics(self.num_classes, self.hparams.ignore_index)
 
     def load_pretrained(self, weights: str) -> None:
