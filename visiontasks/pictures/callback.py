@@ -40,9 +40,9 @@ from visiontasks.results import network_picture
 from visiontasks.runs import stage_dir
 
 GRID_FILE = "val_predictions.png"
-CURVES_SHARE = 0.1
+CURVES_SHARE = 0.05
 """``curves.png`` is redrawn once its last drawing took at most this share of the time since: every epoch, unless
-epochs are shorter than ten drawings (then every few epochs); always when training ends."""
+epochs are shorter than twenty drawings (then every few epochs); always when training ends."""
 
 
 class RunPictures(Callback):
@@ -50,7 +50,7 @@ class RunPictures(Callback):
 
     Args:
         curves: ``metrics.csv`` and ``curves.png`` (loss and each metric per epoch, train vs val): the table
-            rewritten every epoch, the picture too unless epochs last less than ten drawings of it (then every few
+            rewritten every epoch, the picture too unless epochs last less than twenty drawings of it (then every few
             epochs, see :data:`CURVES_SHARE`) and always at the end; ``train/loss`` is also logged at least once
             per epoch, however short.
         grid: how many images of the first validation batch ``val_predictions.png`` shows each epoch,
