@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +22,17 @@ def offline_run(experiment: str) -> tuple[Path, str]:
     run = sorted(Path("runs").glob(f"{experiment}/*/wandb/offline-run-*"))[-1]
     (records,) = run.glob("*.wandb")
     return run, records.read_bytes().decode("latin-1")
+
+
+def test_a_fresh_process_fits_with_the_shipped_w_and_b_logger():
+    """The user's command in a new process, where wandb is not imported before the CLI parses (in-process tests
+    have it imported already): the WandbLogger options the run folder adds (group, job type, id) must parse."""
+    command = [sys.executable, "-m", "visiontasks", "fit", "--config", str(CONFIGS / "lenet5.yaml"),
+               "--trainer.enable_progress_bar=false", *tiny(num_samples=30, batch_size=8)]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600, env=dict(os.environ, WANDB_MODE="offline"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    run, records = offline_run("lenet5")
+    assert "train/loss" in records and "val/acc" in records
 
 
 def test_offline_run_holds_overlays_with_truth_and_prediction_config_and_test_tables(monkeypatch):

@@ -147,20 +147,6 @@ class VisionCLI(LightningCLI):
         parser.add_lightning_class_args(RunPictures, "pictures")  # --pictures.<switch>: which pictures a run makes
         parser.add_lightning_class_args(PredictionWriter, "writer")  # predict's files: --writer.draw true
 
-    def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
-        """Parse without importing wandb: reading WandbLogger's signature runs its ``TYPE_CHECKING`` imports
-        (``from wandb import ...``, about a second) only to type its ``experiment`` argument, which no config
-        sets. wandb is imported when a WandbLogger is built, after parsing, and not at all with
-        ``--trainer.logger=false``."""
-        block = "wandb" not in sys.modules
-        if block:
-            sys.modules["wandb"] = None  # type: ignore[assignment]  # `import wandb` raises ImportError, which the parser skips
-        try:
-            super().parse_arguments(parser, args)
-        finally:
-            if block and sys.modules.get("wandb", False) is None:
-                del sys.modules["wandb"]
-
     def instantiate_classes(self) -> None:
         """A ``num_classes``/``class_names`` given for the task must agree with the data's, not be replaced by it."""
         config = self.config[self.subcommand] if self.subcommand else self.config
