@@ -2,7 +2,9 @@
 writes one run folder from rank zero, and fails as a whole when any rank fails, naming it.
 
 The 2-process commands run as users launch them: ``python -m visiontasks ... --trainer.devices 2
---trainer.strategy ddp`` (Lightning starts the second process), and ``torchrun`` with one process per node.
+--trainer.strategy ddp`` (Lightning starts the second process), ``torchrun`` with one process per node, and a
+script that runs several commands through :func:`visiontasks.cli.main` (commands_in_one_launch.py: the fit,
+test and predict of every task kind on one pair of processes, so they start once instead of fifteen times).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from commands_in_one_launch import images_seen
 from helpers import CONFIGS, run_cli
 from PIL import Image
 
@@ -97,32 +100,55 @@ def test_evaluation_shards_cover_each_sample_once_without_padding():
     assert sorted(shards[0] + shards[1]) == list(range(21)) and [len(s) for s in shards] == [11, 10]
 
 
+def assert_shared(commands: list[dict], stage: str, one_process) -> None:
+    """The 2-process ``stage`` split the images between the processes: each saw a part, together all of them."""
+    shares = [c["images"] for c in commands if c["stage"] == stage]
+    assert max(shares) < images_seen(one_process, stage) == sum(shares), (stage, shares, images_seen(one_process, stage))
+
+
+@pytest.fixture(scope="module")
+def two_process_runs(tmp_path_factory) -> Path:
+    """Every kind's config fitted, tested and predicted on 2 processes, all in one launch (one start-up of the two
+    processes for the fifteen commands, see commands_in_one_launch.py); returns the folder holding ``runs/``."""
+    folder = tmp_path_factory.mktemp("two_processes")
+    configs = [str(CONFIGS / config) for config, *_ in KINDS.values()]
+    command = [sys.executable, str(TESTS / "commands_in_one_launch.py"), *configs, "--", *SMALL, *ON_CPU,
+               "--trainer.devices=2", "--trainer.strategy=ddp"]  # fmt: skip
+    succeeded(subprocess.run(command, capture_output=True, text=True, timeout=1200, env=environment(), cwd=folder))
+    return folder
+
+
 @pytest.mark.slow
+@pytest.mark.xdist_group("two_process_runs")  # one test process launches the 2-process runs once
 @pytest.mark.parametrize("kind", list(KINDS))
-def test_two_processes_fit_validate_test_predict_like_one(kind):
+def test_two_processes_fit_validate_test_predict_like_one(kind, two_process_runs, monkeypatch):
     """Every task kind: a 2-process fit writes one run folder; its validation metrics (from the fit's last epoch,
     whose weights are last.ckpt) and test metrics (and losses that are means over images) equal one process's on
     the same checkpoint and data; its predictions equal one process's. (2-process ``validate`` runs in the
     failure test below.)"""
     config, metric, output, per_image_loss = KINDS[kind]
+    monkeypatch.chdir(two_process_runs)
     common = ["--config", str(CONFIGS / config), *SMALL]
-    succeeded(launch("fit", *common, "--trainer.logger=CSVLogger"))
     run = only_run(Path(config).stem)
     checkpoint = run / "checkpoints" / "last.ckpt"
     assert checkpoint.is_file() and (run / "config.yaml").is_file()
+    commands = [json.loads(line) for line in open("commands.jsonl") if json.loads(line)["config"] == Path(config).stem]
+    ranks = {s: sorted((c["rank"], c["world_size"]) for c in commands if c["stage"] == s) for s in ("fit", "test", "predict")}
+    assert all(found == [(0, 2), (1, 2)] for found in ranks.values()), ranks  # every command ran on both processes
     for stage, prefix, folder in (("validate", "val", run), ("test", "test", run / "test")):
-        if stage == "test":
-            succeeded(launch(stage, *common, f"--ckpt_path={checkpoint}", "--trainer.logger=CSVLogger"))
         two = {k: v for k, v in logged(folder).items() if k.startswith(f"{prefix}/")}
-        one = run_cli(stage, *common, f"--ckpt_path={checkpoint}", "--trainer.logger=false").trainer.callback_metrics
+        trainer = run_cli(stage, *common, f"--ckpt_path={checkpoint}", "--trainer.logger=false").trainer
+        one = trainer.callback_metrics
+        if stage == "test":  # each process tested its own share of the images, not all of them
+            assert_shared(commands, "test", trainer)
         assert f"{prefix}/{metric}" in two and f"{prefix}/loss" in two
         two = {k: v for k, v in two.items() if per_image_loss or "loss" not in k}
         for key, value in two.items():
             assert value == pytest.approx(float(one[key]), rel=1e-4, abs=1e-6), (key, value, float(one[key]))
-    succeeded(launch("predict", *common, f"--ckpt_path={checkpoint}", "--trainer.logger=false"))
     (two,) = (run / "predict").iterdir()
-    one = run_cli("predict", *common, f"--ckpt_path={checkpoint}", "--trainer.logger=false").run.stage_dir
-    assert_same_predictions(two, one, output)
+    predicted = run_cli("predict", *common, f"--ckpt_path={checkpoint}", "--trainer.logger=false")
+    assert_shared(commands, "predict", predicted.trainer)
+    assert_same_predictions(two, predicted.run.stage_dir, output)
 
 
 @pytest.mark.slow
