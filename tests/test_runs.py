@@ -110,17 +110,30 @@ def test_non_finite_loss_stops_at_once_and_keeps_the_last_good_checkpoint():
         assert all(torch.isfinite(w).all() for w in weights.values())
 
 
+RESUMABLE = [sys.executable, "-m", "visiontasks", "fit", "--config", LENET, "--data.init_args.num_samples=1500",
+             "--trainer.max_epochs=3", "--trainer.enable_progress_bar=false", "--trainer.logger=false"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def uninterrupted_run(tmp_path_factory) -> Path:
+    """The last checkpoint of the run never stopped, for both kill tests (checkpointing does not change training)."""
+    folder = tmp_path_factory.mktemp("uninterrupted")
+    env = dict(os.environ, WANDB_MODE="disabled")
+    subprocess.run([*RESUMABLE, "--experiment=whole"], env=env, check=True, capture_output=True, timeout=600, cwd=folder)
+    (run,) = (folder / "runs" / "whole").iterdir()
+    return run / "checkpoints" / "last.ckpt"
+
+
 @pytest.mark.slow
+@pytest.mark.xdist_group("resume")  # one test process runs the uninterrupted run once
 @pytest.mark.parametrize("every_n_steps", [None, 7], ids=["epoch-checkpoints", "step-checkpoints"])
-def test_a_run_killed_mid_epoch_and_resumed_ends_as_the_uninterrupted_run(every_n_steps):
+def test_a_run_killed_mid_epoch_and_resumed_ends_as_the_uninterrupted_run(every_n_steps, uninterrupted_run):
     """SIGKILL during an epoch, then `fit --ckpt_path last`: the same weights as a run never stopped (LeNet-5, 2
     workers). With a StepCheckpoint the resumed run goes on mid-epoch from the step checkpoint."""
-    command = [sys.executable, "-m", "visiontasks", "fit", "--config", LENET, "--data.init_args.num_samples=1500",
-               "--trainer.max_epochs=3", "--trainer.enable_progress_bar=false", "--trainer.logger=false"]  # fmt: skip
+    command = list(RESUMABLE)
     if every_n_steps:
         command += ["--trainer.callbacks+=visiontasks.StepCheckpoint", f"--trainer.callbacks.every_n_train_steps={every_n_steps}"]
     env = dict(os.environ, WANDB_MODE="disabled")
-    subprocess.run([*command, "--experiment=whole"], env=env, check=True, capture_output=True, timeout=600)
 
     killed = subprocess.Popen([*command, "--experiment=killed"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline, state = time.time() + 600, None
@@ -142,7 +155,8 @@ def test_a_run_killed_mid_epoch_and_resumed_ends_as_the_uninterrupted_run(every_
     resumed = subprocess.run([*command, "--experiment=killed", "--ckpt_path=last"], env=env, capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert len(list(Path("runs/killed").iterdir())) == 1  # the same run folder went on
-    whole, again = (torch.load(only_run(e) / "checkpoints" / "last.ckpt", weights_only=True) for e in ("whole", "killed"))
+    whole = torch.load(uninterrupted_run, weights_only=True)
+    again = torch.load(only_run("killed") / "checkpoints" / "last.ckpt", weights_only=True)
     assert (whole["epoch"], whole["global_step"]) == (again["epoch"], again["global_step"])
     for name, value in whole["state_dict"].items():
         torch.testing.assert_close(again["state_dict"][name], value, rtol=0, atol=1e-6)
