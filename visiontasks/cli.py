@@ -132,9 +132,27 @@ def finish_open_wandb_run() -> None:
 class VisionCLI(LightningCLI):
     current_run: RunFolder | None = None  # the run of the command under way, to tidy up after a failure
 
+    def __init__(self, *options: Any, args: Any = None, **kwargs: Any) -> None:
+        words = sys.argv[1:] if args is None else args
+        first = words[0] if isinstance(words, list) and words else None
+        self._requested = first if first in self.subcommands() else None  # the command asked for, when it comes first
+        super().__init__(*options, args=args, **kwargs)
+
     @staticmethod
     def subcommands() -> dict[str, set[str]]:
         return {**LightningCLI.subcommands(), "export": {"model", "datamodule"}}
+
+    def _add_subcommands(self, parser: LightningArgumentParser, **kwargs: Any) -> None:
+        """Build the parser of the command asked for only (each of the five takes ~0.2 s to build, at every start);
+        all of them for ``--help``, a misspelt command, or anything else."""
+        if self._requested is None:
+            return super()._add_subcommands(parser, **kwargs)
+        requested = {self._requested: self.subcommands()[self._requested]}
+        self.subcommands = lambda: requested  # the instance sees one command while its parser is built
+        try:
+            super()._add_subcommands(parser, **kwargs)
+        finally:
+            del self.subcommands
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         for name in ("num_classes", "class_names", "in_channels"):
