@@ -13,6 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytorch_lightning as pl  # noqa: E402
 
+from visiontasks.pictures.curves import FAST_PNG  # noqa: E402
 from visiontasks.pictures.wandb_views import confusion_plot, curve_plot, log_report, wandb_run  # noqa: E402
 from visiontasks.runs import stage_dir  # noqa: E402
 
@@ -51,7 +52,7 @@ def save_report(
     (folder / f"{name}.txt").write_text(text + "\n")
     (folder / f"{name}.json").write_text(json.dumps(list(rows), indent=2) + "\n")
     for key, figure in figures.items():
-        figure.savefig(folder / f"{key}.png", dpi=120, bbox_inches="tight")
+        figure.savefig(folder / f"{key}.png", dpi=120, bbox_inches="tight", pil_kwargs=FAST_PNG)
     if wandb_run(trainer) is not None:
         extras = {}
         if confusion is not None and confusion[0].sum() <= 1_000_000:  # W&B takes one entry per sample
