@@ -132,7 +132,7 @@ def test_two_processes_fit_validate_test_predict_like_one(kind, two_process_runs
     run = only_run(Path(config).stem)
     checkpoint = run / "checkpoints" / "last.ckpt"
     assert checkpoint.is_file() and (run / "config.yaml").is_file()
-    commands = [json.loads(line) for line in open("commands.jsonl") if json.loads(line)["config"] == Path(config).stem]
+    commands = [c for c in map(json.loads, open("commands.jsonl")) if c["config"] == Path(config).stem]
     ranks = {s: sorted((c["rank"], c["world_size"]) for c in commands if c["stage"] == s) for s in ("fit", "test", "predict")}
     assert all(found == [(0, 2), (1, 2)] for found in ranks.values()), ranks  # every command ran on both processes
     for stage, prefix, folder in (("validate", "val", run), ("test", "test", run / "test")):
