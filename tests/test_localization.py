@@ -76,13 +76,18 @@ def localization_scores(task: LocalizationTask, datamodule: ShapesDataModule) ->
 
 
 def test_task_learns_both_heads():
+    """Both heads of the small ResNet after 3 epochs of 20 steps. Seeds 0-2: accuracy +0.29 to +0.33, IoU
+    +0.18 to +0.24, loc_acc +0.47 to +0.62 over the untrained net (ResNet-18 on 1200 images: +0.18, +0.16,
+    +0.37 at 3.2x this test's time)."""
     pl.seed_everything(0)
-    data = ShapesDataModule(task="localization", shapes=["circle", "cross"], num_samples=1200, image_size=32,
+    data = ShapesDataModule(task="localization", shapes=["circle", "cross"], num_samples=700, image_size=32,
                             batch_size=32, test_fraction=0.05)  # fmt: skip
-    make = partial(LocalizationTask, model="resnet18", num_classes=2)
+    make = partial(LocalizationTask, model="resnet10", num_classes=2)
     untrained = localization_scores(make(), data)
     task = make()
-    pl.Trainer(max_epochs=3, limit_val_batches=0, num_sanity_val_steps=0, **QUIET).fit(task, datamodule=data)
+    pl.Trainer(max_epochs=3, limit_val_batches=0, num_sanity_val_steps=0, enable_checkpointing=False, **QUIET).fit(
+        task, datamodule=data
+    )
     trained = localization_scores(task, data)
     assert trained["acc"] >= untrained["acc"] + 0.15, (untrained, trained)
     assert trained["iou"] >= untrained["iou"] + 0.1, (untrained, trained)
