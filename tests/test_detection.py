@@ -162,7 +162,7 @@ def detector(tmp_path_factory) -> SimpleNamespace:
     pl.seed_everything(0)
     data = coco_data(root, "detection")
     task = DetectionTask(num_classes=2, class_names=data.class_names, model_options=SMALL_DETECTOR,
-                         optimizer=lambda params: torch.optim.AdamW(params, lr=3e-4))  # fmt: skip
+                         optimizer=lambda params: torch.optim.AdamW(params, lr=3e-4, fused=True))  # fmt: skip
     before, after, steps = train(task, data, root, max_epochs=1)
     torch.save(task.model.state_dict(), root / "detector.pth")
     return SimpleNamespace(task=task, data=data, before=before, after=after, steps=steps, weights=root / "detector.pth")
@@ -177,7 +177,7 @@ def segmenter(tmp_path_factory, detector) -> SimpleNamespace:
     data = coco_data(root, "instance_segmentation")
     task = InstanceSegmentationTask(num_classes=2, class_names=data.class_names, weights=str(detector.weights),
                                     model_options=SMALL_DETECTOR | {"mask_head_layers": [32, 32]},
-                                    optimizer=lambda params: torch.optim.AdamW(params, lr=3e-4))  # fmt: skip
+                                    optimizer=lambda params: torch.optim.AdamW(params, lr=3e-4, fused=True))  # fmt: skip
     before, after, steps = train(task, data, root, validate_first=False, max_steps=30)
     return SimpleNamespace(task=task, data=data, before=before, after=after, steps=steps)
 

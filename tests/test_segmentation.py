@@ -54,7 +54,7 @@ def test_unet_learns_far_above_an_untrained_one(tmp_path):
     data = ShapesDataModule(task="segmentation", shapes=["circle", "cross"], num_samples=500, image_size=32,
                             batch_size=8, train_transforms=["HorizontalFlip"])  # fmt: skip
     task = SegmentationTask(num_classes=3, model_options={"base_channels": 8, "depth": 3}, loss="ce+dice",
-                            optimizer=lambda p: torch.optim.AdamW(p, lr=5e-3))  # fmt: skip
+                            optimizer=lambda p: torch.optim.AdamW(p, lr=5e-3, fused=True))  # fmt: skip
     # inference_mode=False: metric states reset under inference mode could not be updated by fit afterwards
     trainer = pl.Trainer(max_epochs=5, logger=False, enable_progress_bar=False, enable_model_summary=False,
                          default_root_dir=tmp_path, inference_mode=False)  # fmt: skip
@@ -164,7 +164,7 @@ def test_logged_miou_equals_numpy_on_the_written_masks_at_a_resized_input(tmp_pa
                                         batch_size=4, predict_dir=str(tmp_path / "shapes" / "images" / "val"))  # fmt: skip
     pl.seed_everything(0)
     task = SegmentationTask(num_classes=4, model_options={"base_channels": 8, "depth": 3},
-                            optimizer=lambda params: torch.optim.AdamW(params, lr=3e-3))  # fmt: skip
+                            optimizer=lambda params: torch.optim.AdamW(params, lr=3e-3, fused=True))  # fmt: skip
     trainer = pl.Trainer(default_root_dir=tmp_path, max_epochs=4, logger=False, enable_progress_bar=False,
                          enable_model_summary=False)  # fmt: skip
     trainer.fit(task, datamodule=data)

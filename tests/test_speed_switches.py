@@ -193,3 +193,15 @@ def test_set_up_decodes_each_file_once_when_it_caches(monkeypatch, cache_images)
     decoded.clear(), checked.clear()
     ImageFolderDataModule(root="shapes", image_size=32, cache_images=cache_images).setup("test")
     assert not decoded and len(checked) == files
+
+
+def test_the_default_adamw_and_the_shipped_configs_run_the_fused_kernel():
+    """The same update as the per-tensor loop, in one pass (the default optimiser and every shipped AdamW)."""
+    task = ClassificationTask(model="lenet5", num_classes=3, in_channels=1)
+    optimizer = task.configure_optimizers()["optimizer"]
+    assert isinstance(optimizer, torch.optim.AdamW) and optimizer.defaults["fused"]
+    custom = ClassificationTask(model="lenet5", num_classes=3, optimizer=lambda p: torch.optim.SGD(p, lr=0.1))
+    assert isinstance(custom.configure_optimizers()["optimizer"], torch.optim.SGD)
+    for config in CONFIGS.glob("*.yaml"):
+        text = config.read_text()
+        assert "torch.optim.AdamW" not in text or "fused: true" in text, config.name
