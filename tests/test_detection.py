@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import pytorch_lightning as pl
 import torch
+import torchvision
 from helpers import CONFIGS, newest_run, run_cli, tiny
 from PIL import Image
 from pycocotools import mask as mask_utils
@@ -26,7 +27,7 @@ from visiontasks import (
     InstanceSegmentationTask,
     ShapesDataModule,
 )
-from visiontasks.models.detection import detect
+from visiontasks.models.detection import detect, load_backbone_weights
 
 pytestmark = pytest.mark.xdist_group("detection")  # one test process trains the module's detector once
 
@@ -125,10 +126,10 @@ def test_trains_on_a_coco_folder_by_overriding_the_data_paths():
 
 
 # Easy data for the learning and parity tests: one shape per 64 px image, circles or crosses.
-EASY = {"shapes": ["circle", "cross"], "num_samples": 540, "image_size": 64, "max_objects": 1, "val_fraction": 0.1,
+EASY = {"shapes": ["circle", "cross"], "num_samples": 400, "image_size": 64, "max_objects": 1, "val_fraction": 0.1,
         "test_fraction": 0.0}  # fmt: skip
 SMALL_DETECTOR = {
-    "backbone": "resnet18", "min_size": 64, "max_size": 64, "representation_size": 128, "roi_sampling_ratio": 1,
+    "backbone": "resnet10", "min_size": 64, "max_size": 64, "representation_size": 128, "roi_sampling_ratio": 1,
     "fpn_channels": 64,  # 1.8x faster to train than 256, learning as much (mAP@50 0.52 vs 0.55 after one epoch)
     "anchor_sizes": [[12, 16], [24, 32], [48, 64], [96, 128], [192, 256]],
     "rpn_fg_iou_thresh": 0.5, "box_batch_size_per_image": 32, "rpn_pre_nms_top_n_train": 600,  # torchvision's own
@@ -157,12 +158,14 @@ def coco_data(root: Path, task: str) -> CocoDataModule:
 
 @pytest.fixture(scope="module")
 def detector(tmp_path_factory) -> SimpleNamespace:
-    """A Faster R-CNN trained from scratch for one short epoch (about 120 steps) on the easy shapes."""
+    """A Faster R-CNN (ResNet-10 backbone) trained from scratch for one short epoch (90 steps) on the easy shapes.
+
+    Seeds 0-2 gave mAP@50 0.52 / 0.48 / 0.36 in 30 s (the ResNet-18 backbone for 121 steps at lr 3e-4: 0.51 in 55 s)."""
     root = tmp_path_factory.mktemp("detector")
     pl.seed_everything(0)
     data = coco_data(root, "detection")
     task = DetectionTask(num_classes=2, class_names=data.class_names, model_options=SMALL_DETECTOR,
-                         optimizer=lambda params: torch.optim.AdamW(params, lr=3e-4, fused=True))  # fmt: skip
+                         optimizer=lambda params: torch.optim.AdamW(params, lr=5e-4, fused=True))  # fmt: skip
     before, after, steps = train(task, data, root, max_epochs=1)
     torch.save(task.model.state_dict(), root / "detector.pth")
     return SimpleNamespace(task=task, data=data, before=before, after=after, steps=steps, weights=root / "detector.pth")
@@ -183,8 +186,8 @@ def segmenter(tmp_path_factory, detector) -> SimpleNamespace:
 
 
 def test_detector_learns_far_above_an_untrained_one(detector):
-    """mAP@50 on held-out shapes: about 0 untrained, well above after one epoch of about 120 steps."""
-    assert detector.steps <= 125
+    """mAP@50 on held-out shapes: about 0 untrained, well above after one epoch of 90 steps."""
+    assert detector.steps <= 90
     before, after = detector.before["val/map_50"], detector.after["val/map_50"]
     assert before < 0.05 and after > 0.3, (before, after)
     assert detector.after["val/map"] > 10 * detector.before["val/map"]
@@ -266,3 +269,10 @@ def test_pretrained_weights_by_name_fail_fast_offline_and_load_from_a_file(monke
     target.load_pretrained(str(tmp_path / "detector.pth"))
     torch.testing.assert_close(target.model.rpn.state_dict(), source.model.rpn.state_dict())
     assert target.model.roi_heads.box_predictor.cls_score.out_features == 6  # 5 classes + background: a new head
+
+    resnet18 = torchvision.models.resnet18()  # ImageNet-style classifier weights fill the small ResNet's backbone
+    torch.save(resnet18.state_dict(), tmp_path / "resnet18.pth")
+    small = DetectionTask(num_classes=2, model_options={"backbone": "resnet10"})
+    load_backbone_weights(small.model, str(tmp_path / "resnet18.pth"), "resnet10")
+    body = small.model.backbone.body
+    assert torch.equal(body.layer3[0].conv1.weight, resnet18.layer3[0].conv1.weight) and len(body.layer3) == 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 
 import torchvision
 from torch import nn
@@ -62,13 +63,17 @@ for _name in TORCHVISION_CLASSIFIERS:
     register_model(_name, kind="classification")(functools.partial(torchvision_classifier, _name))
 
 
+def resnet10_network(num_classes: int = 1000, norm_layer: Callable[[int], nn.Module] | None = None) -> ResNet:
+    """ResNet-18 with one basic block per stage instead of two (as timm's resnet10t, without its deep stem):
+    about half ResNet-18's compute, for small images and CPU runs. The one place of its architecture: the
+    classifier below and the detectors' ``resnet10`` backbone build it here."""
+    return ResNet(BasicBlock, [1, 1, 1, 1], num_classes=num_classes, norm_layer=norm_layer)
+
+
 @register_model("resnet10", kind="classification")
 def resnet10(num_classes: int, in_channels: int = 3) -> nn.Module:
-    """ResNet-18 with one basic block per stage instead of two (as timm's resnet10t, without its deep stem).
-
-    About half ResNet-18's compute, for small images and CPU runs. It has no weights of its own; ResNet-18's
-    (``weights: ResNet18_Weights.IMAGENET1K_V1``) fill its stem, its blocks and all but the head.
-    """
-    model = ResNet(BasicBlock, [1, 1, 1, 1], num_classes=num_classes)
+    """:func:`resnet10_network` as a classifier. It has no weights of its own; ResNet-18's
+    (``weights: ResNet18_Weights.IMAGENET1K_V1``) fill its stem, its blocks and all but the head."""
+    model = resnet10_network(num_classes)
     adapt_torchvision_model(model, in_channels)
     return model

@@ -16,18 +16,20 @@ import torch
 from torch import Tensor, nn
 from torchvision.models.detection import FasterRCNN, MaskRCNN
 from torchvision.models.detection.anchor_utils import AnchorGenerator
-from torchvision.models.detection.backbone_utils import BackboneWithFPN, mobilenet_backbone, resnet_fpn_backbone
+from torchvision.models import get_model
+from torchvision.models.detection.backbone_utils import BackboneWithFPN, _resnet_fpn_extractor, mobilenet_backbone
 from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
 from torchvision.models.detection.generalized_rcnn import GeneralizedRCNN
 from torchvision.models.detection.mask_rcnn import MaskRCNNHeads, MaskRCNNPredictor
 from torchvision.ops import FeaturePyramidNetwork, MultiScaleRoIAlign
 from torchvision.ops.misc import FrozenBatchNorm2d
 
+from visiontasks.models.classifiers import resnet10_network
 from visiontasks.models.registry import register_model
 from visiontasks.models.weights import is_weights_file, load_matching, state_dict_for
 
 DetectorKind = Literal["faster_rcnn", "mask_rcnn"]
-DetectionBackbone = Literal["resnet18", "resnet34", "resnet50", "resnet101", "mobilenet_v3_large"]
+DetectionBackbone = Literal["resnet10", "resnet18", "resnet34", "resnet50", "resnet101", "mobilenet_v3_large"]
 BACKBONES = get_args(DetectionBackbone)
 # torchvision's detectors trained on COCO, by (detector, backbone): what ``weights: DEFAULT`` can load.
 COCO_MODELS = {
@@ -74,7 +76,9 @@ def _backbone(name: str, trainable_layers: int, frozen_norm: bool) -> nn.Module:
         return mobilenet_backbone(
             backbone_name=name, weights=None, fpn=True, norm_layer=norm, trainable_layers=trainable_layers
         )
-    return resnet_fpn_backbone(backbone_name=name, weights=None, norm_layer=norm, trainable_layers=trainable_layers)
+    # what torchvision's resnet_fpn_backbone does, for our resnet10 as well as its own ResNets
+    body = resnet10_network(norm_layer=norm) if name == "resnet10" else get_model(name, weights=None, norm_layer=norm)
+    return _resnet_fpn_extractor(body, trainable_layers)
 
 
 def _with_fpn_width(features: BackboneWithFPN, channels: int) -> BackboneWithFPN:
@@ -109,7 +113,8 @@ def build_detector(
     Args:
         kind: ``faster_rcnn`` (boxes) or ``mask_rcnn`` (boxes and masks).
         num_classes: object classes, without background.
-        backbone: resnet18/34/50/101 or mobilenet_v3_large, each with a feature pyramid.
+        backbone: resnet10 (see :func:`~visiontasks.models.classifiers.resnet10_network`), resnet18/34/50/101
+            or mobilenet_v3_large, each with a feature pyramid.
         trainable_layers: backbone stages that train (0 to 5, MobileNet 0 to 6); default all from
             scratch, 3 when ``pretrained``.
         anchor_sizes: anchor sizes in input pixels, one per feature level (or a list per level).
