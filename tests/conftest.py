@@ -7,6 +7,7 @@ import os
 import pytest
 import torch
 import wandb
+from helpers import remove_checkpoints
 
 os.environ.setdefault("WANDB_MODE", "disabled")
 os.environ.setdefault("WANDB_SILENT", "true")
@@ -31,3 +32,4 @@ def _isolated(tmp_path, monkeypatch):
     if wandb.run is not None:  # a later WandbLogger would otherwise reuse this test's run
         wandb.finish()
     wandb.teardown()  # wandb keeps its first mode (e.g. disabled) process-wide until torn down
+    remove_checkpoints(tmp_path)

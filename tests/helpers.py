@@ -60,3 +60,10 @@ def fit_validate_test(config: str, args: list[str], metric: str) -> tuple[Path, 
     validated = run_cli("validate", "--config", config, f"--ckpt_path={checkpoint}", *args)
     assert 0 <= float(validated.trainer.callback_metrics[f"val/{metric}"]) <= 1
     return checkpoint, run_cli("test", "--config", config, f"--ckpt_path={checkpoint}", *args)
+
+
+def remove_checkpoints(folder: Path) -> None:
+    """Delete the checkpoints a test left: pytest keeps its last three runs' folders, and a full run's
+    checkpoints (detectors, 2-process runs) are about 8 GB."""
+    for checkpoint in Path(folder).rglob("*.ckpt"):
+        checkpoint.unlink()

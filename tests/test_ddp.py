@@ -15,12 +15,13 @@ import os
 import socket
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 from commands_in_one_launch import images_seen
-from helpers import CONFIGS, run_cli
+from helpers import CONFIGS, remove_checkpoints, run_cli
 from PIL import Image
 
 TESTS = Path(__file__).resolve().parent
@@ -107,7 +108,7 @@ def assert_shared(commands: list[dict], stage: str, one_process) -> None:
 
 
 @pytest.fixture(scope="module")
-def two_process_runs(tmp_path_factory) -> Path:
+def two_process_runs(tmp_path_factory) -> Iterator[Path]:
     """Every kind's config fitted, tested and predicted on 2 processes, all in one launch (one start-up of the two
     processes for the fifteen commands, see commands_in_one_launch.py); returns the folder holding ``runs/``."""
     folder = tmp_path_factory.mktemp("two_processes")
@@ -115,7 +116,8 @@ def two_process_runs(tmp_path_factory) -> Path:
     command = [sys.executable, str(TESTS / "commands_in_one_launch.py"), *configs, "--", *SMALL, *ON_CPU,
                "--trainer.devices=2", "--trainer.strategy=ddp"]  # fmt: skip
     succeeded(subprocess.run(command, capture_output=True, text=True, timeout=1200, env=environment(), cwd=folder))
-    return folder
+    yield folder
+    remove_checkpoints(folder)
 
 
 @pytest.mark.slow

@@ -401,14 +401,8 @@ class DocRun:
 
 @pytest.fixture(autouse=True)
 def _repo_files(tmp_path):
-    """The examples run from the repository root: its configs, in a folder of their own.
-
-    Checkpoints are removed afterwards: a detector's are hundreds of MB and pytest keeps old temp folders.
-    """
+    """The examples run from the repository root: its configs, in a folder of their own."""
     (tmp_path / "configs").symlink_to(ROOT / "configs")
-    yield
-    for checkpoint in tmp_path.rglob("*.ckpt"):
-        checkpoint.unlink()
 
 
 @pytest.fixture(autouse=True)
