@@ -14,9 +14,9 @@ from typing import Any, Literal, get_args
 
 import torch
 from torch import Tensor, nn
+from torchvision.models import get_model
 from torchvision.models.detection import FasterRCNN, MaskRCNN
 from torchvision.models.detection.anchor_utils import AnchorGenerator
-from torchvision.models import get_model
 from torchvision.models.detection.backbone_utils import BackboneWithFPN, _resnet_fpn_extractor, mobilenet_backbone
 from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
 from torchvision.models.detection.generalized_rcnn import GeneralizedRCNN
