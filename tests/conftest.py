@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+from importlib.metadata import version
 
 import pytest
 import torch
 import wandb
+from packaging.version import Version
 from helpers import remove_checkpoints
 
 os.environ.setdefault("WANDB_MODE", "disabled")
@@ -22,6 +24,19 @@ os.environ.setdefault("OMP_NUM_THREADS", str(THREADS))  # the commands tests sta
 def pytest_xdist_auto_num_workers(config) -> int:
     """``-n auto``: one test process per core, at most 4 (each holds torch and its models in memory)."""
     return max(1, min(4, CORES))
+
+
+def pytest_configure(config) -> None:
+    """Refuse ``--dist loadgroup`` where it does not group: pytest 9.2 with pytest-xdist <= 3.8
+    (pytest-xdist#1386). Each test process would make the module fixtures again: silently slower."""
+    if config.getoption("dist", "no") != "loadgroup":
+        return
+    pytest_version, xdist_version = Version(pytest.__version__), Version(version("pytest-xdist"))
+    if pytest_version >= Version("9.2.0.dev0") and xdist_version <= Version("3.8.0"):
+        raise pytest.UsageError(
+            f"pytest {pytest_version} keeps pytest-xdist {xdist_version} from grouping the tests marked xdist_group "
+            "(pytest-xdist#1386): pip install 'pytest<9.2' (as the test extra pins), or run with -n 0."
+        )
 
 
 @pytest.fixture(autouse=True)
