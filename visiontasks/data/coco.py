@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from visiontasks.data.base import Source, VisionDataModule
+from visiontasks.data.datamodule import Source, VisionDataModule
 from visiontasks.data.coco_json import CocoImage, categories, coco_images, read_coco, segmentation_mask
 from visiontasks.data.images import read_image
 from visiontasks.errors import DataError

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from visiontasks.data.base import Source, VisionDataModule
+from visiontasks.data.datamodule import Source, VisionDataModule
 from visiontasks.data.export import BOX_COLUMNS
 from visiontasks.data.labelled import LabelledFiles
 from visiontasks.errors import DataError

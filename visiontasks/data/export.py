@@ -19,7 +19,7 @@ from PIL import Image
 from visiontasks.kinds import Kind
 
 if TYPE_CHECKING:
-    from visiontasks.data.base import VisionDataModule
+    from visiontasks.data.datamodule import VisionDataModule
 
 BOX_COLUMNS = ("x_min", "y_min", "x_max", "y_max")
 

@@ -6,6 +6,7 @@ read only when its batch comes, plus ``picture``: the caller's own image (HxWx3 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Union
@@ -14,11 +15,13 @@ import numpy as np
 import torch
 from PIL import Image
 
-from visiontasks.data.base import SampleDataset
-from visiontasks.data.images import image_array, is_image_file, list_images, read_image
+from visiontasks.data.dataset import SampleDataset
+from visiontasks.data.images import image_array, is_image_file, list_images, read_image, readable_images
 from visiontasks.data.transforms import as_size, build_pipeline, pipeline_from_dict
 from visiontasks.errors import DataError
 from visiontasks.kinds import IMAGES_ONLY
+
+log = logging.getLogger(__name__)
 
 ImageInput = Union[str, Path, Image.Image, np.ndarray, torch.Tensor]
 """A file or folder path, a PIL image, an HxWxC / HxW array (uint8, or float in [0, 1]) or a CxHxW tensor."""
@@ -84,6 +87,35 @@ def _picture(array: np.ndarray) -> np.ndarray:
     """The image to draw on: HxWx3 uint8."""
     rgb = _channels(array, 3)
     return rgb if rgb.dtype == np.uint8 else (rgb * 255).round().astype(np.uint8)
+
+
+class ImageFolderSource(Sequence):
+    """Every image directly in a folder, for prediction: no targets, original size kept.
+
+    Unreadable files are skipped with a warning that names them (kept in ``skipped``), so one bad
+    photo does not cost the predictions of all the others.
+    """
+
+    def __init__(self, folder: str | Path, channels: int) -> None:
+        self.folder = Path(folder)
+        if not self.folder.is_dir():
+            raise DataError(f"{self.folder}: predict folder not found.")
+        found = list_images(self.folder)
+        if not found:
+            raise DataError(f"{self.folder}: no images found (looked for .png, .jpg, .tif, ...).")
+        self.paths, self.skipped = readable_images(found)
+        if self.skipped:
+            log.warning("Skipped %d unreadable images: %s", len(self.skipped), "; ".join(self.skipped))
+        if not self.paths:
+            raise DataError(f"{self.folder}: none of the {len(found)} images can be read ({self.skipped[0]}).")
+        self.channels = channels
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        image = read_image(self.paths[i], self.channels)
+        return {"image": image, "path": str(self.paths[i])}
 
 
 class InputImages(Sequence):
