@@ -23,7 +23,7 @@ from visiontasks.data.cache import CachedSource, memory_limit, should_cache
 from visiontasks.data.collate import collate
 from visiontasks.data.dataset import SampleDataset, Source
 from visiontasks.data.image_size import auto_image_size, file_sizes, median_size
-from visiontasks.data.inputs import ImageFolderSource
+from visiontasks.data.inputs import InputImages
 from visiontasks.data.leakage import check_leakage
 from visiontasks.data.sampling import EpochSampler, ShardSampler
 from visiontasks.data.splits import split_off
@@ -204,7 +204,9 @@ class VisionDataModule(pl.LightningDataModule, abc.ABC):
 
     def setup(self, stage: str | None = None) -> None:
         if stage == "predict" and self.predict_dir is not None:
-            source = ImageFolderSource(self.predict_dir, self.in_channels)
+            if not Path(self.predict_dir).is_dir():
+                raise DataError(f"{self.predict_dir}: predict folder not found.")
+            source = InputImages(self.predict_dir, self.in_channels)
             if self.image_size == "auto":  # no training files here: the photos' own sizes decide
                 self.image_size = auto_image_size(file_sizes(source, range(len(source))))
             self.datasets["predict"] = self.dataset(source, range(len(source)), False, IMAGES_ONLY)  # images, no targets

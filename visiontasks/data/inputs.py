@@ -1,4 +1,5 @@
-"""What ``task.predict`` takes: image files, folders, PIL images, numpy arrays and tensors, one or many.
+"""What predictions run on, for the ``predict`` command (``predict_dir``) and ``task.predict`` alike: image
+files, folders, PIL images, numpy arrays and tensors, one or many.
 
 Each input becomes a sample like the data modules' (``image`` HxWxC with the task's channels, ``path``),
 read only when its batch comes, plus ``picture``: the caller's own image (HxWx3 uint8) to draw on.
@@ -89,43 +90,34 @@ def _picture(array: np.ndarray) -> np.ndarray:
     return rgb if rgb.dtype == np.uint8 else (rgb * 255).round().astype(np.uint8)
 
 
-class ImageFolderSource(Sequence):
-    """Every image directly in a folder, for prediction: no targets, original size kept.
+class InputImages(Sequence):
+    """The images to predict on, as samples: of the ``predict`` command (``predict_dir``) and of ``task.predict``.
 
-    Unreadable files are skipped with a warning that names them (kept in ``skipped``), so one bad
-    photo does not cost the predictions of all the others.
+    Files are read when their sample is asked for. An unreadable file is skipped with one warning that names
+    it and why (kept in ``skipped``), so one bad photo does not cost the predictions of all the others; when
+    none is left, that is an error.
     """
 
-    def __init__(self, folder: str | Path, channels: int) -> None:
-        self.folder = Path(folder)
-        if not self.folder.is_dir():
-            raise DataError(f"{self.folder}: predict folder not found.")
-        found = list_images(self.folder)
-        if not found:
-            raise DataError(f"{self.folder}: no images found (looked for .png, .jpg, .tif, ...).")
-        self.paths, self.skipped = readable_images(found)
+    def __init__(self, inputs: ImageInput | Sequence[ImageInput], channels: int) -> None:
+        items = _expand(inputs)
+        if not items:
+            raise DataError("nothing to predict on: the list of inputs is empty.")
+        files = [item for item in items if isinstance(item, Path)]
+        readable, self.skipped = readable_images(files) if files else ([], [])
         if self.skipped:
             log.warning("Skipped %d unreadable images: %s", len(self.skipped), "; ".join(self.skipped))
-        if not self.paths:
-            raise DataError(f"{self.folder}: none of the {len(found)} images can be read ({self.skipped[0]}).")
+            kept = set(readable)
+            items = [item for item in items if not isinstance(item, Path) or item in kept]
+        if not items:
+            where = inputs if isinstance(inputs, (str, Path)) else "the inputs"
+            raise DataError(f"{where}: none of the {len(files)} images can be read ({self.skipped[0]}).")
+        self.items = items
         self.channels = channels
 
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def __getitem__(self, i: int) -> dict[str, Any]:
-        image = read_image(self.paths[i], self.channels)
-        return {"image": image, "path": str(self.paths[i])}
-
-
-class InputImages(Sequence):
-    """The inputs of one ``predict`` call as samples; files are read when their sample is asked for."""
-
-    def __init__(self, inputs: ImageInput | Sequence[ImageInput], channels: int) -> None:
-        self.items = _expand(inputs)
-        self.channels = channels
-        if not self.items:
-            raise DataError("nothing to predict on: the list of inputs is empty.")
+    @property
+    def paths(self) -> list[Path] | None:
+        """The file of every sample when all are files (their sizes are then read from the headers), else ``None``."""
+        return self.items if all(isinstance(item, Path) for item in self.items) else None
 
     def __len__(self) -> int:
         return len(self.items)
