@@ -150,7 +150,7 @@ class VisionDataModule(pl.LightningDataModule, abc.ABC):
     @property
     def multilabel(self) -> bool:
         """Several labels per image (multi-hot targets); the task must be multi-label too."""
-        return self.task == "multilabel"
+        return self.kind.multi_hot
 
     @abc.abstractmethod
     def make_sources(self) -> dict[str, Source]:
