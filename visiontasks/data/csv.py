@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from visiontasks.data.datamodule import Source, VisionDataModule
-from visiontasks.data.export import BOX_COLUMNS
+from visiontasks.data.formats import BOX_COLUMNS, IMAGE_COLUMN, LABEL_COLUMN
 from visiontasks.data.labelled import LabelledFiles
 from visiontasks.errors import DataError
 
@@ -115,8 +115,8 @@ class CsvDataModule(VisionDataModule):
         val_csv: str | None = None,
         test_csv: str | None = None,
         class_names: list[str] | None = None,
-        image_column: str = "image",
-        label_column: str = "label",
+        image_column: str = IMAGE_COLUMN,
+        label_column: str = LABEL_COLUMN,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
