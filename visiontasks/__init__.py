@@ -3,6 +3,7 @@
 __version__ = "0.1.0"
 
 from visiontasks.callbacks.speed import ChannelsLast, Compile  # noqa: E402
+from visiontasks.checkpoints import StepCheckpoint  # noqa: E402
 from visiontasks.data import (  # noqa: E402
     CocoDataModule,
     CsvDataModule,
@@ -14,7 +15,6 @@ from visiontasks.data import (  # noqa: E402
 from visiontasks.errors import CheckpointError, DataError, TrainingStopped, VisionTasksError  # noqa: E402
 from visiontasks.export import export  # noqa: E402
 from visiontasks.pictures import RunPictures  # noqa: E402
-from visiontasks.runs import StepCheckpoint  # noqa: E402
 from visiontasks.tasks import (  # noqa: E402
     BaseTask,
     ClassicSegmentationTask,

@@ -23,12 +23,13 @@ from pytorch_lightning.loggers import CSVLogger, WandbLogger
 
 import visiontasks
 from visiontasks import ranks
+from visiontasks.checkpoints import check_fits, find_checkpoint, run_of_checkpoint
 from visiontasks.data.datamodule import VisionDataModule
 from visiontasks.errors import CheckpointError, DataError, VisionTasksError
 from visiontasks.export import SUFFIXES, ExportFormat, export
 from visiontasks.pictures import RunPictures
 from visiontasks.results import PredictionWriter
-from visiontasks.runs import RUNS_DIR, RunFolder, check_checkpoint_fits, find_checkpoint, run_of_checkpoint, stage_dir
+from visiontasks.runs import RUNS_DIR, RunFolder, stage_dir
 from visiontasks.tasks.base import BaseTask
 from visiontasks.wandb_mode import choose_wandb_mode
 
@@ -239,7 +240,7 @@ class VisionCLI(LightningCLI):
         """Say clearly, before Lightning loads it, when ``--ckpt_path`` was made by another task or for other classes."""
         checkpoint = self.config_init[self.subcommand].get("ckpt_path")
         if checkpoint:
-            check_checkpoint_fits(checkpoint, self.model)
+            check_fits(checkpoint, self.model)
 
     before_fit = before_validate = before_test = before_predict = before_export = _check_checkpoint
 

@@ -7,7 +7,6 @@ A task subclass builds its model, loss and metrics in ``configure_models`` / ``c
 from __future__ import annotations
 
 import abc
-import io
 import math
 import os
 import typing
@@ -23,17 +22,15 @@ from pytorch_lightning.trainer.states import TrainerFn
 from torch import Tensor, nn
 from torchmetrics import MeanMetric, MetricCollection
 
+from visiontasks.checkpoints import BestCheckpoint, LastCheckpoint, loadable, saved_inputs, stamp
 from visiontasks.data.inputs import ImageInput
 from visiontasks.errors import DataError, TrainingStopped
 from visiontasks.kinds import kind_of
 from visiontasks.models.registry import create_model
 from visiontasks.pictures import RunPictures
 from visiontasks.results import PredictionWriter, Result, network_picture
-from visiontasks.runs import BestCheckpoint, LastCheckpoint, read_checkpoint
 
 STAGES = ("train", "val", "test")
-RETIRED_HPARAMS = ("draw_predictions", "draw_threshold", "draw_boxes", "save_overlays")
-"""Options older checkpoints may hold that tasks no longer take (drawing belongs to the predict writer)."""
 
 
 class BaseTask(pl.LightningModule, abc.ABC):
@@ -262,25 +259,15 @@ class BaseTask(pl.LightningModule, abc.ABC):
 
     @classmethod
     def load_from_checkpoint(cls, checkpoint_path: str | Path | IO, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
-        """Lightning's loading, for checkpoints of older versions too: options tasks no longer take are dropped."""
-        if isinstance(checkpoint_path, (str, Path)):
-            checkpoint = read_checkpoint(checkpoint_path)
-            retired = set(RETIRED_HPARAMS) & set(checkpoint.get("hyper_parameters", {}))
-            if retired:
-                hparams = {k: v for k, v in checkpoint["hyper_parameters"].items() if k not in retired}
-                buffer = io.BytesIO()
-                torch.save({**checkpoint, "hyper_parameters": hparams}, buffer)
-                buffer.seek(0)
-                checkpoint_path = buffer
-        return super().load_from_checkpoint(checkpoint_path, *args, **kwargs)
+        """Lightning's loading, for checkpoints of older versions too (see :func:`visiontasks.checkpoints.loadable`)."""
+        return super().load_from_checkpoint(loadable(checkpoint_path), *args, **kwargs)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Record which task made the checkpoint, so that loading it into another one fails clearly, and how
         its images were prepared, so that ``predict`` prepares new ones alike."""
         import visiontasks
 
-        checkpoint["visiontasks"] = {"task": type(self).__name__, "version": visiontasks.__version__,
-                                     "inputs": self.input_settings()}  # fmt: skip
+        stamp(checkpoint, type(self).__name__, visiontasks.__version__, self.input_settings())
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
         """Seeded runs draw each step's random numbers (dropout, the detector's sampling) from a seed made of
@@ -382,9 +369,7 @@ class BaseTask(pl.LightningModule, abc.ABC):
         return getattr(self, "saved_inputs", None) or {"image_size": None, "in_channels": self.hparams.in_channels}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        from visiontasks.inference import saved_input_settings
-
-        self.saved_inputs = saved_input_settings(checkpoint)
+        self.saved_inputs = saved_inputs(checkpoint)
 
     def result_fields(self, batch: dict[str, Any], i: int) -> dict[str, Any]:
         """What every result of image ``i`` of ``batch`` carries: file, original size, class names, and the picture
