@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np  # noqa: E402
 from PIL import Image, ImageDraw, ImageFont  # noqa: E402
 
-from visiontasks.pictures.draw import draw_objects, mask_overlay  # noqa: E402
+from visiontasks.results.draw import draw_objects, mask_overlay  # noqa: E402
 from visiontasks.pictures.truth import Truth  # noqa: E402
 from visiontasks.results import (  # noqa: E402
     ClassificationResult,

@@ -17,7 +17,7 @@ from torch import Tensor
 
 from visiontasks.data.export import BOX_COLUMNS
 from visiontasks.data.images import read_image
-from visiontasks.pictures.draw import draw_caption, draw_objects, mask_overlay
+from visiontasks.results.draw import draw_caption, draw_objects, mask_overlay
 from visiontasks.results.formats import coco_entries, write_coco, write_csv, write_mask_png
 
 

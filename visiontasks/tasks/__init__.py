@@ -1,6 +1,6 @@
 """The tasks: LightningModules that pair a model with its loss and metrics."""
 
-from visiontasks.tasks.base import BaseTask
+from visiontasks.tasks.base import TASK_OF_KIND, BaseTask
 from visiontasks.tasks.classic_segmentation import ClassicSegmentationTask
 from visiontasks.tasks.classification import ClassificationTask
 from visiontasks.tasks.detection import DetectionTask, InstanceSegmentationTask
@@ -15,4 +15,5 @@ __all__ = [
     "InstanceSegmentationTask",
     "LocalizationTask",
     "SegmentationTask",
+    "TASK_OF_KIND",
 ]

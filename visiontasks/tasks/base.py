@@ -25,15 +25,18 @@ from torchmetrics import MeanMetric, MetricCollection
 
 from visiontasks.data.inputs import ImageInput
 from visiontasks.errors import DataError, TrainingStopped
-from visiontasks.kinds import kind_of
+from visiontasks.inference import predict_images, saved_input_settings
 from visiontasks.models.registry import create_model
 from visiontasks.pictures import RunPictures
 from visiontasks.results import PredictionWriter, Result, network_picture
 from visiontasks.runs import BestCheckpoint, LastCheckpoint, read_checkpoint
+from visiontasks.version import __version__
 
 STAGES = ("train", "val", "test")
 RETIRED_HPARAMS = ("draw_predictions", "draw_threshold", "draw_boxes", "save_overlays")
 """Options older checkpoints may hold that tasks no longer take (drawing belongs to the predict writer)."""
+TASK_OF_KIND: dict[str, type[BaseTask]] = {}
+"""The one map from a sample kind to the task that consumes it, filled from each task's ``kinds`` as it is defined."""
 
 
 class BaseTask(pl.LightningModule, abc.ABC):
@@ -54,7 +57,13 @@ class BaseTask(pl.LightningModule, abc.ABC):
     monitor: str = "val/loss"
     monitor_mode: str = "min"
     kinds: tuple[str, ...] = ()
-    """The sample kinds (see :mod:`visiontasks.kinds`) this task trains on; checked at set-up."""
+    """The sample kinds (see :mod:`visiontasks.kinds`) this task trains on; checked at set-up. The first task
+    defined with a kind is that kind's task (:data:`TASK_OF_KIND`)."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for kind in cls.__dict__.get("kinds", ()):
+            TASK_OF_KIND.setdefault(kind, cls)
 
     def __init__(
         self,
@@ -153,7 +162,7 @@ class BaseTask(pl.LightningModule, abc.ABC):
         fix = f"set data.init_args.task: {fits[0]}" if fits else f"give it {' or '.join(self.kinds)} data"
         raise DataError(
             f"{task} trains on {' or '.join(self.kinds)} data, but {data} gives {kind} samples: "
-            f"{fix}, or use {kind_of(kind).task} for {kind} data."
+            f"{fix}, or use {TASK_OF_KIND[kind].__name__} for {kind} data."
         )
 
     def setup(self, stage: str) -> None:
@@ -277,9 +286,7 @@ class BaseTask(pl.LightningModule, abc.ABC):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Record which task made the checkpoint, so that loading it into another one fails clearly, and how
         its images were prepared, so that ``predict`` prepares new ones alike."""
-        import visiontasks
-
-        checkpoint["visiontasks"] = {"task": type(self).__name__, "version": visiontasks.__version__,
+        checkpoint["visiontasks"] = {"task": type(self).__name__, "version": __version__,
                                      "inputs": self.input_settings()}  # fmt: skip
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
@@ -369,8 +376,6 @@ class BaseTask(pl.LightningModule, abc.ABC):
         Images are prepared as evaluation prepared them (eval transforms, training size and channels, kept in
         the checkpoint), so ``Task.load_from_checkpoint(path).predict(...)`` needs neither a Trainer nor data.
         """
-        from visiontasks.inference import predict_images
-
         return predict_images(self, inputs, batch_size, device)
 
     def input_settings(self) -> dict[str, Any]:
@@ -382,8 +387,6 @@ class BaseTask(pl.LightningModule, abc.ABC):
         return getattr(self, "saved_inputs", None) or {"image_size": None, "in_channels": self.hparams.in_channels}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        from visiontasks.inference import saved_input_settings
-
         self.saved_inputs = saved_input_settings(checkpoint)
 
     def result_fields(self, batch: dict[str, Any], i: int) -> dict[str, Any]:
