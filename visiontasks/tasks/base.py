@@ -24,12 +24,13 @@ from torch import Tensor, nn
 from torchmetrics import MeanMetric, MetricCollection
 
 from visiontasks.data.inputs import ImageInput
-from visiontasks.errors import DataError, TrainingStopped
+from visiontasks.errors import DataError, ExportError, TrainingStopped
 from visiontasks.inference import predict_images, saved_input_settings
 from visiontasks.models.registry import create_model
 from visiontasks.pictures import RunPictures
 from visiontasks.results import PredictionWriter, Result, network_picture
 from visiontasks.runs import BestCheckpoint, LastCheckpoint, read_checkpoint
+from visiontasks.tasks.export_graph import ExportGraph
 from visiontasks.version import __version__
 
 STAGES = ("train", "val", "test")
@@ -123,6 +124,10 @@ class BaseTask(pl.LightningModule, abc.ABC):
     def trainable_when_frozen(self) -> tuple[str, ...]:
         """Parameter-name prefixes that stay trainable when the backbone is frozen (the heads)."""
         return ()
+
+    def export_graph(self) -> ExportGraph:
+        """The network :func:`visiontasks.export` writes, and how to read its outputs."""
+        raise ExportError(f"{type(self).__name__} cannot be exported (no network to export: it is not trained by gradient).")
 
     def sample_losses(self, batch: dict[str, Any]) -> Tensor:
         """The loss of each sample of ``batch`` (the top-losses picture ranks the test images by it)."""

@@ -20,6 +20,7 @@ from visiontasks.pictures.test_plots import pr_figure
 from visiontasks.reports import save_report
 from visiontasks.results import DetectionResult
 from visiontasks.tasks.base import BaseTask
+from visiontasks.tasks.export_graph import ExportGraph
 
 
 class DetectionTask(BaseTask):
@@ -119,6 +120,18 @@ class DetectionTask(BaseTask):
         saved = checkpoint.get("hyper_parameters", {}).get("model_options") or {}
         if "min_size" in saved and "max_size" in saved:
             self.follow_input_size((int(saved["min_size"]), int(saved["max_size"])))
+
+    def export_graph(self) -> ExportGraph:
+        """torchvision's detector itself: it resizes, normalises and maps boxes back to the input's pixels."""
+        outputs = {"boxes": "N x 4: x_min, y_min, x_max, y_max in the input image's pixels",
+                   "labels": "N: class index + 1 (0 is the background), so class_names[label - 1]",
+                   "scores": "N: confidence, highest first"}  # fmt: skip
+        if self.masks:
+            outputs["masks"] = "N x 1 x H x W: mask probabilities at the input's size; > 0.5 is the object"
+        return ExportGraph(self.model, outputs, any_size=True, one_image=True, sidecar={
+            "category_ids": list(self.category_ids),
+            "torchscript_call": "model([image]) returns (losses, detections); detections[0] holds boxes, labels, scores",
+        })  # fmt: skip
 
     def forward(self, images: list[Tensor], output_sizes: list[tuple[int, int]] | None = None) -> list[dict[str, Tensor]]:
         """Detections of CxHxW images in [0, 1]: ``boxes`` (xyxy), ``scores``, ``labels`` (0-based), ``masks``."""
