@@ -61,6 +61,9 @@ class BaseTask(pl.LightningModule, abc.ABC):
     """The sample kinds (see :mod:`visiontasks.kinds`) this task trains on; checked at set-up. The first task
     defined with a kind is that kind's task (:data:`TASK_OF_KIND`)."""
 
+    explained_by_grad_cam: bool = False
+    """The test's ``grad_cam.png`` shows where the network looked for the class it gave the image."""
+
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         for kind in cls.__dict__.get("kinds", ()):

@@ -37,6 +37,7 @@ class ClassificationTask(BaseTask):
     monitor = "val/acc"
     monitor_mode = "max"
     kinds = ("classification", "multilabel")
+    explained_by_grad_cam = True
 
     def __init__(
         self,

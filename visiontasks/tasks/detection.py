@@ -13,6 +13,7 @@ from torch import Tensor
 from torchmetrics import MetricCollection
 
 from visiontasks.data.collate import original_targets
+from visiontasks.kinds import kind_of
 from visiontasks.metrics import detection_metrics
 from visiontasks.models.detection import coco_model_name, detect, load_backbone_weights, load_detector_weights
 from visiontasks.models.registry import model_entry
@@ -64,7 +65,8 @@ class DetectionTask(BaseTask):
 
     @property
     def masks(self) -> bool:
-        return "instance_segmentation" in self.kinds
+        """Objects have masks as well as boxes (the kind's samples carry instance masks)."""
+        return kind_of(self.kinds[0]).instance_masks is not None
 
     @property
     def backbone(self) -> str:
