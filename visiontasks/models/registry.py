@@ -23,12 +23,22 @@ Builder = TypeVar("Builder", bound=Callable[..., nn.Module])
 
 @dataclass(frozen=True)
 class ModelEntry:
-    """A registered builder and the task kind its outputs fit (see :mod:`visiontasks.kinds`)."""
+    """A registered builder, the task kind its outputs fit (see :mod:`visiontasks.kinds`) and the model's facts
+    that tasks ask for, kept with it as timm keeps them in its pretrained configs.
+
+    Args:
+        trainable_when_frozen: parameter-name prefixes (inside the model) of the head: what stays trainable
+            when the backbone is frozen.
+        backbone_weights: the torchvision classifier whose pretrained weights fill this model's backbone, and the
+            prefix of the backbone's layers in the classifier's weights; ``None``: the weights are the model's own.
+    """
 
     name: str
     kind: str
     builder: Callable[..., nn.Module]
     passes_to: tuple[str, ...] = ()
+    trainable_when_frozen: tuple[str, ...] = ()
+    backbone_weights: tuple[str, str] | None = None
 
     @property
     def options(self) -> dict[str, Any]:
@@ -41,16 +51,23 @@ class ModelEntry:
 _MODELS: dict[str, ModelEntry] = {}
 
 
-def register_model(name: str, kind: str, passes_to: Iterable[str] = ()) -> Callable[[Builder], Builder]:
+def register_model(
+    name: str,
+    kind: str,
+    passes_to: Iterable[str] = (),
+    trainable_when_frozen: Iterable[str] = (),
+    backbone_weights: tuple[str, str] | None = None,
+) -> Callable[[Builder], Builder]:
     """Decorator recording ``builder`` under ``name``; ``passes_to`` names further options its
-    ``**kwargs`` hand on (to a torchvision class) that are accepted as they are."""
+    ``**kwargs`` hand on (to a torchvision class) that are accepted as they are; the model's facts
+    are those of :class:`ModelEntry`."""
 
     kind_of(kind)  # a misspelt kind would hide the model from its task
 
     def record(builder: Builder) -> Builder:
         if name in _MODELS:
             raise ValueError(f"a model named {name!r} is already registered ({_MODELS[name].builder})")
-        _MODELS[name] = ModelEntry(name, kind, builder, tuple(passes_to))
+        _MODELS[name] = ModelEntry(name, kind, builder, tuple(passes_to), tuple(trainable_when_frozen), backbone_weights)
         return builder
 
     return record

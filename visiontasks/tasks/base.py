@@ -26,7 +26,7 @@ from torchmetrics import MeanMetric, MetricCollection
 from visiontasks.data.inputs import ImageInput
 from visiontasks.errors import DataError, ExportError, TrainingStopped
 from visiontasks.inference import predict_images, saved_input_settings
-from visiontasks.models.registry import create_model
+from visiontasks.models.registry import create_model, model_entry
 from visiontasks.pictures import RunPictures
 from visiontasks.results import PredictionWriter, Result, network_picture
 from visiontasks.runs import BestCheckpoint, LastCheckpoint, read_checkpoint
@@ -125,8 +125,10 @@ class BaseTask(pl.LightningModule, abc.ABC):
         raise ValueError(f"{type(self).__name__} with these settings takes no pretrained weights")
 
     def trainable_when_frozen(self) -> tuple[str, ...]:
-        """Parameter-name prefixes that stay trainable when the backbone is frozen (the heads)."""
-        return ()
+        """Parameter-name prefixes that stay trainable when the backbone is frozen (the heads): by default the head
+        that the registration of ``hparams.model`` names."""
+        name = self.hparams.get("model")
+        return tuple(f"model.{prefix}" for prefix in model_entry(name).trainable_when_frozen) if name else ()
 
     def export_graph(self) -> ExportGraph:
         """The network :func:`visiontasks.export` writes, and how to read its outputs."""

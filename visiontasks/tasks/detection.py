@@ -91,9 +91,6 @@ class DetectionTask(BaseTask):
     def load_pretrained(self, weights: str) -> None:
         load_detector_weights(self.model, weights, self.hparams.model, self.backbone)
 
-    def trainable_when_frozen(self) -> tuple[str, ...]:
-        return ("model.backbone.fpn", "model.rpn", "model.roi_heads")
-
     def setup(self, stage: str) -> None:
         super().setup(stage)
         datamodule = getattr(self.trainer, "datamodule", None)

@@ -79,9 +79,6 @@ class SegmentationTask(BaseTask):
     def load_pretrained(self, weights: str) -> None:
         load_segmentation_weights(self.model, self.hparams.model, weights)
 
-    def trainable_when_frozen(self) -> tuple[str, ...]:
-        return ("model.up", "model.decode", "model.head") if self.hparams.model == "unet" else ("model.classifier",)
-
     def export_graph(self) -> ExportGraph:
         return ExportGraph(Probabilities(self), {
             "probabilities": f"B x num_classes x H x W: softmax {CLASSES}; resize to the original size, then argmax per pixel",
