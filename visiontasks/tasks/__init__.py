@@ -1,8 +1,9 @@
 """The tasks: LightningModules that pair a model with its loss and metrics."""
 
-from visiontasks.tasks.base import TASK_OF_KIND, BaseTask
+from visiontasks.tasks.base import BaseTask
 from visiontasks.tasks.classic_segmentation import ClassicSegmentationTask
 from visiontasks.tasks.classification import ClassificationTask
+from visiontasks.tasks.data_contract import TASK_OF_KIND
 from visiontasks.tasks.detection import DetectionTask, InstanceSegmentationTask
 from visiontasks.tasks.localization import LocalizationTask
 from visiontasks.tasks.segmentation import SegmentationTask
