@@ -20,14 +20,10 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from visiontasks.models.registry import create_model, register_model
+from visiontasks.models.registry import create_model, model_names, register_model
 
 # scikit-image and scikit-learn are imported where a method runs: they cost a second at start-up
 # for every command, and only the classic baselines use them.
-
-ClassicMethod = Literal["otsu", "local_threshold", "sobel_watershed", "canny_watershed", "kmeans", "slic"]
-"""The baselines by name: threshold (otsu, local_threshold), edges (sobel_watershed, canny_watershed),
-clustering (kmeans, slic); each registers its class in :mod:`visiontasks.models.registry`, and the CLI offers these."""
 
 CONTRAST_BINS = 16
 CONTRAST_RANGE = 0.5  # colour distances (in [0, 1] per channel) at or beyond this share the last bin
@@ -147,6 +143,11 @@ class Superpixels:
         rgb = image.shape[2] == 3
         return slic(image if rgb else image[..., 0], n_segments=self.n_segments, compactness=self.compactness,
                     channel_axis=-1 if rgb else None, start_label=0)  # fmt: skip
+
+
+ClassicMethod = Literal[tuple(model_names("segmentation", by_gradient=False))]  # type: ignore[valid-type]
+"""The baselines by name, as registered above: threshold (otsu, local_threshold), edges (sobel_watershed,
+canny_watershed), clustering (kmeans, slic); the CLI offers these."""
 
 
 def build_segmenter(method: str, **options: Any) -> Callable[[np.ndarray], np.ndarray]:
