@@ -7,7 +7,7 @@ import torch
 from helpers import CONFIGS, run_cli, tiny
 
 from visiontasks import DataError, ShapesDataModule
-from visiontasks.kinds import KINDS, kind_of
+from visiontasks.kinds import KINDS, image_label_kind, kind_of
 from visiontasks.tasks import TASK_OF_KIND
 
 
@@ -47,6 +47,12 @@ def test_each_kind_has_a_task_that_consumes_it(name):
     assert name in TASK_OF_KIND[name].kinds
     expected = {"multilabel": "ClassificationTask", "instance_segmentation": "InstanceSegmentationTask"}
     assert TASK_OF_KIND[name].__name__ == expected.get(name, name.capitalize() + "Task")
+
+
+def test_a_table_of_one_row_per_image_has_the_kind_its_columns_and_cells_give():
+    tables = [(False, False), (False, True), (True, False)]  # (box columns, a cell with several labels)
+    found = {(box, several): image_label_kind(box=box, multi_hot=several).name for box, several in tables}
+    assert found == {(False, False): "classification", (False, True): "multilabel", (True, False): "localization"}
 
 
 def test_unknown_kind_names_the_close_match():

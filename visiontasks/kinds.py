@@ -134,3 +134,11 @@ def kind_of(name: str) -> Kind:
         close = difflib.get_close_matches(str(name), KINDS, n=3)
         hint = f"did you mean {' or '.join(close)}? " if close else ""
         raise DataError(f"unknown task kind {name!r}: {hint}choose from {', '.join(KINDS)}.") from None
+
+
+def image_label_kind(box: bool = False, multi_hot: bool = False) -> Kind:
+    """The kind of one label per image (``multi_hot``: several), with one box or none: what a table of one row
+    per image holds, decided by its columns and cells rather than by name."""
+    (kind,) = [k for k in KINDS.values()
+               if k.label and not k.per_object and k.multi_hot == multi_hot and bool(k.box) == box]  # fmt: skip
+    return kind

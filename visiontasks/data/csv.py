@@ -21,6 +21,7 @@ from visiontasks.data.datamodule import Source, VisionDataModule
 from visiontasks.data.formats import BOX_COLUMNS, IMAGE_COLUMN, LABEL_COLUMN
 from visiontasks.data.labelled import LabelledFiles
 from visiontasks.errors import DataError
+from visiontasks.kinds import image_label_kind
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +141,7 @@ class CsvDataModule(VisionDataModule):
             raise DataError(f"{several}: several labels in a row with box columns; localization takes one object per image.")
         if several:
             log.info("%s: several labels in one cell, so the data is multi-label.", several)
-        self.task = "localization" if has_boxes[0] else "multilabel" if several else "classification"
+        self.task = image_label_kind(box=has_boxes[0], multi_hot=bool(several)).name
         self.given_class_names = bool(class_names)
         self.class_names = list(class_names) if class_names else self._found_classes()
         self._warn_classes_without_training_images()
