@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import difflib
 import inspect
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -22,6 +22,33 @@ Builder = TypeVar("Builder", bound=Callable[..., nn.Module])
 
 
 @dataclass(frozen=True)
+class ModelFacts:
+    """What a task needs to know of a model besides building it, declared with its registration (for timm's
+    models, read from their pretrained config): the input statistics its weights expect, the input size they
+    were trained at, and the layers (names inside the model) that stay trainable when the backbone is frozen."""
+
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    input_size: tuple[int, int] | None = None
+    trainable_when_frozen: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ModelFamily:
+    """Models named ``<prefix><name>`` for every name a library knows (``timm/convnext_atto``): too many to
+    register one by one, so the family lists them and makes an entry on demand."""
+
+    prefix: str
+    kind: str
+    names: Callable[[], Sequence[str]]
+    """The family's names without the prefix (may be long: timm knows over a thousand)."""
+    entry: Callable[[str], ModelEntry]
+    """The entry of one known name, prefix included."""
+    accepts: Callable[[str], bool]
+    """Whether a name without the prefix is one of the family (a tagged ``arch.tag`` too)."""
+
+
+@dataclass(frozen=True)
 class ModelEntry:
     """A registered builder and the task kind its outputs fit (see :mod:`visiontasks.kinds`)."""
 
@@ -29,6 +56,7 @@ class ModelEntry:
     kind: str
     builder: Callable[..., nn.Module]
     passes_to: tuple[str, ...] = ()
+    facts: ModelFacts | None = None
 
     @property
     def options(self) -> dict[str, Any]:
@@ -39,6 +67,7 @@ class ModelEntry:
 
 
 _MODELS: dict[str, ModelEntry] = {}
+_FAMILIES: list[ModelFamily] = []
 
 
 def register_model(name: str, kind: str, passes_to: Iterable[str] = ()) -> Callable[[Builder], Builder]:
@@ -56,6 +85,17 @@ def register_model(name: str, kind: str, passes_to: Iterable[str] = ()) -> Calla
     return record
 
 
+def register_family(family: ModelFamily) -> None:
+    """Record a family of models named ``<prefix><name>`` (one per task kind and prefix)."""
+    kind_of(family.kind)
+    _FAMILIES.append(family)
+
+
+def model_families(kind: str | None = None) -> list[ModelFamily]:
+    """The registered families, all or those of one task kind."""
+    return [family for family in _FAMILIES if kind is None or family.kind == kind]
+
+
 def model_names(kind: str | None = None) -> list[str]:
     """Registered model names, all or those of one task kind, in registration order."""
     return [name for name, entry in _MODELS.items() if kind is None or entry.kind == kind]
@@ -68,10 +108,25 @@ def model_entry(name: str, kind: str | None = None) -> ModelEntry:
         return _MODELS[name]
     if name in _MODELS:
         raise DataError(f"{name!r} is a {_MODELS[name].kind} model, not a {kind} one: choose from {', '.join(names)}.")
-    close = difflib.get_close_matches(str(name), names, n=3)
-    hint = f"did you mean {' or '.join(close)}? " if close else ""
+    families = model_families(kind)
+    for family in families:
+        if str(name).startswith(family.prefix) and family.accepts(name.removeprefix(family.prefix)):
+            return family.entry(name)
     what = f"{kind} model" if kind else "model"
-    raise DataError(f"unknown {what} {name!r}: {hint}choose from {', '.join(names)}.")
+    close = close_names(str(name), names, families)
+    hint = f"did you mean {' or '.join(close)}? " if close else ""
+    more = "".join(f", or any {f.prefix}<name> (`python -m visiontasks models {f.prefix}` lists them)" for f in families)
+    raise DataError(f"unknown {what} {name!r}: {hint}choose from {', '.join(names)}{more}.")
+
+
+def close_names(name: str, names: Sequence[str], families: Sequence[ModelFamily]) -> list[str]:
+    """The registered names and family members closest to a misspelt ``name`` (a family member also when
+    ``name`` lacks the prefix: ``convnext_atto`` suggests ``timm/convnext_atto``)."""
+    close = difflib.get_close_matches(name, names, n=3)
+    for family in families:
+        bare = name.removeprefix(family.prefix)
+        close += [family.prefix + match for match in difflib.get_close_matches(bare, family.names(), n=3)]
+    return difflib.get_close_matches(name, close, n=3, cutoff=0) if close else []
 
 
 def model_options(name: str, options: dict[str, Any] | None = None, kind: str | None = None) -> dict[str, Any]:

@@ -26,7 +26,8 @@ from torchmetrics import MeanMetric, MetricCollection
 from visiontasks.data.inputs import ImageInput
 from visiontasks.errors import DataError, TrainingStopped
 from visiontasks.kinds import kind_of
-from visiontasks.models.registry import create_model
+from visiontasks.models.normalize import normalize
+from visiontasks.models.registry import create_model, model_entry
 from visiontasks.pictures import RunPictures
 from visiontasks.results import PredictionWriter, Result, network_picture
 from visiontasks.runs import BestCheckpoint, LastCheckpoint, read_checkpoint
@@ -132,7 +133,13 @@ class BaseTask(pl.LightningModule, abc.ABC):
         taken = sorted(set(options) & set(fixed))
         if taken:
             raise DataError(f"model_options {', '.join(taken)}: {type(self).__name__} sets these itself; remove them.")
+        self.model_facts = model_entry(self.hparams.model, kind).facts
         return create_model(self.hparams.model, kind, **fixed, **options)
+
+    def standardize(self, images: Tensor) -> Tensor:
+        """A batch in [0, 1] standardised as the model expects (its facts' mean and std, else ImageNet's)."""
+        facts = getattr(self, "model_facts", None)
+        return normalize(images, facts.mean, facts.std) if facts else normalize(images)
 
     @property
     def num_classes(self) -> int:

@@ -10,7 +10,7 @@ from torchmetrics import MetricCollection
 
 from visiontasks.metrics import classification_metrics
 from visiontasks.models.classifiers import head_name
-from visiontasks.models.normalize import normalize
+from visiontasks.models.timm_weights import load_timm_weights
 from visiontasks.models.weights import load_matching, state_dict_for
 from visiontasks.pictures.test_plots import confusion_figures, roc_figure
 from visiontasks.reports import per_class_rows, save_report
@@ -66,14 +66,17 @@ class ClassificationTask(BaseTask):
         return classification_metrics(self.num_classes, self.hparams.multilabel, stage)
 
     def load_pretrained(self, weights: str) -> None:
-        load_matching(self.model, state_dict_for(weights, self.hparams.model))
+        if not load_timm_weights(self.model, weights):
+            load_matching(self.model, state_dict_for(weights, self.hparams.model))
 
     def trainable_when_frozen(self) -> tuple[str, ...]:
+        if self.model_facts:
+            return tuple(f"model.{name}" for name in self.model_facts.trainable_when_frozen)
         return (f"model.{head_name(self.model)}",)
 
     def forward(self, images: Tensor) -> Tensor:
         """Class logits of a BxCxHxW batch in [0, 1]."""
-        return self.model(normalize(images))
+        return self.model(self.standardize(images))
 
     def probabilities(self, logits: Tensor) -> Tensor:
         return logits.sigmoid() if self.hparams.multilabel else logits.softmax(dim=1)

@@ -1,0 +1,117 @@
+"""timm backbones by name in every task kind, their weights from a file or the Hugging Face cache (never a download).
+
+Tiny timm models (resnet10t, convnext_atto) on 32-64 px shapes, a few steps each.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import timm
+import torch
+from helpers import CONFIGS, newest_run, run_cli, tiny
+from safetensors.torch import save_file
+
+from visiontasks import ClassificationTask, DataError, LocalizationTask, SegmentationTask
+from visiontasks.export import export
+from visiontasks.models.timm_weights import hub_repo
+
+
+@pytest.fixture(autouse=True)
+def _offline(monkeypatch, tmp_path):
+    """No test may reach the Hub: an empty cache of its own, offline."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf_cache"))
+
+
+def place_in_hub_cache(repo: str, state: dict[str, torch.Tensor]) -> Path:
+    """``state`` as ``repo``'s model.safetensors in the Hugging Face cache layout (what `hf download` leaves)."""
+    folder = Path(f"hf_cache/models--{repo.replace('/', '--')}")
+    (folder / "snapshots" / "0").mkdir(parents=True)
+    (folder / "refs").mkdir()
+    (folder / "refs" / "main").write_text("0")
+    save_file(state, folder / "snapshots" / "0" / "model.safetensors")
+    return folder
+
+
+def test_a_misspelt_timm_name_is_refused_with_the_close_names():
+    with pytest.raises(SystemExit, match=r"unknown classification model 'timm/convnxt_atto': did you mean timm/convnext_atto"):
+        run_cli("fit", "--config", str(CONFIGS / "classification.yaml"), "--model.init_args.model=timm/convnxt_atto")
+    with pytest.raises(DataError, match=r"'convnext_atto': did you mean timm/convnext_atto"):
+        ClassificationTask(model="convnext_atto", num_classes=3)  # the prefix forgotten
+    with pytest.raises(DataError, match=r"model 'timm/resnet10t' has no option dropout \(its options: .*drop_rate"):
+        ClassificationTask(model="timm/resnet10t", num_classes=3, model_options={"dropout": 0.1})
+    with pytest.raises(DataError, match=r"segmentation-models-pytorch's unet has no option decoder_atrous_rates"):
+        SegmentationTask(model="timm/resnet10t", num_classes=3, model_options={"architecture": "unet",
+                                                                               "decoder_atrous_rates": [6, 12]})  # fmt: skip
+
+
+def test_timm_weights_load_offline_from_the_cache_or_a_file_and_say_how_to_fetch_them():
+    task = ClassificationTask(model="timm/convnext_atto", num_classes=3, in_channels=1)
+    repo = hub_repo("DEFAULT", "convnext_atto")
+    with pytest.raises(DataError, match=rf"timm weights hf-hub:{repo} are not in the Hugging Face cache .*hf_cache "
+                                        rf"\(HF_HUB_OFFLINE is set\): .* run `hf download {repo}`"):  # fmt: skip
+        task.load_pretrained("DEFAULT")
+    source = timm.create_model("convnext_atto")  # random weights, in timm's format, with its 1000-class head
+    place_in_hub_cache(repo, source.state_dict())
+    task.load_pretrained("DEFAULT")
+    gray = source.stem[0].weight.sum(dim=1, keepdim=True)  # RGB filters summed for one channel
+    assert torch.allclose(task.model.stem[0].weight, gray, atol=1e-5)
+    assert task.model.head.fc.out_features == 3
+
+    # a file on disk into an encoder (features_only: timm maps the names) and into the localizer's backbone
+    save_file(source.state_dict(), "convnext.safetensors")
+    torch.save(source.state_dict(), "convnext.pth")
+    segmenter = SegmentationTask(model="timm/convnext_atto", num_classes=3)
+    segmenter.load_pretrained("convnext.safetensors")
+    block = source.stages[2].blocks[0].conv_dw.weight
+    assert torch.equal(segmenter.model.net.encoder.model.stages_2.blocks[0].conv_dw.weight, block)
+    localizer = LocalizationTask(model="timm/convnext_atto", num_classes=3)
+    localizer.load_pretrained("convnext.pth")
+    assert torch.equal(localizer.model.backbone.stages[2].blocks[0].conv_dw.weight, block)
+
+
+@pytest.mark.slow
+def test_timm_classifier_trains_on_grayscale_predicts_and_exports_with_parity():
+    from test_predict import assert_export_parity, user_photos
+
+    args = [*tiny(num_samples=24, image_size=32), "--model.init_args.model=timm/resnet10t", "--data.init_args.in_channels=1"]
+    run_cli("fit", "--config", str(CONFIGS / "classification.yaml"), *args)
+    checkpoint = newest_run() / "checkpoints" / "last.ckpt"
+    task = ClassificationTask.load_from_checkpoint(checkpoint)
+    assert task.hparams.model == "timm/resnet10t" and task.model.conv1[0].in_channels == 1
+    photos = user_photos()
+    results = task.predict(photos)
+    assert len(results) == 3 and all(r.label in task.class_names for r in results)
+    assert_export_parity(task, export(task, "onnx", Path("export/model.onnx")), photos)
+
+
+@pytest.mark.slow
+def test_timm_backbone_localizes_rgb():
+    args = [*tiny(num_samples=24, image_size=32), "--model.init_args.model=timm/convnext_atto"]
+    cli = run_cli("fit", "--config", str(CONFIGS / "localization.yaml"), *args)
+    assert cli.model.model.backbone.stem[0].in_channels == 3
+    assert 0 <= float(cli.trainer.callback_metrics["val/loc_acc"]) <= 1
+
+
+@pytest.mark.slow
+def test_shipped_timm_unet_config_trains_tests_and_predicts():
+    from test_predict import user_photos
+
+    config, args = str(CONFIGS / "unet_timm.yaml"), tiny(num_samples=24, image_size=64)
+    run_cli("fit", "--config", config, *args)
+    checkpoint = newest_run() / "checkpoints" / "last.ckpt"
+    tested = run_cli("test", "--config", config, f"--ckpt_path={checkpoint}", *args)
+    assert 0 <= float(tested.trainer.callback_metrics["test/miou"]) <= 1
+    results = SegmentationTask.load_from_checkpoint(checkpoint).predict(user_photos())
+    assert [r.mask.shape for r in results] == [(48, 80), (60, 40), (50, 50)]  # sizes that are no multiple of 32
+
+
+@pytest.mark.slow
+def test_faster_rcnn_on_a_timm_backbone_trains():
+    args = [*tiny(num_samples=16, image_size=64), "--model.init_args.model_options.backbone=timm/resnet10t",
+            "--model.init_args.model_options.fpn_channels=32"]  # fmt: skip
+    cli = run_cli("fit", "--config", str(CONFIGS / "faster_rcnn.yaml"), *args)
+    assert type(cli.model.model.backbone).__name__ == "TimmFeaturePyramid"
+    assert 0 <= float(cli.trainer.callback_metrics["val/map_50"]) <= 1
