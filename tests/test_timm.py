@@ -13,7 +13,7 @@ import torch
 from helpers import CONFIGS, newest_run, run_cli, tiny
 from safetensors.torch import save_file
 
-from visiontasks import ClassificationTask, DataError, LocalizationTask, SegmentationTask
+from visiontasks import BaseTask, CheckpointError, ClassificationTask, DataError, LocalizationTask, SegmentationTask
 from visiontasks.export import export
 from visiontasks.models.timm_weights import hub_repo
 
@@ -47,6 +47,17 @@ def test_a_misspelt_timm_name_is_refused_with_the_close_names():
                                                                                "decoder_atrous_rates": [6, 12]})  # fmt: skip
 
 
+def test_models_lists_the_names_each_task_takes_timm_ones_too(capsys):
+    run_cli("models", "timm/convnext_at*")
+    printed = capsys.readouterr().out
+    for heading in ("classification models, for ClassificationTask", "segmentation models, for SegmentationTask",
+                    "detection backbones, for DetectionTask"):  # fmt: skip
+        assert heading in printed
+    assert printed.count("  timm/convnext_atto\n") == 3 and "resnet18" not in printed
+    run_cli("models")
+    assert "  resnet18\n" in capsys.readouterr().out
+
+
 def test_timm_weights_load_offline_from_the_cache_or_a_file_and_say_how_to_fetch_them():
     task = ClassificationTask(model="timm/convnext_atto", num_classes=3, in_channels=1)
     repo = hub_repo("DEFAULT", "convnext_atto")
@@ -73,11 +84,12 @@ def test_timm_weights_load_offline_from_the_cache_or_a_file_and_say_how_to_fetch
 
 
 @pytest.mark.slow
-def test_timm_classifier_trains_on_grayscale_predicts_and_exports_with_parity():
+def test_timm_classifier_trains_on_grayscale_predicts_exports_and_travels_as_a_model_folder(capsys):
     from test_predict import assert_export_parity, user_photos
 
+    config = str(CONFIGS / "classification.yaml")
     args = [*tiny(num_samples=24, image_size=32), "--model.init_args.model=timm/resnet10t", "--data.init_args.in_channels=1"]
-    run_cli("fit", "--config", str(CONFIGS / "classification.yaml"), *args)
+    run_cli("fit", "--config", config, *args)
     checkpoint = newest_run() / "checkpoints" / "last.ckpt"
     task = ClassificationTask.load_from_checkpoint(checkpoint)
     assert task.hparams.model == "timm/resnet10t" and task.model.conv1[0].in_channels == 1
@@ -85,6 +97,19 @@ def test_timm_classifier_trains_on_grayscale_predicts_and_exports_with_parity():
     results = task.predict(photos)
     assert len(results) == 3 and all(r.label in task.class_names for r in results)
     assert_export_parity(task, export(task, "onnx", Path("export/model.onnx")), photos)
+
+    # the model folder: written from the experiment's last checkpoint, loaded without the run or a download
+    run_cli("save", "--ckpt_path", "last", "--config", config, "--output", "shapes-resnet10t")
+    folder = Path("shapes-resnet10t")
+    assert {p.name for p in folder.iterdir()} == {"model.safetensors", "config.json", "config.yaml", "README.md"}
+    card = (folder / "README.md").read_text()
+    assert "library_name: visiontasks" in card and "| val/acc |" in card and "timm/resnet10t" in card
+    restored = BaseTask.from_pretrained(folder)
+    assert type(restored) is ClassificationTask and restored.class_names == task.class_names
+    again = restored.predict(photos)
+    assert [(r.label, round(r.score, 4)) for r in again] == [(r.label, round(r.score, 4)) for r in results]
+    with pytest.raises(CheckpointError, match="this is a ClassificationTask's model, not a SegmentationTask's"):
+        SegmentationTask.from_pretrained(folder)
 
 
 @pytest.mark.slow

@@ -23,6 +23,7 @@ from pytorch_lightning.loggers import CSVLogger, WandbLogger
 
 import visiontasks
 from visiontasks import ranks
+from visiontasks.commands import COMMANDS
 from visiontasks.data.base import VisionDataModule
 from visiontasks.errors import CheckpointError, DataError, VisionTasksError
 from visiontasks.export import SUFFIXES, ExportFormat, export
@@ -295,10 +296,20 @@ def show_log_lines() -> None:
         log.setLevel(logging.INFO)
 
 
-def main(args: list[str] | None = None, run: bool = True) -> VisionCLI:
-    """Entry point of ``python -m visiontasks`` and the ``visiontasks`` command."""
+def main(args: list[str] | None = None, run: bool = True) -> VisionCLI | None:
+    """Entry point of ``python -m visiontasks`` and the ``visiontasks`` command (``save`` and ``models`` run
+    outside LightningCLI: see :mod:`visiontasks.commands`)."""
     show_log_lines()
     VisionCLI.current_run = None
+    words = list(sys.argv[1:] if args is None else args)
+    if words and words[0] in COMMANDS:
+        try:
+            COMMANDS[words[0]](words[1:])
+        except VisionTasksError as error:
+            if os.environ.get(DEBUG_ENV):
+                raise
+            raise SystemExit(f"visiontasks: error: {error}") from None
+        return None
     try:
         check_config_files(list(sys.argv[1:] if args is None else args))
         return VisionCLI(

@@ -96,6 +96,11 @@ def model_families(kind: str | None = None) -> list[ModelFamily]:
     return [family for family in _FAMILIES if kind is None or family.kind == kind]
 
 
+def model_kinds() -> list[str]:
+    """The task kinds that have models, in registration order."""
+    return list(dict.fromkeys([entry.kind for entry in _MODELS.values()] + [family.kind for family in _FAMILIES]))
+
+
 def model_names(kind: str | None = None) -> list[str]:
     """Registered model names, all or those of one task kind, in registration order."""
     return [name for name, entry in _MODELS.items() if kind is None or entry.kind == kind]

@@ -24,8 +24,9 @@ from torch import Tensor, nn
 from torchmetrics import MeanMetric, MetricCollection
 
 from visiontasks.data.inputs import ImageInput
-from visiontasks.errors import DataError, TrainingStopped
+from visiontasks.errors import CheckpointError, DataError, TrainingStopped
 from visiontasks.kinds import kind_of
+from visiontasks.model_folder import load_folder_weights, read_model_folder
 from visiontasks.models.normalize import normalize
 from visiontasks.models.registry import create_model, model_entry
 from visiontasks.pictures import RunPictures
@@ -33,6 +34,11 @@ from visiontasks.results import PredictionWriter, Result, network_picture
 from visiontasks.runs import BestCheckpoint, LastCheckpoint, read_checkpoint
 
 STAGES = ("train", "val", "test")
+
+
+def _all_subclasses(cls: type) -> list[type]:
+    return [sub for direct in cls.__subclasses__() for sub in (direct, *_all_subclasses(direct))]
+
 RETIRED_HPARAMS = ("draw_predictions", "draw_threshold", "draw_boxes", "save_overlays")
 """Options older checkpoints may hold that tasks no longer take (drawing belongs to the predict writer)."""
 
@@ -280,6 +286,27 @@ class BaseTask(pl.LightningModule, abc.ABC):
                 buffer.seek(0)
                 checkpoint_path = buffer
         return super().load_from_checkpoint(checkpoint_path, *args, **kwargs)
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path) -> Any:
+        """The task of a model folder (``python -m visiontasks save``): its options, weights and input settings; in
+        eval mode, nothing downloaded. ``BaseTask.from_pretrained`` gives whichever task the folder holds."""
+        folder = read_model_folder(path)
+        task_class = cls.subclass_named(folder.task)
+        options = {k: v for k, v in folder.hparams.items() if not k.startswith("_") and k not in RETIRED_HPARAMS}
+        options.update({k: None for k in ("weights", "backbone_weights") if k in options})  # the folder has them
+        task = task_class(**options)
+        load_folder_weights(task, path)
+        task.saved_inputs = folder.inputs
+        return task.eval()
+
+    @classmethod
+    def subclass_named(cls, name: str) -> type[BaseTask]:
+        """The task class called ``name``: this one or one below it (a folder or checkpoint of another is an error)."""
+        found = [c for c in (cls, *_all_subclasses(cls)) if c.__name__ == name]
+        if not found:
+            raise CheckpointError(f"this is a {name}'s model, not a {cls.__name__}'s: load it with {name}.")
+        return found[0]
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Record which task made the checkpoint, so that loading it into another one fails clearly, and how
