@@ -51,6 +51,7 @@ YAML = {"yaml", "yml"}
 # Commands that are not run, and why. Anything else that is not `visiontasks` or `pip` fails the test.
 NOT_RUN = {
     "pytest": "the test suite itself: CI runs it",
+    "hf": "the Hugging Face Hub's command (upload, download): needs the network and a login",
 }
 # Launchers of several processes: the visiontasks command they start runs alone, on the CPU (tests/test_ddp.py
 # runs real multi-process and torchrun launches).

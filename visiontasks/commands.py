@@ -10,10 +10,8 @@ import fnmatch
 import shutil
 from pathlib import Path
 
-import visiontasks
 from visiontasks.errors import CheckpointError
 from visiontasks.kinds import kind_of
-from visiontasks.model_folder import ModelFolder, model_card, write_model_folder
 from visiontasks.models.detection import BACKBONES
 from visiontasks.models.registry import ModelFamily, model_families, model_kinds, model_names
 from visiontasks.runs import RUNS_DIR, find_checkpoint, read_checkpoint, run_of_checkpoint
@@ -43,11 +41,7 @@ def save(argv: list[str]) -> Path:
     if not name:
         raise CheckpointError(f"{path}: not a visiontasks checkpoint (it does not say which task made it).")
     task = BaseTask.subclass_named(name).load_from_checkpoint(path, map_location="cpu")
-    hparams = {k: v for k, v in dict(task.hparams).items() if not k.startswith("_")}
-    folder = ModelFolder(name, hparams, task.input_settings(), visiontasks.__version__)
-    output = Path(args.output)
-    usage = f"from visiontasks import {name}\ntask = {name}.from_pretrained(\"{output.name}\")\nresults = task.predict([\"photo.jpg\"])"
-    write_model_folder(output, task, folder, model_card(output.name, folder, run_metrics(path, checkpoint.get("epoch")), usage))
+    output = task.save_pretrained(args.output, run_metrics(path, checkpoint.get("epoch")))
     run = run_of_checkpoint(path)
     if run is not None:
         shutil.copyfile(run / "config.yaml", output / "config.yaml")  # the config the run was trained with

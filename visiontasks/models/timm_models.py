@@ -162,9 +162,12 @@ def timm_segmenter(
             f"segmentation-models-pytorch's {architecture} has no option {', '.join(foreign)} "
             f"(its options: {', '.join(_decoder_options(architecture))})."
         )
-    net = _smp_classes()[architecture](
-        encoder_name=f"tu-{arch}", encoder_weights=None, in_channels=in_channels, classes=num_classes, **options
-    )
+    try:
+        net = _smp_classes()[architecture](
+            encoder_name=f"tu-{arch}", encoder_weights=None, in_channels=in_channels, classes=num_classes, **options
+        )
+    except ValueError as error:  # options that do not fit together (a depth and a list of decoder widths)
+        raise DataError(f"timm/{arch} under {architecture}: {error}; change model_options.") from None
     encoder = net.encoder.model
     remember(encoder, model_name=arch, features_only=True, in_chans=in_channels,
              out_indices=tuple(encoder.feature_info.out_indices))  # fmt: skip

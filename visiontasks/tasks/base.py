@@ -26,7 +26,7 @@ from torchmetrics import MeanMetric, MetricCollection
 from visiontasks.data.inputs import ImageInput
 from visiontasks.errors import CheckpointError, DataError, TrainingStopped
 from visiontasks.kinds import kind_of
-from visiontasks.model_folder import load_folder_weights, read_model_folder
+from visiontasks.model_folder import ModelFolder, load_folder_weights, model_card, read_model_folder, write_model_folder
 from visiontasks.models.normalize import normalize
 from visiontasks.models.registry import create_model, model_entry
 from visiontasks.pictures import RunPictures
@@ -286,6 +286,17 @@ class BaseTask(pl.LightningModule, abc.ABC):
                 buffer.seek(0)
                 checkpoint_path = buffer
         return super().load_from_checkpoint(checkpoint_path, *args, **kwargs)
+
+    def save_pretrained(self, path: str | Path, metrics: dict[str, float] | None = None) -> Path:
+        """Write this task as a model folder: weights (safetensors), options and class names, input settings and a
+        model card with ``metrics``; :meth:`from_pretrained` loads it, ``huggingface_hub`` pushes it as it is."""
+        import visiontasks
+
+        name, path = type(self).__name__, Path(path)
+        hparams = {k: v for k, v in dict(self.hparams).items() if not k.startswith("_")}
+        folder = ModelFolder(name, hparams, self.input_settings(), visiontasks.__version__)
+        usage = f"from visiontasks import {name}\ntask = {name}.from_pretrained({path.name!r})\nresults = task.predict([\"photo.jpg\"])"
+        return write_model_folder(path, self, folder, model_card(path.name, folder, metrics or {}, usage))
 
     @classmethod
     def from_pretrained(cls, path: str | Path) -> Any:
