@@ -61,28 +61,37 @@ def test_models_lists_the_names_each_task_takes_timm_ones_too(capsys):
 
 
 def test_timm_weights_load_offline_from_the_cache_or_a_file_and_say_how_to_fetch_them():
-    task = ClassificationTask(model="timm/convnext_atto", num_classes=3, in_channels=1)
-    repo = hub_repo("DEFAULT", "convnext_atto")
+    task = ClassificationTask(model="timm/resnet10t", num_classes=3, in_channels=1)
+    repo = hub_repo("DEFAULT", "resnet10t")
     with pytest.raises(DataError, match=rf"timm weights hf-hub:{repo} are not in the Hugging Face cache .*hf_cache "
                                         rf"\(HF_HUB_OFFLINE is set\): .* run `hf download {repo}`"):  # fmt: skip
         task.load_pretrained("DEFAULT")
-    source = timm.create_model("convnext_atto")  # random weights, in timm's format, with its 1000-class head
+    source = timm.create_model("resnet10t")  # random weights, in timm's format, with its 1000-class head
     place_in_hub_cache(repo, source.state_dict())
     task.load_pretrained("DEFAULT")
-    gray = source.stem[0].weight.sum(dim=1, keepdim=True)  # RGB filters summed for one channel
-    assert torch.allclose(task.model.stem[0].weight, gray, atol=1e-5)
-    assert task.model.head.fc.out_features == 3
+    gray = source.conv1[0].weight.sum(dim=1, keepdim=True)  # RGB filters summed for one channel
+    assert torch.allclose(task.model.conv1[0].weight, gray, atol=1e-5)
+    assert task.model.fc.out_features == 3 and torch.equal(task.model.layer3[0].conv1.weight, source.layer3[0].conv1.weight)
 
-    # a file on disk into an encoder (features_only: timm maps the names) and into the localizer's backbone
-    save_file(source.state_dict(), "convnext.safetensors")
-    torch.save(source.state_dict(), "convnext.pth")
-    segmenter = SegmentationTask(model="timm/convnext_atto", num_classes=3)
-    segmenter.load_pretrained("convnext.safetensors")
-    block = source.stages[2].blocks[0].conv_dw.weight
-    assert torch.equal(segmenter.model.net.encoder.model.stages_2.blocks[0].conv_dw.weight, block)
-    localizer = LocalizationTask(model="timm/convnext_atto", num_classes=3)
-    localizer.load_pretrained("convnext.pth")
-    assert torch.equal(localizer.model.backbone.stages[2].blocks[0].conv_dw.weight, block)
+    # a file on disk, safetensors or a PyTorch state dict, into an encoder and into the localizer's backbone
+    save_file(source.state_dict(), "resnet10t.safetensors")
+    torch.save(source.state_dict(), "resnet10t.pth")
+    block = source.layer4[0].conv2.weight
+    segmenter = SegmentationTask(model="timm/resnet10t", num_classes=3)
+    segmenter.load_pretrained("resnet10t.safetensors")
+    assert torch.equal(segmenter.model.net.encoder.model.layer4[0].conv2.weight, block)
+    localizer = LocalizationTask(model="timm/resnet10t", num_classes=3)
+    localizer.load_pretrained("resnet10t.pth")
+    assert torch.equal(localizer.model.backbone.layer4[0].conv2.weight, block)
+
+
+def test_timm_segmenters_take_any_image_size_and_grayscale():
+    """segmentation-models-pytorch refuses sizes that are no multiple of the encoder's stride: padded and cropped.
+    (configs/unet_timm.yaml trains in the docs' tests: docs/backbones.md.)"""
+    options = {"architecture": "unet", "encoder_depth": 4, "decoder_channels": [32, 16, 16, 8]}
+    task = SegmentationTask(model="timm/resnet10t", num_classes=3, in_channels=1, model_options=options)
+    with torch.no_grad():
+        assert task.eval()(torch.rand(2, 1, 48, 70)).shape == (2, 3, 48, 70)
 
 
 @pytest.mark.slow
@@ -120,17 +129,6 @@ def test_timm_backbone_localizes_rgb():
     cli = run_cli("fit", "--config", str(CONFIGS / "localization.yaml"), *args)
     assert cli.model.model.backbone.stem[0].in_channels == 3
     assert 0 <= float(cli.trainer.callback_metrics["val/loc_acc"]) <= 1
-
-
-def test_timm_segmenters_take_any_image_size_and_grayscale():
-    """segmentation-models-pytorch refuses sizes that are no multiple of the encoder's stride: padded and cropped.
-    (configs/unet_timm.yaml trains in the docs' tests: docs/backbones.md.)"""
-    for architecture, channels in (("unet", 1), ("deeplabv3plus", 3)):
-        options = {"architecture": architecture, "encoder_depth": 4, "decoder_channels": [32, 16, 16, 8]}
-        task = SegmentationTask(model="timm/resnet10t", num_classes=3, in_channels=channels,
-                                model_options=options if architecture == "unet" else {"architecture": architecture})
-        with torch.no_grad():
-            assert task.eval()(torch.rand(2, channels, 48, 70)).shape == (2, 3, 48, 70)
 
 
 @pytest.mark.slow
