@@ -11,10 +11,10 @@ import shutil
 from pathlib import Path
 
 from visiontasks.errors import CheckpointError
-from visiontasks.kinds import kind_of
 from visiontasks.models.detection import BACKBONES
 from visiontasks.models.registry import ModelFamily, model_families, model_kinds, model_names
 from visiontasks.runs import RUNS_DIR, find_checkpoint, read_checkpoint, run_of_checkpoint
+from visiontasks.tasks import TASK_OF_KIND
 from visiontasks.tasks.base import BaseTask
 
 METRICS_FILE = "metrics.csv"
@@ -93,14 +93,15 @@ def models(argv: list[str]) -> list[str]:
         families = [line for line in (_family_line(f, pattern) for f in model_families(kind)) if line]
         if not names and not families:
             continue
-        users = kind_of(kind).task + (" (and LocalizationTask's backbone)" if kind == "classification" else "")
-        lines.append(f"{kind} models, for {users}: model: <name>")
+        lines.append(f"{kind} models, for {TASK_OF_KIND[kind].__name__}: model: <name>")
         lines += [f"  {name}" for name in names] + families
     detection = [b for b in BACKBONES if _matches(b, pattern)]
     timm_backbones = [line for f in model_families("classification") if (line := _family_line(f, pattern))]
     if detection or timm_backbones:
         lines.append("detection backbones, for DetectionTask and InstanceSegmentationTask: model_options: {backbone: <name>}")
         lines += [f"  {name}" for name in detection] + timm_backbones
+    if lines:
+        lines.append("LocalizationTask's backbone (model: <name>) is any classification model.")
     print("\n".join(lines) if lines else f"no model name matches {pattern!r}")
     return lines
 

@@ -23,7 +23,7 @@ from torch import Tensor, nn
 
 from visiontasks.errors import DataError
 from visiontasks.models.normalize import IMAGENET_MEAN, IMAGENET_STD
-from visiontasks.models.registry import ModelEntry, ModelFacts, ModelFamily, register_family
+from visiontasks.models.registry import ModelEntry, ModelFamily, register_family
 
 PREFIX = "timm/"
 SmpArchitecture = Literal[
@@ -90,16 +90,12 @@ def pretrained_config(arch: str) -> dict[str, Any]:
     return config.to_dict() if config is not None else {}
 
 
-def facts(arch: str, trainable_when_frozen: tuple[str, ...]) -> ModelFacts:
-    """The facts of a timm model: mean, std and input size of its pretrained config."""
+def facts(arch: str) -> dict[str, Any]:
+    """The facts of a timm model's registration from its pretrained config: mean, std and input size."""
     config = pretrained_config(arch)
     size = config.get("input_size")
-    return ModelFacts(
-        mean=tuple(config.get("mean") or IMAGENET_MEAN),
-        std=tuple(config.get("std") or IMAGENET_STD),
-        input_size=tuple(size[-2:]) if size else None,
-        trainable_when_frozen=trainable_when_frozen,
-    )
+    return {"mean": tuple(config.get("mean") or IMAGENET_MEAN), "std": tuple(config.get("std") or IMAGENET_STD),
+            "input_size": tuple(size[-2:]) if size else None}  # fmt: skip
 
 
 # ----- classifiers ---------------------------------------------------------------------------------------------
@@ -115,7 +111,7 @@ def _classifier_entry(name: str) -> ModelEntry:
     arch = architecture(name)
     head = pretrained_config(arch).get("classifier") or "head"
     builder = functools.partial(timm_classifier, arch)
-    return ModelEntry(name, "classification", builder, class_options(arch), facts(arch, (head,)))
+    return ModelEntry(name, "classification", builder, class_options(arch), trainable_when_frozen=(head,), **facts(arch))
 
 
 # ----- segmentation: a timm encoder under a segmentation-models-pytorch decoder ---------------------------------
@@ -178,7 +174,8 @@ def _segmenter_entry(name: str) -> ModelEntry:
     arch = architecture(name)
     decoder_options = sorted({option for a in get_args(SmpArchitecture) for option in _decoder_options(a)})
     builder = functools.partial(timm_segmenter, arch)
-    return ModelEntry(name, "segmentation", builder, tuple(decoder_options), facts(arch, ("net.decoder", "net.segmentation_head")))
+    head = ("net.decoder", "net.segmentation_head")
+    return ModelEntry(name, "segmentation", builder, tuple(decoder_options), trainable_when_frozen=head, **facts(arch))
 
 
 # ----- detection: a timm encoder under torchvision's feature pyramid ---------------------------------------------
@@ -253,8 +250,8 @@ def is_timm_backbone(name: str) -> bool:
 
 def model_mean_std(name: str) -> tuple[Sequence[float], Sequence[float]]:
     """The input statistics a ``timm/<name>`` backbone's weights expect."""
-    found = facts(architecture(name), ())
-    return found.mean, found.std
+    found = facts(architecture(name))
+    return found["mean"], found["std"]
 
 
 for _kind, _entry in (("classification", _classifier_entry), ("segmentation", _segmenter_entry)):
