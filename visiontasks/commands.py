@@ -13,7 +13,8 @@ from pathlib import Path
 from visiontasks.errors import CheckpointError
 from visiontasks.models.detection import BACKBONES
 from visiontasks.models.registry import ModelFamily, model_families, model_kinds, model_names
-from visiontasks.runs import RUNS_DIR, find_checkpoint, read_checkpoint, run_of_checkpoint
+from visiontasks.checkpoints import find_checkpoint, made_by, read_checkpoint, run_of_checkpoint
+from visiontasks.runs import RUNS_DIR
 from visiontasks.tasks import TASK_OF_KIND
 from visiontasks.tasks.base import BaseTask
 
@@ -37,7 +38,7 @@ def save(argv: list[str]) -> Path:
             raise CheckpointError(f"--ckpt_path {args.ckpt_path} needs --config or --experiment to say whose runs to look in.")
         path = find_checkpoint(args.runs_dir, experiment, args.ckpt_path)
     checkpoint = read_checkpoint(path)
-    name = checkpoint.get("visiontasks", {}).get("task")
+    name = made_by(checkpoint)
     if not name:
         raise CheckpointError(f"{path}: not a visiontasks checkpoint (it does not say which task made it).")
     task = BaseTask.subclass_named(name).load_from_checkpoint(path, map_location="cpu")
@@ -106,5 +107,5 @@ def models(argv: list[str]) -> list[str]:
     return lines
 
 
-COMMANDS = {"save": save, "models": models}
+PLAIN_COMMANDS = {"save": save, "models": models}
 """Commands run outside LightningCLI, by their first word."""
