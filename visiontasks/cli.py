@@ -1,4 +1,4 @@
-"""The command line: ``python -m visiontasks {fit,validate,test,predict,export} --config cfg.yaml``.
+"""The command line: ``python -m visiontasks {fit,validate,test,predict,export,tune} --config cfg.yaml``.
 
 LightningCLI in subclass mode: a config names any task and any data module by class path (or
 short name). The data module's classes and channels flow into the task, so nobody types them twice.
@@ -29,6 +29,7 @@ from visiontasks.export import SUFFIXES, ExportFormat, export
 from visiontasks.pictures import RunPictures
 from visiontasks.results import PredictionWriter
 from visiontasks.runs import RUNS_DIR, RunFolder, check_checkpoint_fits, find_checkpoint, run_of_checkpoint, stage_dir
+from visiontasks.search import tune
 from visiontasks.tasks.base import BaseTask
 from visiontasks.wandb_mode import choose_wandb_mode
 
@@ -162,6 +163,7 @@ class VisionCLI(LightningCLI):
             help="Experiment name: runs go to <runs_dir>/<experiment>/<run id>/ (default: the config file's name).",
         )  # fmt: skip
         parser.add_argument("--runs_dir", type=str, default=RUNS_DIR, help="Folder holding the experiments' runs.")
+        parser.add_argument("--run_id", type=str | None, default=None, help="The new run's folder name (default: the time).")
         parser.add_lightning_class_args(RunPictures, "pictures")  # --pictures.<switch>: which pictures a run makes
         parser.add_lightning_class_args(PredictionWriter, "writer")  # predict's files: --writer.draw true
 
@@ -215,7 +217,7 @@ class VisionCLI(LightningCLI):
         if run_path is not None:
             self.run = RunFolder.of(run_path, stage)
         else:
-            self.run = RunFolder.new(config.runs_dir, experiment, stage)
+            self.run = RunFolder.new(config.runs_dir, experiment, stage, config.get("run_id"))
         self.run.announce()
         VisionCLI.current_run = self.run
         self._place_loggers(config.trainer)
@@ -300,7 +302,10 @@ def main(args: list[str] | None = None, run: bool = True) -> VisionCLI:
     show_log_lines()
     VisionCLI.current_run = None
     try:
-        check_config_files(list(sys.argv[1:] if args is None else args))
+        words = list(sys.argv[1:] if args is None else args)
+        if words[:1] == ["tune"]:  # an Optuna study whose trials are fits (visiontasks.search)
+            return tune(words[1:], fit=lambda fit_args: main(["fit", *fit_args]))
+        check_config_files(words)
         return VisionCLI(
             BaseTask,
             VisionDataModule,
