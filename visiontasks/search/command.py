@@ -169,10 +169,17 @@ class Tune:
             "metric": self.metric, "pruner": self.pruner, "max_epochs": self.max_epochs}}  # fmt: skip
         args = [*self.fit_args, *overrides(self.config, values), f"--runs_dir={self.folder.parent}",
                 f"--experiment={self.folder.name}", f"--run_id={run_id}", f"--trainer.callbacks+={yaml.safe_dump(reporter, default_flow_style=True, width=math.inf).strip()}"]  # fmt: skip
-        self.run_fit(args)
+        failure = None
+        try:
+            self.run_fit(args)
+        except TrialFailed as error:
+            failure = error
         done = self.study.get_trials(deepcopy=False)[trial.number]
-        if done.user_attrs.get(pruning.FATAL):
+        if done.user_attrs.get(pruning.FATAL):  # a mistake of the study, not of this trial's values
             raise SearchError(done.user_attrs[pruning.FATAL])
+        if failure is not None:
+            trial.set_user_attr("error", str(failure)[-500:])
+            raise failure
         if pruning.PRUNED_AT in done.user_attrs:
             raise optuna.TrialPruned()
         scores = [v for v in done.intermediate_values.values() if math.isfinite(v)]
@@ -219,8 +226,8 @@ class Tune:
             last = self.study.get_trials(deepcopy=False)[-1]
             failures = failures + 1 if last.state == optuna.trial.TrialState.FAIL and last.user_attrs.get(studies.WORKER) == studies.this_worker() else 0
             if failures >= FAILURES_IN_A_ROW:
-                raise SearchError(f"{failures} trials in a row failed (the last: {last.user_attrs.get('run')}); "
-                                  "fix the config or the ranges: `fit` of the config with one trial's values shows the error.")  # fmt: skip
+                raise SearchError(f"{failures} trials in a row failed, the last ({last.user_attrs.get('run')}) with: "
+                                  f"{last.user_attrs.get('error', '?')}; fix the config or the ranges.")  # fmt: skip
         self.write_outputs()
         return self.study
 

@@ -10,6 +10,7 @@ the grace period when it ran elsewhere), and never counts as finished.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import os
 import socket
@@ -33,6 +34,13 @@ def default_storage(study_dir: Path) -> str:
     return f"sqlite:///{study_dir / 'study.db'}"
 
 
+def _driver(url: str) -> str:
+    """``postgresql://`` through psycopg 3 when psycopg2 (SQLAlchemy's default driver) is not installed."""
+    if url.startswith("postgresql://") and importlib.util.find_spec("psycopg2") is None and importlib.util.find_spec("psycopg"):
+        return "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    return url
+
+
 def open_storage(url: str, heartbeat: bool = False) -> optuna.storages.RDBStorage:
     """Optuna's RDB storage at ``url`` (SQLite waits for a lock instead of failing when workers write at once)."""
     engine: dict[str, Any] = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
@@ -40,7 +48,7 @@ def open_storage(url: str, heartbeat: bool = False) -> optuna.storages.RDBStorag
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.storages.RDBStorage(url, engine_kwargs=engine, **beats)
+            return optuna.storages.RDBStorage(_driver(url), engine_kwargs=engine, **beats)
     except Exception as error:  # noqa: BLE001 - SQLAlchemy and the drivers raise many types
         reason = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
         raise SearchError(
@@ -49,20 +57,29 @@ def open_storage(url: str, heartbeat: bool = False) -> optuna.storages.RDBStorag
         ) from None
 
 
+PRUNER_DEFAULTS = {"median": {"n_startup_trials": 3, "n_warmup_steps": 1}, "hyperband": {"min_resource": 1}}
+
+
 def make_pruner(spec: Any, max_epochs: int | None) -> optuna.pruners.BasePruner:
-    """``median`` (stop a trial below the median of earlier trials at the same epoch), ``hyperband`` or ``none``;
-    a mapping ``{name: median, n_startup_trials: 3, ...}`` passes Optuna's own options."""
+    """An Optuna pruner by name: ``median`` (stop a trial below the median of earlier trials at the same validation
+    round), ``hyperband``, ``percentile``, ``threshold``, ``successive_halving`` or ``none``; a mapping
+    ``{name: median, n_startup_trials: 5}`` passes the pruner's own options."""
     options = dict(spec) if isinstance(spec, dict) else {"name": spec}
     name = str(options.pop("name", "median")).lower()
-    if name == "median":
-        defaults = {"n_startup_trials": 3, "n_warmup_steps": 1}
-        return optuna.pruners.MedianPruner(**{**defaults, **options})
-    if name == "hyperband":
-        defaults = {"min_resource": 1, "max_resource": max_epochs if max_epochs and max_epochs > 0 else "auto"}
-        return optuna.pruners.HyperbandPruner(**{**defaults, **options})
     if name in ("none", "no", "false"):
         return optuna.pruners.NopPruner()
-    raise SearchError(f"tune.pruner {name!r}{close_matches(name, ('median', 'hyperband', 'none'))}: give median, hyperband or none.")
+    names = {"median", "hyperband", "percentile", "threshold", "successive_halving"}
+    if name not in names:
+        raise SearchError(f"tune.pruner {name!r}{close_matches(name, names)}: give median, hyperband or none "
+                          "(or percentile, threshold, successive_halving).")  # fmt: skip
+    options = {**PRUNER_DEFAULTS.get(name, {}), **options}
+    if name == "hyperband" and max_epochs and max_epochs > 0:
+        options.setdefault("max_resource", max_epochs)
+    pruner = getattr(optuna.pruners, "".join(part.title() for part in name.split("_")) + "Pruner")
+    try:
+        return pruner(**options)
+    except (TypeError, ValueError) as error:
+        raise SearchError(f"tune.pruner {name}: {error}; see Optuna's {pruner.__name__} for its options.") from None
 
 
 def fingerprint(config: dict[str, Any], space: dict[str, Any], metric: str, direction: str) -> str:
