@@ -96,7 +96,7 @@ def test_a_search_file_is_needed_and_its_settings_are_checked():
     search = write_search({"data.init_args.batch_size": [8, 16]}, pruners="median")
     assert error_of(*tune_args("--check", search=search)) == (
         "visiontasks: error: search.yaml: unknown setting tune.pruners (did you mean pruner?); "
-        "a search takes trials, pruner, metric, direction, space.")  # fmt: skip
+        "a search takes trials, pruner, metric, direction, seed, space.")  # fmt: skip
     search = write_search({"data.init_args.batch_size": [8, 16]}, pruner="medain")
     assert "tune.pruner 'medain' (did you mean median?): give median, hyperband or none." in error_of(*tune_args("--check", search=search))
 
@@ -301,3 +301,26 @@ def postgres(tmp_path_factory):
 def test_two_workers_share_one_study_in_postgresql(postgres, tmp_path):
     assert postgres.startswith("postgresql://")
     two_workers(study_args("--trials", "3", "--storage", postgres), postgres.replace("postgresql://", "postgresql+psycopg://"), tmp_path)
+
+
+def test_the_wandb_sweep_runs_a_command_the_cli_parses(capsys):
+    """configs/sweeps/lenet5.yaml: the command W&B's agent would run, ${args} as the agent writes them, parses."""
+    sweep = yaml.safe_load((CONFIGS / "sweeps" / "lenet5.yaml").read_text())
+    values = {key: spec["values"][-1] if "values" in spec else spec["max"] for key, spec in sweep["parameters"].items()}
+    words = []
+    for word in sweep["command"]:
+        words += [f"--{key}={value}" for key, value in values.items()] if word == "${args}" else [] if word == "${env}" else [word]
+    assert words[:3] == ["python", "-m", "visiontasks"] and sweep["metric"]["name"] == "val/acc"
+    with pytest.raises(SystemExit) as stop:
+        run_cli(*[w.replace("configs/", f"{CONFIGS}/") for w in words[3:]], "--print_config")
+    assert stop.value.code in (0, None)
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert len(values) == 3 and all(
+        _get(printed, key) == pytest.approx(value) for key, value in values.items()
+    ), {key: _get(printed, key) for key in values}
+
+
+def _get(tree: dict, key: str):
+    for part in key.split("."):
+        tree = tree[part]
+    return tree

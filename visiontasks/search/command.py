@@ -51,6 +51,7 @@ def parser() -> argparse.ArgumentParser:
     tune.add_argument("--study", help="The study's name (default: the experiment's).")
     tune.add_argument("--pruner", help="median, hyperband or none (default: the search file's, else median).")
     tune.add_argument("--metric", help="The logged value to optimise (default: the task's monitor, e.g. val/acc).")
+    tune.add_argument("--seed", type=int, help="The sampler's seed (default: the search file's, else none).")
     tune.add_argument("--check", action="store_true", help="Check the search file against the config, print the study, run nothing.")
     return tune
 
@@ -137,6 +138,7 @@ class Tune:
         self.folder = Path(self.config.get("runs_dir") or "runs") / self.experiment / f"tune-{self.name}"
         self.url = options.storage or studies.default_storage(self.folder)
         self.pruner = options.pruner or self.space.pruner
+        self.seed = options.seed if options.seed is not None else self.space.seed
         self.max_epochs = (self.config.get("trainer") or {}).get("max_epochs")
         studies.make_pruner(self.pruner, self.max_epochs)  # a misspelt pruner fails here, before any trial
         self.in_child = own_processes(self.config.get("trainer") or {})
@@ -153,7 +155,7 @@ class Tune:
         self.folder.mkdir(parents=True, exist_ok=True)
         stamp = studies.fingerprint(self.config, {p.key: vars(p) for p in self.space.params}, self.metric, self.direction)
         self.study = studies.open_study(self.name, studies.open_storage(self.url, heartbeat=True), self.url, self.direction,
-                                        studies.make_pruner(self.pruner, self.max_epochs), stamp, self.described)  # fmt: skip
+                                        studies.make_pruner(self.pruner, self.max_epochs), stamp, self.described, self.seed)  # fmt: skip
         return self.study
 
     # ----- one trial --------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ A search file holds one ``tune:`` section; its ``space`` names LightningCLI keys
       trials: 12
       pruner: median                    # median, hyperband or none
       metric: val/acc                   # default: the task's monitor, in its direction
+      seed: 0                           # the sampler's seed: the same values in the same order (default: none)
       space:
         model.init_args.optimizer.init_args.lr: {low: 1.0e-4, high: 3.0e-2, log: true}
         model.init_args.optimizer.init_args.weight_decay: {low: 0.0, high: 0.1}
@@ -24,7 +25,7 @@ import difflib
 import json
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,7 @@ import yaml
 from visiontasks.errors import VisionTasksError
 
 SECTION = "tune"
-SETTINGS = ("trials", "pruner", "metric", "direction", "space")
+SETTINGS = ("trials", "pruner", "metric", "direction", "seed", "space")
 RANGE_FIELDS = ("low", "high", "log", "step", "type")
 DIRECTIONS = {"max": "maximize", "min": "minimize", "maximize": "maximize", "minimize": "minimize"}
 
@@ -136,7 +137,7 @@ class SearchSpace:
     pruner: Any = "median"
     metric: str | None = None
     direction: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    seed: int | None = None
 
     @staticmethod
     def is_search_file(content: Any) -> bool:
@@ -178,8 +179,11 @@ class SearchSpace:
         trials = section.get("trials", 20)
         if isinstance(trials, bool) or not isinstance(trials, int) or trials < 1:
             raise SearchError(f"{where}: {SECTION}.trials {trials!r}: give a whole number of trials, at least 1.")
+        seed = section.get("seed")
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+            raise SearchError(f"{where}: {SECTION}.seed {seed!r}: give a whole number, or leave it out.")
         return cls(params, where, trials, section.get("pruner", "median"), section.get("metric"),
-                   DIRECTIONS.get(direction) if direction else None)  # fmt: skip
+                   DIRECTIONS.get(direction) if direction else None, seed)  # fmt: skip
 
     # ----- the space against a config -------------------------------------------------------------
     def check_keys(self, config: dict[str, Any]) -> None:

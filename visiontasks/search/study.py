@@ -89,9 +89,9 @@ def fingerprint(config: dict[str, Any], space: dict[str, Any], metric: str, dire
 
 
 def open_study(name: str, storage: optuna.storages.BaseStorage, url: str, direction: str, pruner: optuna.pruners.BasePruner,
-               stamp: str, described: str) -> optuna.Study:  # fmt: skip
+               stamp: str, described: str, seed: int | None = None) -> optuna.Study:  # fmt: skip
     """The study ``name`` in ``storage``, made when new; one made for another config or space is refused."""
-    sampler = optuna.samplers.TPESampler(constant_liar=True)  # workers in parallel do not propose the same values
+    sampler = optuna.samplers.TPESampler(constant_liar=True, seed=seed)  # constant liar: parallel workers propose other values
     study = optuna.create_study(study_name=name, storage=storage, direction=direction, sampler=sampler,
                                 pruner=pruner, load_if_exists=True)  # fmt: skip
     found = study.user_attrs.get(FINGERPRINT)
