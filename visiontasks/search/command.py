@@ -20,7 +20,7 @@ import math
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -68,10 +68,21 @@ def split_configs(paths: list[str]) -> tuple[list[str], list[str]]:
     return configs, searches
 
 
+@contextlib.contextmanager
+def own_words() -> Iterator[None]:
+    """``sys.argv`` without the tune command's words while a fit runs in this process: the fit's are all in its
+    arguments (LightningCLI warns when both are given)."""
+    argv, sys.argv = sys.argv, sys.argv[:1]
+    try:
+        yield
+    finally:
+        sys.argv = argv
+
+
 def resolve(fit: FitCommand, fit_args: list[str]) -> dict[str, Any]:
     """The whole config a ``fit`` with ``fit_args`` would run (its ``--print_config``)."""
     printed = io.StringIO()
-    with contextlib.redirect_stdout(printed):
+    with contextlib.redirect_stdout(printed), own_words():
         try:
             fit([*fit_args, "--print_config"])
         except SystemExit as stop:
@@ -145,6 +156,7 @@ class Tune:
         self.described = f"{' '.join(configs)} with {self.space.source}, {self.metric} ({self.direction})"
         self.check_only = options.check
         self.study: optuna.Study | None = None
+        self.last_number = -1  # the trial this worker ran last
 
     def summary(self) -> str:
         keys = "\n".join(f"  {p.key}: {p.choices if p.choices is not None else (p.low, p.high)}" for p in self.space.params)
@@ -160,6 +172,7 @@ class Tune:
 
     # ----- one trial --------------------------------------------------------------------------------
     def objective(self, trial: optuna.Trial) -> float:
+        self.last_number = trial.number
         trial.set_user_attr(studies.WORKER, studies.this_worker())
         values = self.space.suggest(trial)
         run_id = f"trial-{trial.number:03d}"
@@ -195,9 +208,9 @@ class Tune:
             if done.returncode:
                 raise TrialFailed(f"its fit exited with code {done.returncode} (its output is above)")
             return
-        argv, sys.argv = sys.argv, sys.argv[:1]  # the trial's words are all in args (Lightning warns otherwise)
         try:
-            self.fit(args)
+            with own_words():
+                self.fit(args)
         except SystemExit as stop:
             if stop.code not in (0, None):
                 raise TrialFailed(str(stop.code)) from None
@@ -205,8 +218,6 @@ class Tune:
             raise
         except Exception as error:  # noqa: BLE001 - any failure of one trial's fit: the study goes on
             raise TrialFailed(f"{type(error).__name__}: {error}") from error
-        finally:
-            sys.argv = argv
 
     # ----- the study ----------------------------------------------------------------------------------
     def run(self) -> optuna.Study | None:
@@ -225,8 +236,8 @@ class Tune:
                 break
             print(f"Study {self.name} ({self.url}): {finished} of {self.trials} trials finished, {running} running.", flush=True)
             self.study.optimize(self.objective, n_trials=1, catch=(TrialFailed,))
-            last = self.study.get_trials(deepcopy=False)[-1]
-            failures = failures + 1 if last.state == optuna.trial.TrialState.FAIL and last.user_attrs.get(studies.WORKER) == studies.this_worker() else 0
+            last = self.study.get_trials(deepcopy=False)[self.last_number]
+            failures = failures + 1 if last.state == optuna.trial.TrialState.FAIL else 0
             if failures >= FAILURES_IN_A_ROW:
                 raise SearchError(f"{failures} trials in a row failed, the last ({last.user_attrs.get('run')}) with: "
                                   f"{last.user_attrs.get('error', '?')}; fix the config or the ranges.")  # fmt: skip

@@ -76,7 +76,9 @@ def write_pictures(study: optuna.Study, folder: Path) -> list[Path]:
     import matplotlib.pyplot as plt
     from optuna.visualization import matplotlib as plots
 
-    written = []
+    written: list[Path] = []
+    if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        return written
     for name, plot in PICTURES.items():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

@@ -42,12 +42,19 @@ class TrialPruning(Callback):
         self.pruner, self.max_epochs = pruner, max_epochs
         self.rounds = 0
         self._trial: optuna.Trial | None = None
+        self._finished = False
 
-    def _open_trial(self) -> optuna.Trial:
-        if self._trial is None:
+    def _open_trial(self) -> optuna.Trial | None:
+        """The running trial; ``None`` when it has finished (a fit of a trial's config.yaml, run again by hand)."""
+        if self._trial is None and not self._finished:
             study = optuna.load_study(study_name=self.study_name, storage=open_storage(self.storage),
                                       pruner=make_pruner(self.pruner, self.max_epochs))  # fmt: skip
-            self._trial = optuna.Trial(study, self.trial_id)
+            trial = optuna.Trial(study, self.trial_id)
+            if study.get_trials(deepcopy=False)[trial.number].state != optuna.trial.TrialState.RUNNING:
+                print(f"Trial {trial.number} of study {self.study_name} has finished: this fit reports nothing to it.")
+                self._finished = True
+                return None
+            self._trial = trial
         return self._trial
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -63,6 +70,8 @@ class TrialPruning(Callback):
 
     def _report(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> str:
         trial = self._open_trial()
+        if trial is None:
+            return ""
         if self.metric not in trainer.callback_metrics:
             logged = sorted(k for k in trainer.callback_metrics if not k.startswith("train/")) or sorted(trainer.callback_metrics)
             message = (f"tune metric {self.metric}: {type(pl_module).__name__} logs no such value "
