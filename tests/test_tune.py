@@ -98,7 +98,8 @@ def test_a_search_file_is_needed_and_its_settings_are_checked():
         "visiontasks: error: search.yaml: unknown setting tune.pruners (did you mean pruner?); "
         "a search takes trials, pruner, metric, direction, seed, space.")  # fmt: skip
     search = write_search({"data.init_args.batch_size": [8, 16]}, pruner="medain")
-    assert "tune.pruner 'medain' (did you mean median?): give median, hyperband or none (or percentile, threshold, successive_halving)." in error_of(*tune_args("--check", search=search))
+    assert error_of(*tune_args("--check", search=search)) == ("visiontasks: error: tune.pruner 'medain' (did you mean median?): "
+                                                            "give median, hyperband or none (or percentile, threshold, successive_halving).")
 
 
 def test_every_shipped_config_has_a_search_file_that_fits_it(capsys):

@@ -28,7 +28,7 @@ import optuna
 import yaml
 
 from visiontasks.search import outputs, pruning, study as studies
-from visiontasks.search.space import SearchError, SearchSpace, overrides
+from visiontasks.search.space import SearchError, SearchSpace, as_yaml, overrides
 
 FitCommand = Callable[[list[str]], Any]
 """Runs ``fit`` with these arguments in this process (the CLI's; the search does not import the CLI)."""
@@ -183,7 +183,7 @@ class Tune:
             "storage": self.url, "study": self.name, "trial_id": trial._trial_id,  # the storage's id, as the callback loads it
             "metric": self.metric, "pruner": self.pruner, "max_epochs": self.max_epochs}}  # fmt: skip
         args = [*self.fit_args, *overrides(self.config, values), f"--runs_dir={self.folder.parent}",
-                f"--experiment={self.folder.name}", f"--run_id={run_id}", f"--trainer.callbacks+={yaml.safe_dump(reporter, default_flow_style=True, width=math.inf).strip()}"]  # fmt: skip
+                f"--experiment={self.folder.name}", f"--run_id={run_id}", f"--trainer.callbacks+={as_yaml(reporter)}"]  # fmt: skip
         failure = None
         try:
             self.run_fit(args)
