@@ -22,6 +22,7 @@ from visiontasks.search.space import SearchSpace, with_values
 
 PICTURES = {  # file name: Optuna's matplotlib plot
     "history.png": "plot_optimization_history",
+    "intermediate_values.png": "plot_intermediate_values",  # each trial's metric by validation round: where pruning cut
     "importances.png": "plot_param_importances",
     "parallel_coordinates.png": "plot_parallel_coordinate",
 }
@@ -66,7 +67,7 @@ def write_trials_csv(study: optuna.Study, path: Path) -> Path:
 
 
 def write_pictures(study: optuna.Study, folder: Path) -> list[Path]:
-    """The optimisation history, the parameters' importances and the parallel coordinates, as PNG files.
+    """The optimisation history, each trial's rounds, the parameters' importances and the parallel coordinates (PNG).
 
     A picture that needs more than the study has (two finished trials, a parameter that varied) is left out.
     """
