@@ -315,7 +315,8 @@ def main(args: list[str] | None = None, run: bool = True) -> VisionCLI:
             save_config_callback=SaveRunConfig,
             parser_kwargs={
                 "prog": "visiontasks",
-                "description": "Train, evaluate and predict with visiontasks tasks from a YAML config.",
+                "description": "Train, evaluate and predict with visiontasks tasks from a YAML config. "
+                               "`visiontasks tune --help`: hyper-parameter search (an Optuna study of fits).",
                 "version": visiontasks.__version__,
             },
             args=args,
