@@ -10,7 +10,7 @@ from helpers import blocks, write_pairs
 from PIL import Image
 
 from visiontasks import DataError, SegmentationFolderDataModule, ShapesDataModule
-from visiontasks.pictures.draw import voc_palette
+from visiontasks.results.draw import voc_palette
 
 CLASSES = ["background", "circle", "square", "triangle"]
 
