@@ -142,7 +142,7 @@ def blocks(seed: int, height: int = 48, width: int = 40) -> np.ndarray:
 
 def write_pairs(root, count: int = 4, colour: bool = False, size: tuple[int, int] = (48, 40)) -> None:
     """``root/images/i.png`` with index (or VOC-coloured) masks ``root/masks/i.png`` = bright blocks."""
-    from visiontasks.pictures.draw import voc_palette
+    from visiontasks.results.draw import voc_palette
 
     (root / "images").mkdir(parents=True, exist_ok=True)
     (root / "masks").mkdir(parents=True, exist_ok=True)
