@@ -2,6 +2,8 @@
 
 __version__ = "0.1.0"
 
+from visiontasks.callbacks.averaging import EMA  # noqa: E402
+from visiontasks.callbacks.budget import TrainingBudget  # noqa: E402
 from visiontasks.callbacks.speed import ChannelsLast, Compile  # noqa: E402
 from visiontasks.data import (  # noqa: E402
     CocoDataModule,
@@ -28,6 +30,7 @@ from visiontasks.tasks import (  # noqa: E402
 __all__ = [
     "BaseTask",
     "ChannelsLast",
+    "EMA",
     "ClassicSegmentationTask",
     "ClassificationTask",
     "CocoDataModule",
@@ -44,6 +47,7 @@ __all__ = [
     "SegmentationTask",
     "ShapesDataModule",
     "StepCheckpoint",
+    "TrainingBudget",
     "TrainingStopped",
     "VisionDataModule",
     "VisionTasksError",

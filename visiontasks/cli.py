@@ -23,6 +23,8 @@ from pytorch_lightning.loggers import CSVLogger, WandbLogger
 
 import visiontasks
 from visiontasks import ranks
+from visiontasks.callbacks.budget import TrainingBudget
+from visiontasks.callbacks.lr_finder import LearningRateSearch
 from visiontasks.data.base import VisionDataModule
 from visiontasks.errors import CheckpointError, DataError, VisionTasksError
 from visiontasks.export import SUFFIXES, ExportFormat, export
@@ -164,6 +166,9 @@ class VisionCLI(LightningCLI):
         parser.add_argument("--runs_dir", type=str, default=RUNS_DIR, help="Folder holding the experiments' runs.")
         parser.add_lightning_class_args(RunPictures, "pictures")  # --pictures.<switch>: which pictures a run makes
         parser.add_lightning_class_args(PredictionWriter, "writer")  # predict's files: --writer.draw true
+        parser.add_lightning_class_args(TrainingBudget, "budget")  # epochs from the data, early stop, schedule
+        parser.add_argument("--lr_find", type=bool, default=False,
+                            help="Find the peak learning rate with a range test before training (plot: <run>/lr_find.png).")  # fmt: skip
 
     def instantiate_classes(self) -> None:
         """A ``num_classes``/``class_names`` given for the task must agree with the data's, not be replaced by it."""
@@ -233,6 +238,12 @@ class VisionCLI(LightningCLI):
             finish_open_wandb_run()
 
     def _instantiate_trainer(self, config: dict[str, Any], callbacks: list) -> Any:
+        """The run folder, and the training budget's epochs unless ``trainer.max_epochs``/``max_steps`` are given."""
+        if config.get("max_epochs") is None and config.get("max_steps", -1) == -1:
+            config["max_epochs"] = -1  # the budget chooses (callbacks/budget.py)
+        command = self.config.get(self.subcommand) if self.subcommand else self.config
+        if command is not None and command.get("lr_find"):
+            callbacks = [*callbacks, LearningRateSearch()]
         return super()._instantiate_trainer(config, [*callbacks, self.run])
 
     def _check_checkpoint(self) -> None:

@@ -23,6 +23,7 @@ from pytorch_lightning.trainer.states import TrainerFn
 from torch import Tensor, nn
 from torchmetrics import MeanMetric, MetricCollection
 
+from visiontasks.callbacks.budget import TrainingBudget
 from visiontasks.data.inputs import ImageInput
 from visiontasks.errors import DataError, TrainingStopped
 from visiontasks.kinds import kind_of
@@ -32,6 +33,8 @@ from visiontasks.results import PredictionWriter, Result, network_picture
 from visiontasks.runs import BestCheckpoint, LastCheckpoint, read_checkpoint
 
 STAGES = ("train", "val", "test")
+PLAIN_SCHEDULE = TrainingBudget(warmup=0.0, lr_floor=0.0)
+"""The schedule of a Trainer without a ``TrainingBudget`` (plain Python): cosine decay to zero, no warm-up."""
 RETIRED_HPARAMS = ("draw_predictions", "draw_threshold", "draw_boxes", "save_overlays")
 """Options older checkpoints may hold that tasks no longer take (drawing belongs to the predict writer)."""
 
@@ -48,7 +51,7 @@ class BaseTask(pl.LightningModule, abc.ABC):
         freeze_backbone: train only the head (transfer learning).
         unfreeze_at_epoch: with ``freeze_backbone``, make the whole network trainable from this epoch.
         optimizer: optimiser class and arguments (default AdamW, lr 1e-3, fused kernel where the device has one).
-        lr_scheduler: learning-rate schedule; ``None`` gives cosine decay over the whole run.
+        lr_scheduler: learning-rate schedule; ``None`` gives cosine decay over the run (with the CLI's budget: a warm-up first, to a floor).
     """
 
     monitor: str = "val/loss"
@@ -229,19 +232,17 @@ class BaseTask(pl.LightningModule, abc.ABC):
         return self.optimizer_factory(self.parameters())
 
     def _cosine_over_run(self) -> Any:
-        """Cosine decay to zero over the run's steps, looked up at the first step rather than now.
+        """Warm-up, then cosine decay to a floor over the run's steps, as the Trainer's ``TrainingBudget`` says (the
+        CLI always has one; see :mod:`visiontasks.callbacks.budget`), else cosine to zero; the step count is looked
+        up at the first step.
 
         Asking for the step count here would make Lightning build the training loader before a resumed
         run has restored its epoch, and its workers would prefetch epoch 0's order.
         """
 
         def factor(step: int) -> float:
-            if step == 0:
-                return 1.0
-            total = self.trainer.estimated_stepping_batches
-            if not math.isfinite(total):
-                return 1.0
-            return 0.5 * (1 + math.cos(math.pi * min(step, total) / max(1, int(total))))
+            budget = next((c for c in self.trainer.callbacks if isinstance(c, TrainingBudget)), PLAIN_SCHEDULE)
+            return budget.lr_factor(step, self.trainer.estimated_stepping_batches if step else math.inf)
 
         return factor
 
