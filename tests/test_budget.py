@@ -31,7 +31,8 @@ def last_checkpoint() -> dict:
 
 @pytest.mark.parametrize(
     "samples, steps, epochs, why",
-    [(48, 3, 4, "min_steps 12 need 4 epochs"), (200, 15, 2, "min_epochs 2 (min_steps 12 need 1)")],
+    [(48, 3, 4, "min_steps 12 need 4 epochs"),
+     pytest.param(200, 15, 2, "min_epochs 2 (min_steps 12 need 1)", marks=pytest.mark.slow)],
     ids=["small-set-more-epochs", "big-set-min-epochs"],
 )
 def test_the_budget_chooses_epochs_from_the_data_and_says_why(caplog, samples, steps, epochs, why):
@@ -65,6 +66,7 @@ def test_warm_up_then_cosine_to_the_floor():
     assert warmup_cosine(0, math.inf, 0.0, floor) == 1.0
 
 
+@pytest.mark.slow
 def test_early_stop_after_patience_epochs_without_a_better_monitor(caplog):
     caplog.set_level(logging.INFO, logger="visiontasks")
     run_cli("fit", "--config", LENET, "--data.init_args.num_samples=48", "--budget.patience=1", "--trainer.max_epochs=6",
@@ -74,6 +76,7 @@ def test_early_stop_after_patience_epochs_without_a_better_monitor(caplog):
     assert last_checkpoint()["epoch"] == 1  # epoch 0 set the best, epoch 1 did not beat it: stop
 
 
+@pytest.mark.slow
 def test_ema_weights_are_the_ones_validated_and_kept_in_the_best_checkpoint():
     run_cli("fit", "--config", LENET, "--data.init_args.num_samples=96", "--trainer.max_epochs=2",
             "--trainer.callbacks+=visiontasks.EMA", "--trainer.callbacks.decay=0.9", *TINY)  # fmt: skip
@@ -87,6 +90,7 @@ def test_ema_weights_are_the_ones_validated_and_kept_in_the_best_checkpoint():
     assert float(validated.trainer.callback_metrics["val/acc"]) == pytest.approx(float(score), abs=1e-6)
 
 
+@pytest.mark.slow
 def test_lr_find_writes_its_plot_into_this_run_and_trains_with_the_suggestion(caplog):
     caplog.set_level(logging.INFO, logger="visiontasks")
     assert not list(Path("runs").rglob("lr_find.png")) if Path("runs").exists() else True

@@ -110,7 +110,10 @@ class TrainingBudget(Callback):
         """Optimiser steps an epoch, training images and images a step, from a loader made for counting only (the
         fit loop makes its own once a resumed run has restored its epoch)."""
         loader = trainer.fit_loop._data_source.dataloader()
-        batches = len(loader)
+        try:
+            batches = len(loader)
+        except TypeError:  # an iterable without a length: counted as one step an epoch, so min/max_epochs decide
+            return 1, 0, getattr(loader, "batch_size", None) or 1
         limit = trainer.limit_train_batches
         if isinstance(limit, int):
             batches = min(batches, limit)
