@@ -101,3 +101,21 @@ def test_lr_find_writes_its_plot_into_this_run_and_trains_with_the_suggestion(ca
     peak = float(found[0].split("peak lr ")[1].split(" ")[0])
     schedule = last_checkpoint()["lr_schedulers"][0]
     assert schedule["base_lrs"][0] == pytest.approx(peak, rel=1e-2) and peak != 0.003
+
+
+@pytest.mark.slow
+def test_a_budgeted_run_with_ema_resumed_ends_as_the_uninterrupted_run():
+    """The chosen epochs, the schedule's position and the weights' average are all restored (the kill-and-resume
+    tests of test_runs.py do the same with a SIGKILL mid-epoch, in a process of their own)."""
+    args = ["--config", LENET, "--data.init_args.num_samples=48", "--budget.min_steps=12", "--trainer.callbacks+=visiontasks.EMA",
+            "--trainer.callbacks.decay=0.9", *TINY]  # fmt: skip
+    run_cli("fit", *args, "--experiment=whole")
+    whole = last_checkpoint()
+    run_cli("fit", *args, "--experiment=stopped", "--trainer.callbacks+=faults.StopAfterEpoch", "--trainer.callbacks.epoch=1")
+    assert last_checkpoint()["epoch"] == 1  # stopped half-way through the budget's 4 epochs
+    run_cli("fit", *args, "--experiment=stopped", "--ckpt_path=last")
+    again = last_checkpoint()
+    assert (again["epoch"], again["global_step"]) == (whole["epoch"], whole["global_step"]) == (3, 12)
+    for key in ("state_dict", "current_model_state"):  # the average and the weights being trained
+        for name, value in whole[key].items():
+            torch.testing.assert_close(again[key][name], value, rtol=0, atol=1e-6)
