@@ -21,7 +21,7 @@ from visiontasks import (
 )
 from visiontasks.data.inputs import input_dataset
 from visiontasks.errors import DataError
-from visiontasks.export import export, exported_graph
+from visiontasks.export import export
 from visiontasks.results import ClassificationResult, DetectionResult, LocalizationResult, SegmentationResult
 
 SLOW = pytest.mark.slow
@@ -155,7 +155,7 @@ def assert_export_parity(task, model_file: Path, photos: Path) -> None:
     else:
         dataset = input_dataset(photos, task.input_settings())
         images = torch.stack([dataset[i]["image"] for i in range(len(dataset))])
-    module, _, _ = exported_graph(task.eval())
+    module = task.eval().export_graph().module
     with torch.no_grad():
         expected = module(images)
         expected = expected if isinstance(expected, tuple) else (expected,)

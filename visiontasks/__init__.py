@@ -1,7 +1,6 @@
 """visiontasks: classic CNN vision tasks as Lightning modules, one CLI and shared data modules."""
 
-__version__ = "0.1.0"
-
+from visiontasks.version import __version__
 from visiontasks.callbacks.averaging import EMA  # noqa: E402
 from visiontasks.callbacks.budget import TrainingBudget  # noqa: E402
 from visiontasks.callbacks.speed import ChannelsLast, Compile  # noqa: E402
