@@ -49,6 +49,7 @@ def test_the_budget_chooses_epochs_from_the_data_and_says_why(caplog, samples, s
     assert group["lr"] == pytest.approx(0.003 * 0.05, rel=1e-6)
 
 
+@pytest.mark.slow
 def test_given_max_epochs_win_over_the_budget(caplog):
     caplog.set_level(logging.INFO, logger="visiontasks")
     run_cli("fit", "--config", LENET, "--data.init_args.num_samples=48", "--trainer.max_epochs=1", *TINY)
