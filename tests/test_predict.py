@@ -182,6 +182,22 @@ def test_predict_takes_floats_tensors_and_grey_arrays_and_says_what_it_cannot_ta
         task.predict([3])
 
 
+def test_predict_skips_an_unreadable_photo_as_the_predict_command_does(tmp_path, caplog):
+    """One policy for both ways to predict: an unreadable file is skipped with one warning naming it and
+    why; nothing readable left is an error naming the folder."""
+    task = ClassificationTask(model="lenet5", num_classes=2, in_channels=1, class_names=["a", "b"])
+    Image.fromarray(np.zeros((20, 30, 3), np.uint8)).save(tmp_path / "good.png")
+    (tmp_path / "broken.jpg").write_bytes(b"not a jpeg")
+    with caplog.at_level("WARNING", logger="visiontasks"):
+        results = task.predict(tmp_path)
+    assert [Path(r.path).name for r in results] == ["good.png"] and results[0].orig_size == (20, 30)
+    skipped = [r.getMessage() for r in caplog.records if "unreadable" in r.getMessage()]
+    assert len(skipped) == 1 and skipped[0].startswith(f"Skipped 1 unreadable images: {tmp_path / 'broken.jpg'} (")
+    (tmp_path / "good.png").write_bytes(b"truncated")
+    with pytest.raises(DataError, match=rf"{tmp_path}: none of the 2 images can be read \("):
+        task.predict(tmp_path)
+
+
 def test_old_checkpoints_with_drawing_options_still_load(tmp_path):
     import torch
 

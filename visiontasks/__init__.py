@@ -4,6 +4,7 @@ from visiontasks.version import __version__
 from visiontasks.callbacks.averaging import EMA  # noqa: E402
 from visiontasks.callbacks.budget import TrainingBudget  # noqa: E402
 from visiontasks.callbacks.speed import ChannelsLast, Compile  # noqa: E402
+from visiontasks.checkpoints import StepCheckpoint  # noqa: E402
 from visiontasks.data import (  # noqa: E402
     CocoDataModule,
     CsvDataModule,
@@ -15,7 +16,6 @@ from visiontasks.data import (  # noqa: E402
 from visiontasks.errors import CheckpointError, DataError, TrainingStopped, VisionTasksError  # noqa: E402
 from visiontasks.export import export  # noqa: E402
 from visiontasks.pictures import RunPictures  # noqa: E402
-from visiontasks.runs import StepCheckpoint  # noqa: E402
 from visiontasks.tasks import (  # noqa: E402
     BaseTask,
     ClassicSegmentationTask,

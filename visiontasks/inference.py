@@ -22,16 +22,6 @@ from visiontasks.kinds import IMAGES_ONLY
 from visiontasks.results import Result
 
 
-def saved_input_settings(checkpoint: dict[str, Any]) -> dict[str, Any] | None:
-    """How the checkpoint's data prepared images; for checkpoints of older versions, the training size that the
-    data module's state holds (no eval transforms were kept then)."""
-    kept = checkpoint.get("visiontasks", {}).get("inputs")
-    if kept is not None:
-        return kept
-    state = next((v for v in checkpoint.values() if isinstance(v, dict) and "image_size" in v and "state_dict" not in v), None)
-    return None if state is None else {"image_size": state["image_size"]}
-
-
 def _single_images(batch: dict[str, Any]) -> list[dict[str, Any]]:
     """A batch of images of different sizes (kept as a list) as batches of one image each."""
     images = batch["image"]

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from visiontasks.data.export import BOX_COLUMNS
+from visiontasks.data.formats import BOX_COLUMNS
 from visiontasks.data.images import read_image
 from visiontasks.results.draw import draw_caption, draw_objects, enlarge, instance_map, mask_overlay, resized_mask
 from visiontasks.results.formats import coco_entries, write_coco, write_csv, write_mask_png

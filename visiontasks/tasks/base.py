@@ -7,7 +7,6 @@ A task subclass builds its model, loss and metrics in ``configure_models`` / ``c
 from __future__ import annotations
 
 import abc
-import io
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,13 +21,13 @@ from torch import Tensor, nn
 from torchmetrics import MetricCollection
 
 from visiontasks.callbacks.budget import TrainingBudget
+from visiontasks.checkpoints import BestCheckpoint, LastCheckpoint, loadable, saved_inputs, stamp
 from visiontasks.data.inputs import ImageInput
 from visiontasks.errors import DataError, ExportError, TrainingStopped
-from visiontasks.inference import predict_images, saved_input_settings
+from visiontasks.inference import predict_images
 from visiontasks.models.registry import create_model, model_entry
 from visiontasks.pictures import RunPictures
 from visiontasks.results import PredictionWriter, Result, network_picture
-from visiontasks.runs import BestCheckpoint, LastCheckpoint, read_checkpoint
 from visiontasks.tasks.data_contract import check_data, register_kinds
 from visiontasks.tasks.export_graph import ExportGraph
 from visiontasks.tasks.loss_means import LossMeans
@@ -38,8 +37,6 @@ from visiontasks.version import __version__
 STAGES = ("train", "val", "test")
 PLAIN_SCHEDULE = TrainingBudget(warmup=0.0, lr_floor=0.0)
 """The schedule of a Trainer without a ``TrainingBudget`` (plain Python): cosine decay to zero, no warm-up."""
-RETIRED_HPARAMS = ("draw_predictions", "draw_threshold", "draw_boxes", "save_overlays")
-"""Options older checkpoints may hold that tasks no longer take (drawing belongs to the predict writer)."""
 
 
 class BaseTask(pl.LightningModule, abc.ABC):
@@ -249,23 +246,13 @@ class BaseTask(pl.LightningModule, abc.ABC):
 
     @classmethod
     def load_from_checkpoint(cls, checkpoint_path: str | Path | IO, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
-        """Lightning's loading, for checkpoints of older versions too: options tasks no longer take are dropped."""
-        if isinstance(checkpoint_path, (str, Path)):
-            checkpoint = read_checkpoint(checkpoint_path)
-            retired = set(RETIRED_HPARAMS) & set(checkpoint.get("hyper_parameters", {}))
-            if retired:
-                hparams = {k: v for k, v in checkpoint["hyper_parameters"].items() if k not in retired}
-                buffer = io.BytesIO()
-                torch.save({**checkpoint, "hyper_parameters": hparams}, buffer)
-                buffer.seek(0)
-                checkpoint_path = buffer
-        return super().load_from_checkpoint(checkpoint_path, *args, **kwargs)
+        """Lightning's loading, for checkpoints of older versions too (see :func:`visiontasks.checkpoints.loadable`)."""
+        return super().load_from_checkpoint(loadable(checkpoint_path), *args, **kwargs)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Record which task made the checkpoint, so that loading it into another one fails clearly, and how
         its images were prepared, so that ``predict`` prepares new ones alike."""
-        checkpoint["visiontasks"] = {"task": type(self).__name__, "version": __version__,
-                                     "inputs": self.input_settings()}  # fmt: skip
+        stamp(checkpoint, type(self).__name__, __version__, self.input_settings())
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
         seed_step(self, batch_idx)
@@ -338,7 +325,7 @@ class BaseTask(pl.LightningModule, abc.ABC):
         return getattr(self, "saved_inputs", None) or {"image_size": None, "in_channels": self.hparams.in_channels}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        self.saved_inputs = saved_input_settings(checkpoint)
+        self.saved_inputs = saved_inputs(checkpoint)
 
     def result_fields(self, batch: dict[str, Any], i: int) -> dict[str, Any]:
         """What every result of image ``i`` of ``batch`` carries: file, original size, class names, and the picture
