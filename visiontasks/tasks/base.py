@@ -21,10 +21,12 @@ from torch import Tensor, nn
 from torchmetrics import MetricCollection
 
 from visiontasks.callbacks.budget import TrainingBudget
-from visiontasks.checkpoints import BestCheckpoint, LastCheckpoint, loadable, saved_inputs, stamp
+from visiontasks.checkpoints import RETIRED_HPARAMS, BestCheckpoint, LastCheckpoint, loadable, saved_inputs, stamp
 from visiontasks.data.inputs import ImageInput
-from visiontasks.errors import DataError, ExportError, TrainingStopped
+from visiontasks.errors import CheckpointError, DataError, ExportError, TrainingStopped
 from visiontasks.inference import predict_images
+from visiontasks.model_folder import ModelFolder, load_folder_weights, model_card, read_model_folder, write_model_folder
+from visiontasks.models.normalize import normalize
 from visiontasks.models.registry import create_model, model_entry
 from visiontasks.pictures import RunPictures
 from visiontasks.results import PredictionWriter, Result, network_picture
@@ -37,6 +39,10 @@ from visiontasks.version import __version__
 STAGES = ("train", "val", "test")
 PLAIN_SCHEDULE = TrainingBudget(warmup=0.0, lr_floor=0.0)
 """The schedule of a Trainer without a ``TrainingBudget`` (plain Python): cosine decay to zero, no warm-up."""
+
+
+def _all_subclasses(cls: type) -> list[type]:
+    return [sub for direct in cls.__subclasses__() for sub in (direct, *_all_subclasses(direct))]
 
 
 class BaseTask(pl.LightningModule, abc.ABC):
@@ -125,8 +131,8 @@ class BaseTask(pl.LightningModule, abc.ABC):
     def trainable_when_frozen(self) -> tuple[str, ...]:
         """Parameter-name prefixes that stay trainable when the backbone is frozen (the heads): by default the head
         that the registration of ``hparams.model`` names."""
-        name = self.hparams.get("model")
-        return tuple(f"model.{prefix}" for prefix in model_entry(name).trainable_when_frozen) if name else ()
+        registration = getattr(self, "registration", None)
+        return tuple(f"model.{prefix}" for prefix in registration.trainable_when_frozen) if registration else ()
 
     def export_graph(self) -> ExportGraph:
         """The network :func:`visiontasks.export` writes, and how to read its outputs."""
@@ -149,7 +155,14 @@ class BaseTask(pl.LightningModule, abc.ABC):
         taken = sorted(set(options) & set(fixed))
         if taken:
             raise DataError(f"model_options {', '.join(taken)}: {type(self).__name__} sets these itself; remove them.")
+        self.registration = model_entry(self.hparams.model, kind)  # the model's facts, for the task to ask
         return create_model(self.hparams.model, kind, **fixed, **options)
+
+    def standardize(self, images: Tensor) -> Tensor:
+        """A batch in [0, 1] standardised as the model's registration says (ImageNet's statistics unless it says
+        otherwise: a timm model's come from its pretrained config)."""
+        registration = getattr(self, "registration", None)
+        return normalize(images, registration.mean, registration.std) if registration else normalize(images)
 
     @property
     def num_classes(self) -> int:
@@ -248,6 +261,36 @@ class BaseTask(pl.LightningModule, abc.ABC):
     def load_from_checkpoint(cls, checkpoint_path: str | Path | IO, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
         """Lightning's loading, for checkpoints of older versions too (see :func:`visiontasks.checkpoints.loadable`)."""
         return super().load_from_checkpoint(loadable(checkpoint_path), *args, **kwargs)
+
+    def save_pretrained(self, path: str | Path, metrics: dict[str, float] | None = None) -> Path:
+        """Write this task as a model folder: weights (safetensors), options and class names, input settings and a
+        model card with ``metrics``; :meth:`from_pretrained` loads it, ``huggingface_hub`` pushes it as it is."""
+        name, path = type(self).__name__, Path(path)
+        hparams = {k: v for k, v in dict(self.hparams).items() if not k.startswith("_")}
+        folder = ModelFolder(name, hparams, self.input_settings(), __version__)
+        usage = f"from visiontasks import {name}\ntask = {name}.from_pretrained({path.name!r})\nresults = task.predict([\"photo.jpg\"])"
+        return write_model_folder(path, self, folder, model_card(path.name, folder, metrics or {}, usage))
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path) -> Any:
+        """The task of a model folder (``python -m visiontasks save``): its options, weights and input settings; in
+        eval mode, nothing downloaded. ``BaseTask.from_pretrained`` gives whichever task the folder holds."""
+        folder = read_model_folder(path)
+        task_class = cls.subclass_named(folder.task)
+        options = {k: v for k, v in folder.hparams.items() if not k.startswith("_") and k not in RETIRED_HPARAMS}
+        options.update({k: None for k in ("weights", "backbone_weights") if k in options})  # the folder has them
+        task = task_class(**options)
+        load_folder_weights(task, path)
+        task.saved_inputs = folder.inputs
+        return task.eval()
+
+    @classmethod
+    def subclass_named(cls, name: str) -> type[BaseTask]:
+        """The task class called ``name``: this one or one below it (a folder or checkpoint of another is an error)."""
+        found = [c for c in (cls, *_all_subclasses(cls)) if c.__name__ == name]
+        if not found:
+            raise CheckpointError(f"this is a {name}'s model, not a {cls.__name__}'s: load it with {name}.")
+        return found[0]
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Record which task made the checkpoint, so that loading it into another one fails clearly, and how

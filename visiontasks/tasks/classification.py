@@ -10,7 +10,7 @@ from torchmetrics import MetricCollection
 
 from visiontasks.metrics import classification_metrics
 from visiontasks.models.classifiers import head_name
-from visiontasks.models.normalize import normalize
+from visiontasks.models.timm_weights import load_timm_weights
 from visiontasks.models.weights import load_matching, state_dict_for
 from visiontasks.pictures.test_plots import confusion_figures, roc_figure
 from visiontasks.reports import per_class_rows, save_report
@@ -68,10 +68,11 @@ class ClassificationTask(BaseTask):
         return classification_metrics(self.num_classes, self.hparams.multilabel, stage)
 
     def load_pretrained(self, weights: str) -> None:
-        load_matching(self.model, state_dict_for(weights, self.hparams.model))
+        if not load_timm_weights(self.model, weights):
+            load_matching(self.model, state_dict_for(weights, self.hparams.model))
 
     def trainable_when_frozen(self) -> tuple[str, ...]:
-        return (f"model.{head_name(self.model)}",)
+        return super().trainable_when_frozen() or (f"model.{head_name(self.model)}",)
 
     def export_graph(self) -> ExportGraph:
         multi = bool(self.hparams.multilabel)
@@ -80,7 +81,7 @@ class ClassificationTask(BaseTask):
 
     def forward(self, images: Tensor) -> Tensor:
         """Class logits of a BxCxHxW batch in [0, 1]."""
-        return self.model(normalize(images))
+        return self.model(self.standardize(images))
 
     def probabilities(self, logits: Tensor) -> Tensor:
         return logits.sigmoid() if self.hparams.multilabel else logits.softmax(dim=1)

@@ -12,7 +12,7 @@ from torchvision.ops import box_convert, generalized_box_iou_loss
 
 from visiontasks.metrics import localization_metrics
 from visiontasks.models.localizer import Localizer, boxes_to_pixels
-from visiontasks.models.normalize import normalize
+from visiontasks.models.timm_weights import load_timm_weights
 from visiontasks.models.weights import load_matching, state_dict_for
 from visiontasks.pictures.test_plots import confusion_figures
 from visiontasks.reports import per_class_rows, save_report
@@ -63,6 +63,8 @@ class LocalizationTask(BaseTask):
 
     def load_pretrained(self, weights: str) -> None:
         """ImageNet weights or a classification checkpoint fill the backbone; a localization one fills all."""
+        if load_timm_weights(self.model, weights):
+            return
         state = state_dict_for(weights, self.hparams.model)
         whole = any(key.startswith(("backbone.", "model.backbone.")) for key in state)
         load_matching(self.model if whole else self.model.backbone, state)
@@ -78,7 +80,7 @@ class LocalizationTask(BaseTask):
 
     def forward(self, images: Tensor) -> tuple[Tensor, Tensor]:
         """Class logits (BxK) and normalised ``cx, cy, w, h`` boxes (Bx4) of a BxCxHxW batch in [0, 1]."""
-        return self.model(normalize(images))
+        return self.model(self.standardize(images))
 
     def box_loss(self, boxes: Tensor, target: Tensor) -> Tensor:
         """The configured box loss between normalised xyxy boxes."""

@@ -13,7 +13,7 @@ from torchmetrics import MetricCollection
 from visiontasks.data.collate import original_targets
 from visiontasks.errors import DataError
 from visiontasks.metrics import segmentation_metrics
-from visiontasks.models.normalize import normalize
+from visiontasks.models.timm_weights import load_timm_weights
 from visiontasks.models.segmentation import load_segmentation_weights, logits_of
 from visiontasks.models.segmentation_losses import LossName, SegmentationLoss
 from visiontasks.pictures.test_plots import confusion_figures
@@ -77,7 +77,8 @@ class SegmentationTask(BaseTask):
         return segmentation_metrics(self.num_classes, self.hparams.ignore_index)
 
     def load_pretrained(self, weights: str) -> None:
-        load_segmentation_weights(self.model, self.hparams.model, weights)
+        if not load_timm_weights(self.model, weights):
+            load_segmentation_weights(self.model, self.hparams.model, weights)
 
     def export_graph(self) -> ExportGraph:
         return ExportGraph(Probabilities(self), {
@@ -90,7 +91,7 @@ class SegmentationTask(BaseTask):
         A binary model's sigmoid logit ``z`` comes back as ``[0, z]``, whose softmax is
         ``[1 - sigmoid(z), sigmoid(z)]``, so everything downstream treats both kinds alike.
         """
-        logits = logits_of(self.model(normalize(images)))
+        logits = logits_of(self.model(self.standardize(images)))
         return torch.cat([torch.zeros_like(logits), logits], dim=1) if self.hparams.binary else logits
 
     def compute(self, batch: dict[str, Any], stage: str) -> tuple[Tensor, Tensor]:
