@@ -19,6 +19,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from visiontasks.data.balance import balanced_sampler_weights
 from visiontasks.data.cache import CachedSource, memory_limit, should_cache
 from visiontasks.data.collate import collate
 from visiontasks.data.image_size import auto_image_size, file_sizes, median_size
@@ -235,6 +236,8 @@ class VisionDataModule(pl.LightningDataModule, abc.ABC):
             The set-up's check of every file hands its decoded images to the cache (one decode per file), and the
             splits whose transforms draw no random numbers (the resize alone) are kept after them too (when that
             fits as well), so their epochs only copy ready tensors.
+        balanced_sampling: draw each training epoch with replacement so that every class (counted by the images
+            that show it) comes about equally often; seeded by the epoch, so resume and DDP shards stay exact.
     """
 
     task: str = "classification"
@@ -256,6 +259,7 @@ class VisionDataModule(pl.LightningDataModule, abc.ABC):
         pin_memory: bool | None = None,
         uint8_images: bool = False,
         cache_images: bool | Literal["auto"] = "auto",
+        balanced_sampling: bool = False,
     ) -> None:
         super().__init__()
         self.batch_size = batch_size
@@ -275,6 +279,7 @@ class VisionDataModule(pl.LightningDataModule, abc.ABC):
         self.pin_memory = torch.cuda.is_available() if pin_memory is None else pin_memory
         self.uint8_images = uint8_images
         self.cache_images = cache_images
+        self.balanced_sampling = balanced_sampling
         self.class_names: list[str] = []
         self.datasets: dict[str, Dataset] = {}
         self._resume_batches = 0  # batches of the current epoch a resumed run already trained on
@@ -444,7 +449,8 @@ class VisionDataModule(pl.LightningDataModule, abc.ABC):
             )
         sampler: Sampler | None = ShardSampler(dataset, world, rank) if world > 1 else None
         if shuffle:
-            sampler = EpochSampler(dataset, self.seed, world, rank, skip=self._resume_batches * self.batch_size)
+            weights = balanced_sampler_weights(dataset, self.class_names) if self.balanced_sampling else None
+            sampler = EpochSampler(dataset, self.seed, world, rank, skip=self._resume_batches * self.batch_size, weights=weights)
             self._resume_batches = 0
             if trainer is not None:
                 # workers fetch ahead as soon as the loader is made, before Lightning sets the epoch: a

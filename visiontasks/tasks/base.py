@@ -30,6 +30,7 @@ from visiontasks.models.registry import create_model
 from visiontasks.pictures import RunPictures
 from visiontasks.results import PredictionWriter, Result, network_picture
 from visiontasks.runs import BestCheckpoint, LastCheckpoint, read_checkpoint
+from visiontasks.tasks.balance import use_training_class_weights
 
 STAGES = ("train", "val", "test")
 RETIRED_HPARAMS = ("draw_predictions", "draw_threshold", "draw_boxes", "save_overlays")
@@ -176,6 +177,7 @@ class BaseTask(pl.LightningModule, abc.ABC):
         channels = getattr(datamodule, "in_channels", None)
         if channels and channels != self.hparams.in_channels:
             raise DataError(f"The task has in_channels={self.hparams.in_channels} but the data gives {channels}.")
+        use_training_class_weights(self, datamodule)
         if self.hparams.get("weights") and not self.pretrained_loaded and self.trainer.ckpt_path is None:
             self.load_pretrained(self.hparams.weights)
             self.pretrained_loaded = True

@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
-import torch
-from torch import Tensor, nn
+from torch import Tensor
 from torchmetrics import MetricCollection
 
 from visiontasks.metrics import classification_metrics
+from visiontasks.models.classification_losses import ClassificationLoss, ClassificationLossName
 from visiontasks.models.classifiers import head_name
 from visiontasks.models.normalize import normalize
 from visiontasks.models.weights import load_matching, state_dict_for
 from visiontasks.pictures.test_plots import confusion_figures, roc_figure
 from visiontasks.reports import per_class_rows, save_report
 from visiontasks.results import ClassificationResult
+from visiontasks.tasks.balance import loss_weights
 from visiontasks.tasks.base import BaseTask
 
 
@@ -28,7 +29,11 @@ class ClassificationTask(BaseTask):
         model_options: the model's own options, e.g. ``{dropout: 0.3}`` for ``simple_cnn``.
         multilabel: several labels per image (targets are multi-hot vectors).
         label_smoothing: cross-entropy label smoothing (single-label only).
-        class_weights: per-class loss weights for imbalanced data.
+        class_weights: per-class loss weights for imbalanced data: one per class (``pos_weight`` for multi-label),
+            or ``auto``: inverse class frequency in the training split (logged with the counts).
+        loss: ``ce`` (cross-entropy; binary cross-entropy for multi-label) or ``focal`` (Lin et al., 2017:
+            confident, easy images count less; torchvision's ``sigmoid_focal_loss`` for multi-label).
+        focal_gamma: focusing exponent of the focal loss.
         top_k: how many ranked classes predictions list.
         **kwargs: the shared options of :class:`BaseTask` (num_classes, weights, optimizer, ...).
     """
@@ -43,8 +48,10 @@ class ClassificationTask(BaseTask):
         model_options: dict[str, Any] | None = None,
         multilabel: bool = False,
         label_smoothing: float = 0.0,
-        class_weights: list[float] | None = None,
+        class_weights: list[float] | Literal["auto"] | None = None,
         top_k: int = 3,
+        loss: ClassificationLossName = "ce",
+        focal_gamma: float = 2.0,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -53,14 +60,8 @@ class ClassificationTask(BaseTask):
         self.model = self.build_model("classification", num_classes=self.num_classes, in_channels=self.hparams.in_channels)
 
     def configure_losses(self) -> None:
-        weights = self.hparams.class_weights
-        if weights is not None and len(weights) != self.num_classes:
-            raise ValueError(f"class_weights has {len(weights)} entries for {self.num_classes} classes")
-        weight = torch.tensor(weights, dtype=torch.float32) if weights is not None else None
-        if self.hparams.multilabel:
-            self.criterion: nn.Module = nn.BCEWithLogitsLoss(pos_weight=weight)
-        else:
-            self.criterion = nn.CrossEntropyLoss(weight=weight, label_smoothing=self.hparams.label_smoothing)
+        self.criterion = ClassificationLoss(self.hparams.loss, self.hparams.multilabel, loss_weights(self),
+                                            self.hparams.label_smoothing, self.hparams.focal_gamma)  # fmt: skip
 
     def configure_metrics(self, stage: str) -> MetricCollection:
         return classification_metrics(self.num_classes, self.hparams.multilabel, stage)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -19,6 +19,7 @@ from visiontasks.models.segmentation_losses import LossName, SegmentationLoss
 from visiontasks.pictures.test_plots import confusion_figures
 from visiontasks.reports import save_report
 from visiontasks.results import SegmentationResult
+from visiontasks.tasks.balance import loss_weights
 from visiontasks.tasks.base import BaseTask
 
 class SegmentationTask(BaseTask):
@@ -35,7 +36,8 @@ class SegmentationTask(BaseTask):
             of two with a softmax.
         loss: ``ce`` (cross-entropy), ``dice`` (soft Dice), ``ce+dice`` (their sum) or ``focal``.
         ignore_index: mask value of unlabelled pixels, left out of the loss and the metrics.
-        class_weights: per-class loss weights for imbalanced data (e.g. a small foreground).
+        class_weights: per-class loss weights for imbalanced data (e.g. a small foreground), or ``auto``: inverse
+            pixel frequency in the training masks (logged with the counts).
         focal_gamma: focusing exponent of the focal loss.
         **kwargs: the shared options of :class:`BaseTask` (num_classes, weights, optimizer, ...).
     """
@@ -51,7 +53,7 @@ class SegmentationTask(BaseTask):
         binary: bool = False,
         loss: LossName = "ce",
         ignore_index: int = 255,
-        class_weights: list[float] | None = None,
+        class_weights: list[float] | Literal["auto"] | None = None,
         focal_gamma: float = 2.0,
         **kwargs: Any,
     ) -> None:
@@ -66,11 +68,7 @@ class SegmentationTask(BaseTask):
         self.model = self.build_model("segmentation", num_classes=outputs, in_channels=self.hparams.in_channels)
 
     def configure_losses(self) -> None:
-        weights = self.hparams.class_weights
-        if weights is not None and len(weights) != self.num_classes:
-            raise ValueError(f"class_weights has {len(weights)} entries for {self.num_classes} classes")
-        weight = torch.tensor(weights, dtype=torch.float32) if weights is not None else None
-        self.criterion = SegmentationLoss(self.hparams.loss, self.hparams.ignore_index, weight, self.hparams.focal_gamma)
+        self.criterion = SegmentationLoss(self.hparams.loss, self.hparams.ignore_index, loss_weights(self), self.hparams.focal_gamma)
 
     def configure_metrics(self, stage: str) -> MetricCollection:
         return segmentation_metrics(self.num_classes, self.hparams.ignore_index)

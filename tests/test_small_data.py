@@ -1,0 +1,119 @@
+"""Small and imbalanced data: class weights, the balanced sampler, focal loss, k-fold cross-validation and TTA."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from helpers import run_cli
+from PIL import Image
+
+from visiontasks.data.balance import sample_weights
+from visiontasks.data.sampling import EpochSampler
+from visiontasks.kinds import kind_of
+
+FAST = ["--trainer.max_epochs=1", "--trainer.limit_train_batches=2", "--trainer.limit_val_batches=1",
+        "--trainer.limit_test_batches=1", "--trainer.logger=false"]  # fmt: skip
+
+
+def write_images(folder: Path, labels: list[str], groups: list[str] | None = None, name: str = "train.csv") -> Path:
+    """Tiny 16x16 grayscale images, a bright square top-left (``a``) or bottom-right (else), listed in a CSV."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = ["image,label" + (",group" if groups else "")]
+    for i, label in enumerate(labels):
+        pixels = np.full((16, 16), 20, np.uint8)
+        corner = (slice(1, 7), slice(1, 7)) if label == "a" else (slice(9, 15), slice(9, 15))
+        pixels[corner] = 200 + (i % 5) * 10
+        file = f"{Path(name).stem}_{i}.png"
+        Image.fromarray(pixels).save(folder / file)
+        rows.append(f"{file},{label}" + (f",{groups[i]}" if groups else ""))
+    path = folder / name
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+def csv_config(path: Path, data: dict, model: dict | None = None) -> Path:
+    """A config training LeNet-5 on a CSV data set (grayscale, 32 px)."""
+    config = {
+        "seed_everything": 0,
+        "model": {"class_path": "visiontasks.ClassificationTask", "init_args": {"model": "lenet5", **(model or {})}},
+        "data": {"class_path": "visiontasks.CsvDataModule",
+                 "init_args": {"image_size": 32, "in_channels": 1, "batch_size": 4, **data}},
+    }  # fmt: skip
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+# --------------------------------------------------------------------------------------------------
+# Class weights, focal loss, the balanced sampler
+
+
+def test_auto_class_weights_come_from_the_training_labels_only(tmp_path, caplog):
+    train = write_images(tmp_path / "data", ["a"] * 16 + ["b"] * 4)
+    val = write_images(tmp_path / "data", ["a", "b"], name="val.csv")
+    test = write_images(tmp_path / "data", ["b"] * 12, name="test.csv")  # would flip the weights if counted
+    config = csv_config(tmp_path / "c.yaml", {"csv_path": str(train), "val_csv": str(val), "test_csv": str(test)},
+                        {"class_weights": "auto", "loss": "focal"})  # fmt: skip
+    with caplog.at_level(logging.INFO, logger="visiontasks"):
+        cli = run_cli("fit", "--config", str(config), *FAST)
+    # balanced: 20 / (2 classes * count) for a (16 images) and b (4 images)
+    assert cli.model.criterion.weight.tolist() == pytest.approx([20 / 32, 20 / 8])
+    assert "class_weights auto, from the 20 training images: images {a: 16, b: 4}; weights {a: 0.625, b: 2.5}" in caplog.text
+
+
+def test_class_weights_of_the_wrong_length_fail_in_one_line(tmp_path):
+    train = write_images(tmp_path / "data", ["a"] * 6 + ["b"] * 6)
+    config = csv_config(tmp_path / "c.yaml", {"csv_path": str(train)}, {"class_weights": [1.0, 2.0, 3.0]})
+    with pytest.raises(SystemExit) as failure:
+        run_cli("fit", "--config", str(config), *FAST)
+    assert str(failure.value) == (
+        "visiontasks: error: class_weights: 3 entries for 2 classes; give one weight per class, or auto."
+    )
+
+
+def test_multilabel_focal_loss_is_torchvisions_and_weights_positives():
+    from torchvision.ops import sigmoid_focal_loss
+
+    from visiontasks.models.classification_losses import ClassificationLoss
+
+    logits, target = torch.randn(6, 3), (torch.rand(6, 3) > 0.5).float()
+    plain = ClassificationLoss("focal", multilabel=True)(logits, target)
+    assert plain == pytest.approx(float(sigmoid_focal_loss(logits, target, alpha=-1, reduction="mean")))
+    weighted = ClassificationLoss("focal", multilabel=True, weight=torch.tensor([1.0, 1.0, 5.0]))(logits, target)
+    assert float(weighted) > float(plain) if target[:, 2].any() else float(weighted) == float(plain)
+
+
+def imbalanced_table(rare: int = 5, common: int = 95) -> np.ndarray:
+    labels = np.array([1] * rare + [0] * common)
+    return np.stack([kind_of("classification").class_counts({"label": label}, 2) for label in labels])
+
+
+def test_balanced_sampler_draws_classes_equally_and_resumes_and_shards_exactly():
+    table = imbalanced_table()
+    weights = sample_weights(table)
+    dataset = range(len(table))
+    sampler = EpochSampler(dataset, seed=3, weights=weights)
+    sampler.set_epoch(4)
+    drawn = [index for index, epoch in sampler]
+    assert len(drawn) == len(table) and {epoch for _, epoch in sampler} == {4}
+    rare_share = np.mean([table[i, 1] > 0 for i in drawn])
+    assert 0.35 < rare_share < 0.65  # 5 % of the images, about half of the draws
+    # resumed after 30 samples: the same epoch's remaining draws, in order
+    resumed = EpochSampler(dataset, seed=3, skip=30, weights=weights)
+    resumed.set_epoch(4)
+    assert [index for index, _ in resumed] == drawn[30:]
+    # two processes: each its own slice of the same draw, together all of it
+    shards = []
+    for rank in (0, 1):
+        shard = EpochSampler(dataset, seed=3, num_replicas=2, rank=rank, weights=weights)
+        shard.set_epoch(4)
+        shards.append([index for index, _ in shard])
+    assert len(shards[0]) == len(shards[1]) == 50
+    assert [i for pair in zip(*shards) for i in pair] == drawn
+    other = EpochSampler(dataset, seed=3, weights=weights)
+    other.set_epoch(5)
+    assert [index for index, _ in other] != drawn  # a new draw every epoch
