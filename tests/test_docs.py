@@ -60,7 +60,7 @@ ON_CPU = {"trainer.accelerator": "cpu", "trainer.devices": "1", "trainer.strateg
 # Examples slower than ~20 s here (detectors, big backbones): `pytest -m "not slow"` leaves them out.
 SLOW = re.compile(r"faster_rcnn|mask_rcnn|DetectionTask|InstanceSegmentationTask|resnet50")
 
-SUBCOMMANDS = ("fit", "validate", "test", "predict", "export")
+SUBCOMMANDS = ("fit", "validate", "test", "predict", "export", "cv")
 RUN_MARK = "@RUN@"  # `<run>` / `<run id>` while a command is split into words
 PLACEHOLDER = re.compile(r"<run(?: id)?>")
 
@@ -346,7 +346,7 @@ class DocRun:
                  "--trainer.limit_test_batches=1", "--trainer.limit_predict_batches=2"]  # fmt: skip
         if data_class.endswith("ShapesDataModule"):
             short.append("--data.init_args.num_samples=24")
-        if args[0] == "fit":  # a resumed fit trains one more epoch
+        if args[0] in ("fit", "cv"):  # a resumed fit trains one more epoch
             short.append(f"--trainer.max_epochs={2 if 'ckpt_path' in opts else 1}")
         for key, value in opts.items():  # images of at most 64 px, the size of the shapes; a detector's input too
             if key.startswith("model.") and key.rpartition(".")[2] in ("min_size", "max_size"):

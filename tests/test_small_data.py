@@ -16,7 +16,8 @@ from visiontasks.data.balance import sample_weights
 from visiontasks.data.sampling import EpochSampler
 from visiontasks.kinds import kind_of
 
-FAST = ["--trainer.max_epochs=1", "--trainer.limit_train_batches=2", "--trainer.limit_val_batches=1",
+FAST = ["--trainer.max_epochs=1", "--trainer.limit_train_batches=2", "--trainer.limit_val_batches=1", "--pictures.curves=false",
+        "--pictures.grid=0", "--pictures.overlays=0", "--pictures.filters=false", "--pictures.top_losses=0", "--pictures.grad_cam=0",
         "--trainer.limit_test_batches=1", "--trainer.logger=false"]  # fmt: skip
 
 
@@ -117,3 +118,82 @@ def test_balanced_sampler_draws_classes_equally_and_resumes_and_shards_exactly()
     other = EpochSampler(dataset, seed=3, weights=weights)
     other.set_epoch(5)
     assert [index for index, _ in other] != drawn  # a new draw every epoch
+
+
+# --------------------------------------------------------------------------------------------------
+# k-fold cross-validation
+
+
+@pytest.mark.slow  # three fits and validations: ~25 s here
+def test_cv_folds_partition_the_data_repeat_with_the_seed_and_write_the_table(tmp_path, capsys):
+    labels = ["a"] * 12 + ["b"] * 6
+    train = write_images(tmp_path / "data", labels)
+    test = write_images(tmp_path / "data", ["a", "b", "a", "b"], name="test.csv")
+    config = csv_config(tmp_path / "cv.yaml", {"csv_path": str(train), "test_csv": str(test)})
+    result = run_cli("cv", "--config", str(config), "--folds", "3", *FAST, "--trainer.accelerator=cpu",
+                     "--trainer.enable_progress_bar=false")  # fmt: skip
+    assert [run.name for run in result.runs] == ["fold-1", "fold-2", "fold-3"]
+    assert all((run / "config.yaml").is_file() and (run / "checkpoints" / "last.ckpt").is_file() for run in result.runs)
+    assert result.folder.parent == Path("runs/cv") and result.folder.name.startswith("cv-")
+    folds = [row.split(",") for row in (result.folder / "cv_folds.csv").read_text().splitlines()[1:]]
+    images = [image for _, image in folds]
+    assert sorted(images) == sorted(str(tmp_path / "data" / f"train_{i}.png") for i in range(18))  # each image once
+    assert not any(Path(image).name.startswith("test_") for image in images)  # the test split stays out of the folds
+    for k in (1, 2, 3):  # stratified: 4 a and 2 b in each validation fold
+        fold = [image for f, image in folds if f == str(k)]
+        assert sum(labels[int(Path(i).stem.split("_")[1])] == "b" for i in fold) == 2 and len(fold) == 6
+    table = result.table.read_text().splitlines()
+    assert table[0].startswith("fold,") and "val/acc" in table[0] and [r.split(",")[0] for r in table[1:]] == ["1", "2", "3", "mean", "std"]
+    accuracies = [float(r.split(",")[table[0].split(",").index("val/acc")]) for r in table[1:4]]
+    assert np.mean(accuracies) == pytest.approx(result.summary()["val/acc"][0])
+    assert (result.folder / "cv_results.png").stat().st_size > 1000
+    assert "mean ± std" in capsys.readouterr().out
+    # the folds repeat with the seed: fold 2 made again on its own gives the same validation images
+    from visiontasks import CsvDataModule
+
+    again = CsvDataModule(csv_path=str(train), test_csv=str(test), fold=[2, 3], image_size=32, in_channels=1)
+    again.setup("fit")
+    paths = again.datasets["val"].source.paths
+    assert sorted(str(paths[i]) for i in again.datasets["val"].indices) == sorted(i for f, i in folds if f == "2")
+
+
+def fold_of(groups: list[str], folds: int, seed: int = 0, fold: int = 1, tmp: Path = Path("data")) -> list[set[str]]:
+    from visiontasks import CsvDataModule
+
+    labels = ["a" if i % 3 else "b" for i in range(len(groups))]
+    train = write_images(tmp, labels, groups)
+    found = []
+    for k in range(1, folds + 1):
+        data = CsvDataModule(csv_path=str(train), fold=[k, folds], seed=seed, test_fraction=0.0, image_size=32, in_channels=1)
+        data.setup("fit")
+        val = data.datasets["val"]
+        found.append({val.source.groups[i] for i in val.indices})
+    return found
+
+
+def test_cv_keeps_every_group_in_one_fold_and_repeats_with_the_seed():
+    groups = [f"patient{i % 8}" for i in range(48)]
+    found = fold_of(groups, folds=4)
+    assert all(found) and set().union(*found) == {f"patient{i}" for i in range(8)}
+    assert sum(len(f) for f in found) == 8  # no patient in two validation folds
+    assert fold_of(groups, folds=4) == found and fold_of(groups, folds=4, seed=1) != found
+
+
+@pytest.mark.parametrize(
+    "groups, labels, folds, message",
+    [
+        ([f"p{i % 4}" for i in range(12)] + ["big"] * 12, None, 3,
+         "fold: group 'big' has 12 of the 24 training images, more than a validation fold of ~8 holds with 3 folds"),
+        (None, ["a"] * 10 + ["b"] * 2, 3,
+         "fold: class 'b' has 2 images in the training data, fewer than the 3 folds: use --folds 2 or fewer"),
+        ([f"p{i % 2}" for i in range(12)], None, 3, "fold: the group column names 2 groups for 3 folds; use --folds 2 or fewer."),
+    ],
+)  # fmt: skip
+def test_bad_cv_input_fails_in_one_line(tmp_path, groups, labels, folds, message):
+    labels = labels or ["a" if i % 2 else "b" for i in range(len(groups))]
+    train = write_images(tmp_path / "data", labels, groups)
+    config = csv_config(tmp_path / "cv.yaml", {"csv_path": str(train), "test_fraction": 0.0})
+    with pytest.raises(SystemExit) as failure:
+        run_cli("cv", "--config", str(config), "--folds", str(folds), *FAST, "--trainer.accelerator=cpu")
+    assert str(failure.value).startswith(f"visiontasks: error: {message}"), failure.value
+    assert not list(Path("runs").glob("cv/cv-*/fold-*/checkpoints/*.ckpt"))  # failed before training

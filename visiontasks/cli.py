@@ -109,7 +109,7 @@ def place_logger(logger: Namespace, run: RunFolder) -> bool:
     cls, args = _import(logger.class_path), logger.init_args
     if issubclass(cls, WandbLogger):
         args.save_dir, args.id, args.name = str(run.path), run.wandb_id, run.run_id
-        args.group, args.job_type, args.resume = args.get("group") or run.experiment, run.stage, "allow"
+        args.group, args.job_type, args.resume = args.get("group") or run.group, run.stage, "allow"
         return True
     if "save_dir" in args:  # CSV, TensorBoard, ...: files straight into the run (or stage) folder
         args.save_dir = str(run.stage_dir)
@@ -162,6 +162,7 @@ class VisionCLI(LightningCLI):
             help="Experiment name: runs go to <runs_dir>/<experiment>/<run id>/ (default: the config file's name).",
         )  # fmt: skip
         parser.add_argument("--runs_dir", type=str, default=RUNS_DIR, help="Folder holding the experiments' runs.")
+        parser.add_argument("--run_id", type=str | None, default=None, help="Name of a new run's folder (default: the time).")
         parser.add_lightning_class_args(RunPictures, "pictures")  # --pictures.<switch>: which pictures a run makes
         parser.add_lightning_class_args(PredictionWriter, "writer")  # predict's files: --writer.draw true
 
@@ -215,7 +216,7 @@ class VisionCLI(LightningCLI):
         if run_path is not None:
             self.run = RunFolder.of(run_path, stage)
         else:
-            self.run = RunFolder.new(config.runs_dir, experiment, stage)
+            self.run = RunFolder.new(config.runs_dir, experiment, stage, config.get("run_id"))
         self.run.announce()
         VisionCLI.current_run = self.run
         self._place_loggers(config.trainer)
@@ -295,10 +296,18 @@ def show_log_lines() -> None:
         log.setLevel(logging.INFO)
 
 
-def main(args: list[str] | None = None, run: bool = True) -> VisionCLI:
-    """Entry point of ``python -m visiontasks`` and the ``visiontasks`` command."""
+def main(args: list[str] | None = None, run: bool = True) -> Any:
+    """Entry point of ``python -m visiontasks`` and the ``visiontasks`` command (``cv`` gives a :class:`~visiontasks.cv.CrossValidation`)."""
     show_log_lines()
     VisionCLI.current_run = None
+    words = list(sys.argv[1:] if args is None else args)
+    if words[:1] == ["cv"]:  # k-fold cross-validation: one fit per fold (see visiontasks.cv)
+        from visiontasks.cv import cross_validate
+
+        try:
+            return cross_validate(words[1:], fit=main)
+        except VisionTasksError as error:
+            raise SystemExit(f"visiontasks: error: {error}") from None
     try:
         check_config_files(list(sys.argv[1:] if args is None else args))
         return VisionCLI(

@@ -76,8 +76,11 @@ class RunFolder(Callback):
         self.predict_time = timestamp()
 
     @classmethod
-    def new(cls, root: str | Path, experiment: str, stage: str) -> RunFolder:
-        """A new run of ``experiment``, named by the time (``-2``, ``-3``... when that name is taken)."""
+    def new(cls, root: str | Path, experiment: str, stage: str, run_id: str | None = None) -> RunFolder:
+        """A new run of ``experiment``, named ``run_id`` (exactly: every process of a run computes the same), else by
+        the time (``-2``, ``-3``... when that name is taken)."""
+        if run_id:
+            return cls(root, experiment, run_id, stage)
         inherited = os.environ.get(cls.ENV)
         if inherited and _launched_rank() != 0:
             return cls.of(Path(inherited), stage)
@@ -105,7 +108,13 @@ class RunFolder(Callback):
     @property
     def wandb_id(self) -> str:
         """The W&B run id: the same for every command on this run, so test and predict resume the fit's run."""
-        return f"{self.experiment}-{self.run_id}"
+        return f"{self.experiment}-{self.run_id}".replace("/", "-")
+
+    @property
+    def group(self) -> str:
+        """The W&B group: the experiment, or its runs made together (``cv-<time>/fold-1``: the cross-validation)."""
+        parent = Path(self.run_id).parent.as_posix()
+        return self.experiment if parent == "." else f"{self.experiment}/{parent}"
 
     def announce(self) -> None:
         """Make the folder (on rank zero) and tell the processes a launcher starts after this one which run they belong to."""
