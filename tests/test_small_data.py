@@ -29,6 +29,7 @@ def write_images(folder: Path, labels: list[str], groups: list[str] | None = Non
         pixels = np.full((16, 16), 20, np.uint8)
         corner = (slice(1, 7), slice(1, 7)) if label == "a" else (slice(9, 15), slice(9, 15))
         pixels[corner] = 200 + (i % 5) * 10
+        pixels[15, :2] = i, sum(map(ord, name)) % 256  # no two files alike (the leakage check compares bytes)
         file = f"{Path(name).stem}_{i}.png"
         Image.fromarray(pixels).save(folder / file)
         rows.append(f"{file},{label}" + (f",{groups[i]}" if groups else ""))
@@ -53,17 +54,37 @@ def csv_config(path: Path, data: dict, model: dict | None = None) -> Path:
 # Class weights, focal loss, the balanced sampler
 
 
-def test_auto_class_weights_come_from_the_training_labels_only(tmp_path, caplog):
-    train = write_images(tmp_path / "data", ["a"] * 16 + ["b"] * 4)
-    val = write_images(tmp_path / "data", ["a", "b"], name="val.csv")
-    test = write_images(tmp_path / "data", ["b"] * 12, name="test.csv")  # would flip the weights if counted
-    config = csv_config(tmp_path / "c.yaml", {"csv_path": str(train), "val_csv": str(val), "test_csv": str(test)},
+@pytest.fixture(scope="module")
+def weighted_run(tmp_path_factory):
+    """A LeNet-5 fit on 16 ``a`` and 4 ``b`` images with ``class_weights: auto`` and the focal loss, and its log."""
+    import os
+
+    folder = tmp_path_factory.mktemp("weighted")
+    train = write_images(folder / "data", ["a"] * 16 + ["b"] * 4)
+    val = write_images(folder / "data", ["a", "b"], name="val.csv")
+    test = write_images(folder / "data", ["b"] * 12, name="test.csv")  # would flip the weights if counted
+    config = csv_config(folder / "c.yaml", {"csv_path": str(train), "val_csv": str(val), "test_csv": str(test)},
                         {"class_weights": "auto", "loss": "focal"})  # fmt: skip
-    with caplog.at_level(logging.INFO, logger="visiontasks"):
+    records: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: records.append(record.getMessage())
+    logging.getLogger("visiontasks").addHandler(handler)
+    logging.getLogger("visiontasks").setLevel(logging.INFO)
+    here = os.getcwd()
+    os.chdir(folder)
+    try:
         cli = run_cli("fit", "--config", str(config), *FAST)
+    finally:
+        os.chdir(here)
+        logging.getLogger("visiontasks").removeHandler(handler)
+    return cli, config, folder / cli.run.path, records
+
+
+def test_auto_class_weights_come_from_the_training_labels_only(weighted_run):
+    cli, _, _, log = weighted_run
     # balanced: 20 / (2 classes * count) for a (16 images) and b (4 images)
     assert cli.model.criterion.weight.tolist() == pytest.approx([20 / 32, 20 / 8])
-    assert "class_weights auto, from the 20 training images: images {a: 16, b: 4}; weights {a: 0.625, b: 2.5}" in caplog.text
+    assert "class_weights auto, from the 20 training images: images {a: 16, b: 4}; weights {a: 0.625, b: 2.5}." in log
 
 
 def test_class_weights_of_the_wrong_length_fail_in_one_line(tmp_path):
@@ -197,3 +218,42 @@ def test_bad_cv_input_fails_in_one_line(tmp_path, groups, labels, folds, message
         run_cli("cv", "--config", str(config), "--folds", str(folds), *FAST, "--trainer.accelerator=cpu")
     assert str(failure.value).startswith(f"visiontasks: error: {message}"), failure.value
     assert not list(Path("runs").glob("cv/cv-*/fold-*/checkpoints/*.ckpt"))  # failed before training
+
+
+# --------------------------------------------------------------------------------------------------
+# Test-time augmentation
+
+
+def test_tta_averages_the_views_and_results_say_so():
+    from visiontasks import ClassificationTask, SegmentationTask
+
+    torch.manual_seed(0)
+    image = np.random.default_rng(0).random((32, 32), dtype=np.float32)
+    plain = ClassificationTask(model="lenet5", num_classes=3, in_channels=1)
+    flipped = ClassificationTask(model="lenet5", num_classes=3, in_channels=1, tta=True)
+    flipped.load_state_dict(plain.state_dict())
+    before, after = plain.predict(image)[0], flipped.predict(image)[0]
+    assert before.tta == () and after.tta == ("hflip",) and after.row()["tta"] == "hflip" and "tta" not in before.row()
+    x = torch.from_numpy(image)[None, None]
+    with torch.no_grad():
+        expected = (plain(x).softmax(1) + plain(x.flip(-1)).softmax(1)) / 2
+    assert after.probabilities == pytest.approx(expected[0].numpy(), abs=1e-5)
+    assert not np.allclose(after.probabilities, before.probabilities, atol=1e-4)
+
+    segmenter = SegmentationTask(num_classes=3, in_channels=1, model_options={"depth": 2}, tta=["vflip", "scale_up"])
+    results = segmenter.predict(np.random.default_rng(1).random((40, 48), dtype=np.float32))
+    assert results[0].tta == ("vflip", "scale_up") and results[0].mask.shape == (40, 48)
+    assert results[0].row()["tta"] == "vflip+scale_up"
+    with pytest.raises(Exception, match="tta: unknown view 'rotate'; choose from hflip, vflip, scale_up, scale_down"):
+        SegmentationTask(num_classes=3, model_options={"depth": 2}, tta=["rotate"]).predict(np.zeros((32, 32, 3), np.float32))
+
+
+@pytest.mark.slow  # a test and a predict command: ~10 s here
+def test_tta_at_test_and_predict_from_the_cli_is_recorded(weighted_run):
+    _, config, run, _ = weighted_run
+    checkpoint = str(run / "checkpoints" / "last.ckpt")
+    tested = run_cli("test", "--config", str(config), f"--ckpt_path={checkpoint}", "--model.init_args.tta=[hflip,scale_down]", *FAST)
+    assert yaml.safe_load((tested.run.stage_dir / "config.yaml").read_text())["model"]["init_args"]["tta"] == ["hflip", "scale_down"]
+    predicted = run_cli("predict", "--config", str(config), f"--ckpt_path={checkpoint}", "--model.init_args.tta=true", *FAST)
+    rows = (predicted.run.stage_dir / "predictions.csv").read_text().splitlines()
+    assert rows[0].endswith(",tta") and len(rows) > 1 and all(row.endswith(",hflip") for row in rows[1:])

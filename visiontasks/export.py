@@ -20,6 +20,7 @@ from pytorch_lightning.core.module import _jit_is_scripting
 from torchvision.ops import box_convert
 
 from visiontasks.errors import VisionTasksError
+from visiontasks.models.tta import tta_views
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +113,10 @@ def sidecar(task: Any, fmt: ExportFormat, outputs: dict[str, str], size: tuple[i
         },
         "outputs": outputs,
     }
+    views = tta_views(task.hparams.get("tta"))
+    if views:  # the task averages views at test and predict; the file holds one forward pass
+        info["tta"] = {"views": list(views), "in_exported_model": False,
+                       "how": "average the softmax of the image and of each view (mapped back for masks) yourself"}  # fmt: skip
     if detector:
         info["category_ids"] = list(task.category_ids)
         info["torchscript_call"] = "model([image]) returns (losses, detections); detections[0] holds boxes, labels, scores"

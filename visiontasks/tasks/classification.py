@@ -11,12 +11,14 @@ from visiontasks.metrics import classification_metrics
 from visiontasks.models.classification_losses import ClassificationLoss, ClassificationLossName
 from visiontasks.models.classifiers import head_name
 from visiontasks.models.normalize import normalize
+from visiontasks.models.tta import TTAName
 from visiontasks.models.weights import load_matching, state_dict_for
 from visiontasks.pictures.test_plots import confusion_figures, roc_figure
 from visiontasks.reports import per_class_rows, save_report
 from visiontasks.results import ClassificationResult
 from visiontasks.tasks.balance import loss_weights
 from visiontasks.tasks.base import BaseTask
+from visiontasks.tasks.tta import active_views, evaluation_scores
 
 
 class ClassificationTask(BaseTask):
@@ -34,6 +36,9 @@ class ClassificationTask(BaseTask):
         loss: ``ce`` (cross-entropy; binary cross-entropy for multi-label) or ``focal`` (Lin et al., 2017:
             confident, easy images count less; torchvision's ``sigmoid_focal_loss`` for multi-label).
         focal_gamma: focusing exponent of the focal loss.
+        tta: test-time augmentation at test and predict: the class probabilities averaged over the image and
+            its views (``hflip``, ``vflip``, ``scale_up``, ``scale_down``: only those that cannot change the
+            label); ``true`` is ``[hflip]``. Results and predictions record the views used.
         top_k: how many ranked classes predictions list.
         **kwargs: the shared options of :class:`BaseTask` (num_classes, weights, optimizer, ...).
     """
@@ -52,6 +57,7 @@ class ClassificationTask(BaseTask):
         top_k: int = 3,
         loss: ClassificationLossName = "ce",
         focal_gamma: float = 2.0,
+        tta: bool | list[TTAName] = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -80,7 +86,7 @@ class ClassificationTask(BaseTask):
         return logits.sigmoid() if self.hparams.multilabel else logits.softmax(dim=1)
 
     def compute(self, batch: dict[str, Any], stage: str) -> tuple[Tensor, Tensor]:
-        logits = self(batch["image"])
+        logits = evaluation_scores(self, batch["image"], multilabel=self.hparams.multilabel)
         return self.criterion(logits, batch["label"]), logits
 
     def sample_losses(self, batch: dict[str, Any]) -> Tensor:
@@ -97,8 +103,9 @@ class ClassificationTask(BaseTask):
 
     def results(self, batch: dict[str, Any], outputs: Tensor | None = None) -> list[ClassificationResult]:
         """Per image: the predicted label(s) and score(s), the top-k classes and every class's probability."""
-        logits = self(batch["image"]) if outputs is None else outputs
+        logits = evaluation_scores(self, batch["image"], multilabel=self.hparams.multilabel) if outputs is None else outputs
         probs = self.probabilities(logits).detach().float().cpu()
+        tta = active_views(self)
         names = self.class_names
         k = min(self.hparams.top_k, self.num_classes)
         results = []
@@ -111,7 +118,7 @@ class ClassificationTask(BaseTask):
                 label, score = names[int(indices[0])], round(float(scores[0]), 4)
             top = [(names[int(c)], float(v)) for v, c in zip(scores, indices)]
             results.append(ClassificationResult(**self.result_fields(batch, i), label=label, score=score, top_k=top,
-                                                probabilities=p.numpy()))  # fmt: skip
+                                                probabilities=p.numpy(), tta=tta))  # fmt: skip
         return results
 
     def report(self, values: dict[str, Any]) -> None:
