@@ -257,3 +257,18 @@ def test_tta_at_test_and_predict_from_the_cli_is_recorded(weighted_run):
     predicted = run_cli("predict", "--config", str(config), f"--ckpt_path={checkpoint}", "--model.init_args.tta=true", *FAST)
     rows = (predicted.run.stage_dir / "predictions.csv").read_text().splitlines()
     assert rows[0].endswith(",tta") and len(rows) > 1 and all(row.endswith(",hflip") for row in rows[1:])
+
+
+@pytest.mark.slow  # two processes, two folds: ~1 min here
+def test_two_process_cv_runs_every_fold_on_both_processes_and_writes_one_table():
+    from helpers import CONFIGS
+    from test_ddp import SMALL, launch, succeeded
+
+    done = succeeded(launch("cv", "--config", str(CONFIGS / "lenet5.yaml"), *SMALL, "--folds=2", "--trainer.logger=CSVLogger"))
+    (folder,) = Path("runs", "lenet5").iterdir()
+    assert folder.name.startswith("cv-") and sorted(p.name for p in folder.iterdir() if p.is_dir()) == ["fold-1", "fold-2"]
+    for fold in ("fold-1", "fold-2"):  # each fold an ordinary run, its metrics logged once
+        assert (folder / fold / "checkpoints" / "last.ckpt").is_file() and (folder / fold / "csv" / "metrics.csv").is_file()
+    rows = (folder / "cv_results.csv").read_text().splitlines()
+    assert [row.split(",")[0] for row in rows[1:]] == ["1", "2", "mean", "std"]
+    assert done.stdout.count("mean ± std") == 1  # printed by rank zero alone

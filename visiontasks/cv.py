@@ -24,7 +24,7 @@ from visiontasks.errors import DataError
 from visiontasks.pictures.curves import FAST_PNG
 from visiontasks.pictures.folds import folds_figure
 from visiontasks.results.formats import write_csv
-from visiontasks.runs import _launched_rank, timestamp
+from visiontasks.runs import launched_rank, timestamp
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,7 @@ def parse(args: list[str]) -> tuple[int, list[str]]:
 def cross_validate(args: list[str], fit: Callable[[list[str]], Any]) -> CrossValidation:
     """Run ``fit`` (the CLI's entry) once per fold with ``args`` and summarise the folds' validation metrics."""
     folds, options = parse(args)
-    if _launched_rank() == 0:
+    if launched_rank() == 0:
         os.environ[CV_ENV] = f"cv-{timestamp()}"
     name = os.environ.get(CV_ENV) or f"cv-{timestamp()}"
     result, lead, val_images = None, True, []

@@ -53,7 +53,7 @@ def timestamp() -> str:
     return time.strftime("%Y%m%d-%H%M%S")
 
 
-def _launched_rank() -> int:
+def launched_rank() -> int:
     """This process's rank as set by a launcher (torchrun, SLURM, Lightning's own), 0 when unset."""
     for name in ("RANK", "SLURM_PROCID", "LOCAL_RANK"):
         if os.environ.get(name, "").isdigit():
@@ -82,7 +82,7 @@ class RunFolder(Callback):
         if run_id:
             return cls(root, experiment, run_id, stage)
         inherited = os.environ.get(cls.ENV)
-        if inherited and _launched_rank() != 0:
+        if inherited and launched_rank() != 0:
             return cls.of(Path(inherited), stage)
         base = timestamp()
         run_id, count = base, 1
@@ -118,7 +118,7 @@ class RunFolder(Callback):
 
     def announce(self) -> None:
         """Make the folder (on rank zero) and tell the processes a launcher starts after this one which run they belong to."""
-        if _launched_rank() == 0:
+        if launched_rank() == 0:
             self.stage_dir.mkdir(parents=True, exist_ok=True)
         os.environ[self.ENV] = str(self.path)
 

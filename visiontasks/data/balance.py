@@ -25,7 +25,9 @@ def label_table(source: Sequence[dict[str, Any]], indices: Sequence[int], kind: 
     labels = getattr(source, "labels", None)
     if labels is not None and not kind.per_object and not kind.mask:  # no image needs decoding
         return np.stack([kind.class_counts({kind.label: labels[i]}, num_classes) for i in indices])
-    return np.stack([kind.class_counts(source[i], num_classes) for i in indices]) if len(indices) else np.zeros((0, num_classes), np.int64)
+    if not len(indices):
+        return np.zeros((0, num_classes), np.int64)
+    return np.stack([kind.class_counts(source[i], num_classes) for i in indices])
 
 
 def training_table(dataset: Any, num_classes: int) -> np.ndarray:

@@ -60,7 +60,8 @@ def averaged(
         dims, scale = VIEWS[name]
         view = images.flip(dims) if dims else images
         if scale != 1.0:
-            view = F.interpolate(view, size=_scaled_size(size, scale, 32 if per_pixel else 1), mode="bilinear", align_corners=False)
+            scaled = _scaled_size(size, scale, 32 if per_pixel else 1)
+            view = F.interpolate(view, size=scaled, mode="bilinear", align_corners=False)
         probs = probabilities(forward(view))
         if per_pixel:
             if probs.shape[-2:] != size:

@@ -1,0 +1,135 @@
+"""Small and imbalanced data on the real digits (scikit-learn's 8x8 scans as 28x28 files, see digit_scenes.py).
+
+    python benchmarks/small_data.py imbalance   # 1:20 rare digit: plain vs class_weights auto vs balanced sampler, + TTA
+    python benchmarks/small_data.py cv          # 5-fold cross-validation: mean ± std per metric
+
+- imbalance: the training split keeps every digit but one (``--rare``, default 8), which keeps 1 image in 20;
+  validation and test stay as drawn (balanced). LeNet-5, the same epochs, batch size and seeds for every
+  variant. Balanced error rate (BER) = 1 - mean recall over the digits, on the test split, median over seeds.
+  The plain models are also tested with test-time augmentation: ``hflip``, and the two rescalings
+  (a mirrored digit can be another digit: hflip shows what a view that CAN change the label does).
+- cv: ``python -m visiontasks cv --folds 5`` on the digits' training split (the test split untouched).
+
+Runs are small (LeNet-5 at 28 px on ~1000 images, a few epochs on the CPU) and written under ``--root``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import statistics
+import sys
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from digit_scenes import DigitScenesDataModule  # noqa: E402
+
+from visiontasks.cli import main  # noqa: E402
+from visiontasks.data.export import export_splits  # noqa: E402
+
+QUIET = ["--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false", "--trainer.logger=false",
+         "--pictures.curves=false", "--pictures.grid=0", "--pictures.overlays=0", "--pictures.filters=false",
+         "--pictures.top_losses=0", "--pictures.grad_cam=0"]  # fmt: skip
+TTA_VIEWS = {"no TTA": False, "hflip": ["hflip"], "scale_up+scale_down": ["scale_up", "scale_down"]}
+VARIANTS = {
+    "plain": [],
+    "class_weights auto": ["--model.init_args.class_weights=auto"],
+    "balanced sampler": ["--data.init_args.balanced_sampling=true"],
+}
+
+
+def digits(root: Path, rare: str, keep_one_in: int) -> Path:
+    """The digit files (once), and ``train_rare<digit>.csv``: every ``keep_one_in``-th image of ``rare`` kept."""
+    folder = root / "classification"
+    if not (folder / "train.csv").is_file():
+        export_splits(DigitScenesDataModule("classification"), folder)
+    with open(folder / "train.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    seen = 0
+    kept = []
+    for row in rows:
+        if row["label"] == rare:
+            seen += 1
+            if seen % keep_one_in:
+                continue
+        kept.append(row)
+    path = folder / f"train_rare{rare}.csv"
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(kept)
+    counts = {d: sum(r["label"] == d for r in kept) for d in sorted({r["label"] for r in kept})}
+    print(f"training images per digit: {counts}")
+    return path
+
+
+def data_args(folder: Path, train_csv: Path, batch_size: int = 16) -> list[str]:
+    return ["--model=visiontasks.ClassificationTask", "--model.init_args.model=lenet5",
+            "--data=visiontasks.CsvDataModule", f"--data.init_args.csv_path={train_csv}",
+            f"--data.init_args.val_csv={folder / 'val.csv'}", f"--data.init_args.test_csv={folder / 'test.csv'}",
+            "--model.init_args.optimizer=torch.optim.AdamW", "--model.init_args.optimizer.lr=0.003",
+            "--data.init_args.image_size=28", "--data.init_args.in_channels=1", f"--data.init_args.batch_size={batch_size}",
+            "--data.init_args.num_workers=0", "--trainer.accelerator=cpu", "--trainer.devices=1"]  # fmt: skip
+
+
+def fit(args: list[str], runs: Path, seed: int, epochs: int) -> Any:
+    return main(["fit", *args, f"--seed_everything={seed}", f"--trainer.max_epochs={epochs}", f"--runs_dir={runs}",
+                 "--experiment=small_data", *QUIET])  # fmt: skip
+
+
+def test(cli: Any, tta: Any = False) -> dict[str, float]:
+    cli.model.hparams.tta = tta
+    tested = cli.trainer.test(cli.model, datamodule=cli.datamodule, ckpt_path="best", verbose=False)[0]
+    return {"ber": 1 - tested["test/recall"], "acc": tested["test/acc"]}
+
+
+def imbalance(root: Path, rare: str, seeds: list[int], epochs: int) -> None:
+    """Every variant per seed, then the medians; the plain models are also tested with test-time augmentation."""
+    folder, train_csv = root / "classification", digits(root, rare, 20)
+    results: dict[str, list[float]] = {name: [] for name in VARIANTS}
+    accuracy: dict[str, list[float]] = {name: [] for name in TTA_VIEWS}
+    for seed in seeds:  # the variants take turns within each seed: the machine's noise hits them alike
+        for name, extra in VARIANTS.items():
+            cli = fit([*data_args(folder, train_csv), *extra], root / "runs", seed, epochs)
+            scores = test(cli)
+            results[name].append(scores["ber"])
+            print(f"seed {seed} {name}: BER {scores['ber']:.4f}, accuracy {scores['acc']:.4f}")
+            if name == "plain":
+                for view, option in TTA_VIEWS.items():
+                    accuracy[view].append(test(cli, option)["acc"])
+                print(f"seed {seed} plain, test accuracy: " + ", ".join(f"{v} {a[-1]:.4f}" for v, a in accuracy.items()))
+    ber = {name: statistics.median(values) for name, values in results.items()}
+    print(f"\n1:20 rare digit {rare}, LeNet-5, {epochs} epochs, seeds {seeds}: test balanced error rate (median)")
+    for name, value in ber.items():
+        versus = "" if name == "plain" else f"  ratio to plain {value / ber['plain']:.3f} (cut {1 - value / ber['plain']:.0%}, target >= 25%)"
+        print(f"  {name:20s} BER {value:.4f}{versus}")
+    plain = statistics.median(accuracy["no TTA"])
+    print(f"\nThe plain models' test accuracy (median) by test-time augmentation:")
+    for view, values in accuracy.items():
+        print(f"  {view:20s} {statistics.median(values):.4f}  ({statistics.median(values) - plain:+.4f} vs no TTA)")
+
+
+def cross_validation(root: Path, folds: int, epochs: int) -> None:
+    folder = root / "classification"
+    if not (folder / "train.csv").is_file():
+        export_splits(DigitScenesDataModule("classification"), folder)
+    args = [arg for arg in data_args(folder, folder / "train.csv") if not arg.startswith("--data.init_args.val_csv")]
+    main(["cv", *args, f"--folds={folds}", f"--trainer.max_epochs={epochs}", f"--runs_dir={root / 'runs'}",
+          "--experiment=digits_cv", "--seed_everything=0", *QUIET])  # fmt: skip
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("what", choices=["imbalance", "cv"])
+    parser.add_argument("--root", type=Path, default=Path("small_data_bench"))
+    parser.add_argument("--rare", default="8", help="the rare digit (imbalance, tta)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument("--folds", type=int, default=5)
+    options = parser.parse_args()
+    sys.argv = sys.argv[:1]  # the commands below get their arguments from here, not from the command line
+    if options.what == "cv":
+        cross_validation(options.root, options.folds, options.epochs)
+    else:
+        imbalance(options.root, options.rare, options.seeds, options.epochs)
