@@ -17,10 +17,13 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import statistics
 import sys
 from pathlib import Path
 from typing import Any
+
+import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from digit_scenes import DigitScenesDataModule  # noqa: E402
@@ -39,36 +42,36 @@ VARIANTS = {
 }
 
 
-def digits(root: Path, rare: str, keep_one_in: int) -> Path:
-    """The digit files (once), and ``train_rare<digit>.csv``: every ``keep_one_in``-th image of ``rare`` kept."""
+def digits(root: Path, rare: str, keep_one_in: int, common: list[str]) -> dict[str, Path]:
+    """The digit files (once), and CSVs of the digits ``common + [rare]`` only, where training keeps every
+    ``keep_one_in``-th image of ``rare``; validation and test keep all of theirs. Returns the CSV of each split."""
     folder = root / "classification"
     if not (folder / "train.csv").is_file():
         export_splits(DigitScenesDataModule("classification"), folder)
-    with open(folder / "train.csv") as handle:
-        rows = list(csv.DictReader(handle))
-    seen = 0
-    kept = []
-    for row in rows:
-        if row["label"] == rare:
-            seen += 1
-            if seen % keep_one_in:
-                continue
-        kept.append(row)
-    path = folder / f"train_rare{rare}.csv"
-    with open(path, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(kept)
-    counts = {d: sum(r["label"] == d for r in kept) for d in sorted({r["label"] for r in kept})}
-    print(f"training images per digit: {counts}")
-    return path
+    name = f"{''.join(common)}_rare{rare}"
+    paths = {}
+    for split in ("train", "val", "test"):
+        with open(folder / f"{split}.csv") as handle:
+            rows = [row for row in csv.DictReader(handle) if row["label"] in (*common, rare)]
+        if split == "train":
+            rare_rows = [row for row in rows if row["label"] == rare]
+            rows = [row for row in rows if row["label"] != rare] + rare_rows[keep_one_in - 1 :: keep_one_in]
+        paths[split] = folder / f"{split}_{name}.csv"
+        with open(paths[split], "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+        counts = {d: sum(r["label"] == d for r in rows) for d in sorted({r["label"] for r in rows})}
+        print(f"{split} images per digit: {counts}")
+    return paths
 
 
-def data_args(folder: Path, train_csv: Path, batch_size: int = 16) -> list[str]:
+def data_args(csvs: dict[str, Path], classes: list[str] | None = None, batch_size: int = 16) -> list[str]:
+    names = [f"--data.init_args.class_names={json.dumps(classes)}"] if classes else []
     return ["--model=visiontasks.ClassificationTask", "--model.init_args.model=lenet5",
-            "--data=visiontasks.CsvDataModule", f"--data.init_args.csv_path={train_csv}",
-            f"--data.init_args.val_csv={folder / 'val.csv'}", f"--data.init_args.test_csv={folder / 'test.csv'}",
-            "--model.init_args.optimizer=torch.optim.AdamW", "--model.init_args.optimizer.lr=0.003",
+            "--data=visiontasks.CsvDataModule", *(f"--data.init_args.{key}={csvs[split]}" for key, split in
+                                                  (("csv_path", "train"), ("val_csv", "val"), ("test_csv", "test")) if split in csvs),
+            *names, "--model.init_args.optimizer=torch.optim.AdamW", "--model.init_args.optimizer.lr=0.003",
             "--data.init_args.image_size=28", "--data.init_args.in_channels=1", f"--data.init_args.batch_size={batch_size}",
             "--data.init_args.num_workers=0", "--trainer.accelerator=cpu", "--trainer.devices=1"]  # fmt: skip
 
@@ -84,14 +87,15 @@ def test(cli: Any, tta: Any = False) -> dict[str, float]:
     return {"ber": 1 - tested["test/recall"], "acc": tested["test/acc"]}
 
 
-def imbalance(root: Path, rare: str, seeds: list[int], epochs: int) -> None:
+def imbalance(root: Path, rare: str, common: list[str], seeds: list[int], epochs: int, variants: list[str]) -> None:
     """Every variant per seed, then the medians; the plain models are also tested with test-time augmentation."""
-    folder, train_csv = root / "classification", digits(root, rare, 20)
-    results: dict[str, list[float]] = {name: [] for name in VARIANTS}
+    csvs = digits(root, rare, 20, common)
+    results: dict[str, list[float]] = {name: [] for name in variants}
     accuracy: dict[str, list[float]] = {name: [] for name in TTA_VIEWS}
     for seed in seeds:  # the variants take turns within each seed: the machine's noise hits them alike
-        for name, extra in VARIANTS.items():
-            cli = fit([*data_args(folder, train_csv), *extra], root / "runs", seed, epochs)
+        for name in variants:
+            extra = VARIANTS[name]
+            cli = fit([*data_args(csvs, sorted([*common, rare])), *extra], root / "runs", seed, epochs)
             scores = test(cli)
             results[name].append(scores["ber"])
             print(f"seed {seed} {name}: BER {scores['ber']:.4f}, accuracy {scores['acc']:.4f}")
@@ -100,21 +104,22 @@ def imbalance(root: Path, rare: str, seeds: list[int], epochs: int) -> None:
                     accuracy[view].append(test(cli, option)["acc"])
                 print(f"seed {seed} plain, test accuracy: " + ", ".join(f"{v} {a[-1]:.4f}" for v, a in accuracy.items()))
     ber = {name: statistics.median(values) for name, values in results.items()}
-    print(f"\n1:20 rare digit {rare}, LeNet-5, {epochs} epochs, seeds {seeds}: test balanced error rate (median)")
+    print(f"\nDigits {common} and 1:20 rare digit {rare}, LeNet-5, {epochs} epochs, seeds {seeds}: test balanced error rate (median)")
     for name, value in ber.items():
-        versus = "" if name == "plain" else f"  ratio to plain {value / ber['plain']:.3f} (cut {1 - value / ber['plain']:.0%}, target >= 25%)"
+        versus = "" if name == "plain" or "plain" not in ber else f"  ratio to plain {value / ber['plain']:.3f} (cut {1 - value / ber['plain']:.0%}, target >= 25%)"
         print(f"  {name:20s} BER {value:.4f}{versus}")
+    if not accuracy["no TTA"]:
+        return
     plain = statistics.median(accuracy["no TTA"])
-    print(f"\nThe plain models' test accuracy (median) by test-time augmentation:")
+    print("\nThe plain models' test accuracy (median) by test-time augmentation:")
     for view, values in accuracy.items():
         print(f"  {view:20s} {statistics.median(values):.4f}  ({statistics.median(values) - plain:+.4f} vs no TTA)")
 
 
-def cross_validation(root: Path, folds: int, epochs: int) -> None:
-    folder = root / "classification"
-    if not (folder / "train.csv").is_file():
-        export_splits(DigitScenesDataModule("classification"), folder)
-    args = [arg for arg in data_args(folder, folder / "train.csv") if not arg.startswith("--data.init_args.val_csv")]
+def cross_validation(root: Path, digit_names: list[str], folds: int, epochs: int) -> None:
+    """``cv`` on the training images of ``digit_names`` (all of them, balanced); their test split stays out."""
+    csvs = digits(root, digit_names[-1], 1, digit_names[:-1])
+    args = data_args({"train": csvs["train"], "test": csvs["test"]}, sorted(digit_names))
     main(["cv", *args, f"--folds={folds}", f"--trainer.max_epochs={epochs}", f"--runs_dir={root / 'runs'}",
           "--experiment=digits_cv", "--seed_everything=0", *QUIET])  # fmt: skip
 
@@ -123,13 +128,17 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("what", choices=["imbalance", "cv"])
     parser.add_argument("--root", type=Path, default=Path("small_data_bench"))
-    parser.add_argument("--rare", default="8", help="the rare digit (imbalance, tta)")
+    parser.add_argument("--rare", default="8", help="imbalance: the rare digit")
+    parser.add_argument("--common", nargs="+", default=["3"], help="imbalance: the other digits (all ten: 0 1 ... 9)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS), help="imbalance: which")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (the runs are tiny; the machine is shared)")
     options = parser.parse_args()
+    torch.set_num_threads(options.threads)
     sys.argv = sys.argv[:1]  # the commands below get their arguments from here, not from the command line
     if options.what == "cv":
-        cross_validation(options.root, options.folds, options.epochs)
+        cross_validation(options.root, [*options.common, options.rare], options.folds, options.epochs)
     else:
-        imbalance(options.root, options.rare, options.seeds, options.epochs)
+        imbalance(options.root, options.rare, options.common, options.seeds, options.epochs, options.variants)

@@ -57,8 +57,9 @@ NOT_RUN = {
 LAUNCHERS = ("torchrun", "srun")
 # Settings that need GPUs: appended CPU equivalents, so the rest of the command still runs here.
 ON_CPU = {"trainer.accelerator": "cpu", "trainer.devices": "1", "trainer.strategy": "auto", "trainer.num_nodes": "1"}
-# Examples slower than ~20 s here (detectors, big backbones): `pytest -m "not slow"` leaves them out.
-SLOW = re.compile(r"faster_rcnn|mask_rcnn|DetectionTask|InstanceSegmentationTask|resnet50")
+# Examples slower than ~20 s here (detectors, big backbones, cross-validation: a fit per fold): `pytest -m "not slow"`
+# leaves them out.
+SLOW = re.compile(r"faster_rcnn|mask_rcnn|DetectionTask|InstanceSegmentationTask|resnet50|visiontasks cv ")
 
 SUBCOMMANDS = ("fit", "validate", "test", "predict", "export", "cv")
 RUN_MARK = "@RUN@"  # `<run>` / `<run id>` while a command is split into words
