@@ -15,3 +15,7 @@ class CheckpointError(VisionTasksError, ValueError):
 
 class TrainingStopped(VisionTasksError, RuntimeError):
     """Training cannot go on (a non-finite loss); the message names the step and the last good checkpoint."""
+
+
+class ExportError(VisionTasksError):
+    """The model cannot be exported in the asked format."""

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from visiontasks.data.formats import xywh_to_xyxy
 from visiontasks.data.images import check_images
 from visiontasks.errors import DataError
 
@@ -119,19 +120,6 @@ def _check_segmentation(segmentation: Any, height: int, width: int, where: str) 
         raise DataError(f"{where}: segmentation is neither polygons nor RLE; instance segmentation needs one of them.")
 
 
-def segmentation_mask(segmentation: Any, height: int, width: int) -> np.ndarray:
-    """HxW uint8 0/1 mask of COCO polygons, uncompressed RLE (crowds) or compressed RLE."""
-    from pycocotools import mask as mask_utils
-
-    if isinstance(segmentation, list):
-        rle = mask_utils.merge(mask_utils.frPyObjects(segmentation, height, width))
-    elif isinstance(segmentation.get("counts"), list):
-        rle = mask_utils.frPyObjects(segmentation, height, width)
-    else:
-        rle = segmentation
-    return mask_utils.decode(rle)
-
-
 def _file_sizes(paths: Sequence[Path], where: Path) -> list[tuple[int, int]]:
     """(height, width) of each file, decoded once now: a missing or broken file fails at set-up, named."""
     missing = next((path for path in paths if not path.is_file()), None)
@@ -175,12 +163,12 @@ def coco_images(coco: COCO, path: Path, images_dir: Path, label_of: dict[int, in
                 f"{where} has category_id {annotation['category_id']}, which is not a known category "
                 f"(ids {sorted(label_of)})."
             )
-        x, y, w, h = _checked_box(annotation["bbox"], where)
-        box = np.clip([x, y, x + w, y + h], 0, [record.width, record.height] * 2)
+        given = xywh_to_xyxy(_checked_box(annotation["bbox"], where))
+        box = np.clip(given, 0, [record.width, record.height] * 2)
         if box[2] <= box[0] or box[3] <= box[1]:
             dropped += 1  # empty, or wholly outside the image
             continue
-        clipped += not np.allclose(box, [x, y, x + w, y + h])
+        clipped += not np.allclose(box, given)
         segmentation = annotation.get("segmentation") or None
         if masks:
             _check_segmentation(segmentation, record.height, record.width, where)

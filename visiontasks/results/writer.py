@@ -13,7 +13,7 @@ import pytorch_lightning as pl
 
 from visiontasks.results.formats import write_coco, write_csv, write_picture
 from visiontasks.results.ordered import OrderedWriter, dataset_stems, output_path
-from visiontasks.results.types import DetectionResult, Result, SegmentationResult
+from visiontasks.results.types import Result
 
 
 class PredictionWriter(OrderedWriter):
@@ -47,15 +47,8 @@ class PredictionWriter(OrderedWriter):
     def add(self, result: Result, folder: Any, index: int) -> tuple[str, Any]:
         """Write one image's mask and drawing now; what goes into the one file comes back as ``(kind, item)``."""
         name = self.stems[index] if self.stems is not None else self._unique(result.name)
-        kept: tuple[str, Any]
-        if isinstance(result, SegmentationResult):
-            result.save(folder / f"{name}.png")
-            kept = ("mask", None)
-        elif isinstance(result, DetectionResult):
-            kept = ("coco", result.coco(index))
-        else:
-            kept = ("row", result.row())
-        if self.draw or (self.draw is None and isinstance(result, SegmentationResult)):
+        kept = result.entry(folder, name, index)
+        if self.draw or (self.draw is None and result.drawn_by_default):
             write_picture(folder / f"{name}_overlay.png", result.plot(threshold=self.draw_threshold))
         return kept
 
