@@ -1,16 +1,18 @@
 """Small and imbalanced data on the real digits (scikit-learn's 8x8 scans as 28x28 files, see digit_scenes.py).
 
-    python benchmarks/small_data.py imbalance   # 1:20 rare digit: plain vs class_weights auto vs balanced sampler, + TTA
-    python benchmarks/small_data.py cv          # 5-fold cross-validation: mean ± std per metric
+    python benchmarks/small_data.py imbalance --variants plain     # and "class_weights auto", "balanced sampler"
+    python benchmarks/small_data.py cv --epochs 10                 # 5-fold cross-validation: mean ± std per metric
 
-- imbalance: the training split keeps every digit but one (``--rare``, default 8), which keeps 1 image in 20;
-  validation and test stay as drawn (balanced). LeNet-5, the same epochs, batch size and seeds for every
-  variant. Balanced error rate (BER) = 1 - mean recall over the digits, on the test split, median over seeds.
+- imbalance: digits ``--common`` (default 3) and ``--rare`` (default 8); training keeps every image of the
+  common digits and 1 in 20 of the rare one; validation and test keep all theirs. LeNet-5, the same epochs,
+  batch size and seeds for every variant (run the variants side by side, one process each, or all in one).
+  Balanced error rate (BER) = 1 - mean recall over the classes on the test split, median over the seeds.
   The plain models are also tested with test-time augmentation: ``hflip``, and the two rescalings
   (a mirrored digit can be another digit: hflip shows what a view that CAN change the label does).
-- cv: ``python -m visiontasks cv --folds 5`` on the digits' training split (the test split untouched).
+- cv: ``python -m visiontasks cv --folds 5`` on the training images of the same digits, all of them (their
+  test split left out).
 
-Runs are small (LeNet-5 at 28 px on ~1000 images, a few epochs on the CPU) and written under ``--root``.
+Runs are small (LeNet-5 at 28 px on a few hundred images, one torch thread) and written under ``--root``.
 """
 
 from __future__ import annotations
@@ -131,7 +133,7 @@ if __name__ == "__main__":
     parser.add_argument("--rare", default="8", help="imbalance: the rare digit")
     parser.add_argument("--common", nargs="+", default=["3"], help="imbalance: the other digits (all ten: 0 1 ... 9)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
-    parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS), help="imbalance: which")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (the runs are tiny; the machine is shared)")
