@@ -1,4 +1,4 @@
-"""The command line: ``python -m visiontasks {fit,validate,test,predict,export} --config cfg.yaml``.
+"""The command line: ``python -m visiontasks {fit,validate,test,predict,export,tune} --config cfg.yaml``.
 
 LightningCLI in subclass mode: a config names any task and any data module by class path (or
 short name). The data module's classes and channels flow into the task, so nobody types them twice.
@@ -25,11 +25,13 @@ import visiontasks
 from visiontasks import ranks
 from visiontasks.checkpoints import check_fits, find_checkpoint, run_of_checkpoint
 from visiontasks.data.datamodule import VisionDataModule
+from visiontasks.cv import cross_validate
 from visiontasks.errors import CheckpointError, DataError, VisionTasksError
 from visiontasks.export import SUFFIXES, ExportFormat, export
 from visiontasks.pictures import RunPictures
 from visiontasks.results import PredictionWriter
 from visiontasks.runs import RUNS_DIR, RunFolder, stage_dir
+from visiontasks.search import tune
 from visiontasks.tasks.base import BaseTask
 from visiontasks.wandb_mode import choose_wandb_mode
 
@@ -158,7 +160,7 @@ class VisionCLI(LightningCLI):
             help="Experiment name: runs go to <runs_dir>/<experiment>/<run id>/ (default: the config file's name).",
         )  # fmt: skip
         parser.add_argument("--runs_dir", type=str, default=RUNS_DIR, help="Folder holding the experiments' runs.")
-        parser.add_argument("--run_id", type=str | None, default=None, help="Name of a new run's folder (default: the time).")
+        parser.add_argument("--run_id", type=str | None, default=None, help="The new run's folder name (default: the time).")
         parser.add_lightning_class_args(RunPictures, "pictures")  # --pictures.<switch>: which pictures a run makes
         parser.add_lightning_class_args(PredictionWriter, "writer")  # predict's files: --writer.draw true
 
@@ -302,16 +304,13 @@ def main(args: list[str] | None = None, run: bool = True) -> Any:
     """Entry point of ``python -m visiontasks`` and the ``visiontasks`` command (``cv`` gives a :class:`~visiontasks.cv.CrossValidation`)."""
     show_log_lines()
     VisionCLI.current_run = None
-    words = list(sys.argv[1:] if args is None else args)
-    if words[:1] == ["cv"]:  # k-fold cross-validation: one fit per fold (see visiontasks.cv)
-        from visiontasks.cv import cross_validate
-
-        try:
-            return cross_validate(words[1:], fit=main)
-        except VisionTasksError as error:
-            raise SystemExit(f"visiontasks: error: {error}") from None
     try:
-        check_config_files(list(sys.argv[1:] if args is None else args))
+        words = list(sys.argv[1:] if args is None else args)
+        if words[:1] == ["tune"]:  # an Optuna study whose trials are fits (visiontasks.search)
+            return tune(words[1:], fit=lambda fit_args: main(["fit", *fit_args]))
+        if words[:1] == ["cv"]:  # k-fold cross-validation: one fit per fold (visiontasks.cv)
+            return cross_validate(words[1:], fit=main)
+        check_config_files(words)
         return VisionCLI(
             BaseTask,
             VisionDataModule,
@@ -321,7 +320,8 @@ def main(args: list[str] | None = None, run: bool = True) -> Any:
             save_config_callback=SaveRunConfig,
             parser_kwargs={
                 "prog": "visiontasks",
-                "description": "Train, evaluate and predict with visiontasks tasks from a YAML config.",
+                "description": "Train, evaluate and predict with visiontasks tasks from a YAML config. "
+                               "`visiontasks tune --help`: hyper-parameter search (an Optuna study of fits).",
                 "version": visiontasks.__version__,
             },
             args=args,

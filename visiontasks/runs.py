@@ -48,13 +48,12 @@ class RunFolder(Callback):
 
     @classmethod
     def new(cls, root: str | Path, experiment: str, stage: str, run_id: str | None = None) -> RunFolder:
-        """A new run of ``experiment``, named ``run_id`` (exactly: every process of a run computes the same), else by
-        the time (``-2``, ``-3``... when that name is taken)."""
-        if run_id:
-            return cls(root, experiment, run_id, stage)
+        """A new run of ``experiment``, named ``run_id`` or by the time (``-2``, ``-3``... when that name is taken)."""
         inherited = os.environ.get(cls.ENV)
         if inherited and launched_rank() != 0:
             return cls.of(Path(inherited), stage)
+        if run_id:
+            return cls(root, experiment, run_id, stage)
         base = timestamp()
         run_id, count = base, 1
         while (Path(root) / experiment / run_id).exists():
