@@ -28,6 +28,7 @@ from visiontasks.callbacks.lr_finder import LearningRateSearch
 from visiontasks.checkpoints import check_fits, find_checkpoint, run_of_checkpoint
 from visiontasks.commands import PLAIN_COMMANDS
 from visiontasks.data.datamodule import VisionDataModule
+from visiontasks.cv import cross_validate
 from visiontasks.errors import CheckpointError, DataError, VisionTasksError
 from visiontasks.export import SUFFIXES, ExportFormat, export
 from visiontasks.pictures import RunPictures
@@ -114,7 +115,7 @@ def place_logger(logger: Namespace, run: RunFolder) -> bool:
     cls, args = _import(logger.class_path), logger.init_args
     if issubclass(cls, WandbLogger):
         args.save_dir, args.id, args.name = str(run.path), run.wandb_id, run.run_id
-        args.group, args.job_type, args.resume = args.get("group") or run.experiment, run.stage, "allow"
+        args.group, args.job_type, args.resume = args.get("group") or run.group, run.stage, "allow"
         return True
     if "save_dir" in args:  # CSV, TensorBoard, ...: files straight into the run (or stage) folder
         args.save_dir = str(run.stage_dir)
@@ -317,7 +318,8 @@ def show_log_lines() -> None:
 
 def main(args: list[str] | None = None, run: bool = True) -> Any:
     """Entry point of ``python -m visiontasks`` and the ``visiontasks`` command (``save`` and ``models`` run
-    outside LightningCLI: see :mod:`visiontasks.commands`)."""
+    outside LightningCLI: see :mod:`visiontasks.commands`;
+    ``cv`` gives a :class:`~visiontasks.cv.CrossValidation`)."""
     show_log_lines()
     VisionCLI.current_run = None
     try:
@@ -326,6 +328,8 @@ def main(args: list[str] | None = None, run: bool = True) -> Any:
             return PLAIN_COMMANDS[words[0]](words[1:])
         if words[:1] == ["tune"]:  # an Optuna study whose trials are fits (visiontasks.search)
             return tune(words[1:], fit=lambda fit_args: main(["fit", *fit_args]))
+        if words[:1] == ["cv"]:  # k-fold cross-validation: one fit per fold (visiontasks.cv)
+            return cross_validate(words[1:], fit=main)
         check_config_files(words)
         return VisionCLI(
             BaseTask,
@@ -338,6 +342,7 @@ def main(args: list[str] | None = None, run: bool = True) -> Any:
                 "prog": "visiontasks",
                 "description": "Train, evaluate and predict with visiontasks tasks from a YAML config. "
                                "`visiontasks tune --help`: hyper-parameter search (an Optuna study of fits); "
+                               "`visiontasks cv --help`: k-fold cross-validation; "
                                "`visiontasks save --help`: a checkpoint as a model folder; `visiontasks models`: the model names.",
                 "version": visiontasks.__version__,
             },

@@ -30,6 +30,7 @@ from visiontasks.models.normalize import normalize
 from visiontasks.models.registry import create_model, model_entry
 from visiontasks.pictures import RunPictures
 from visiontasks.results import PredictionWriter, Result, network_picture
+from visiontasks.tasks.balance import use_training_class_weights
 from visiontasks.tasks.data_contract import check_data, register_kinds
 from visiontasks.tasks.export_graph import ExportGraph
 from visiontasks.tasks.loss_means import LossMeans
@@ -175,6 +176,7 @@ class BaseTask(pl.LightningModule, abc.ABC):
     def setup(self, stage: str) -> None:
         datamodule = getattr(self.trainer, "datamodule", None)
         check_data(self, datamodule)
+        use_training_class_weights(self, datamodule)
         if self.hparams.get("weights") and not self.pretrained_loaded and self.trainer.ckpt_path is None:
             self.load_pretrained(self.hparams.weights)
             self.pretrained_loaded = True
