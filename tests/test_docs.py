@@ -58,10 +58,11 @@ NOT_RUN = {
 LAUNCHERS = ("torchrun", "srun")
 # Settings that need GPUs: appended CPU equivalents, so the rest of the command still runs here.
 ON_CPU = {"trainer.accelerator": "cpu", "trainer.devices": "1", "trainer.strategy": "auto", "trainer.num_nodes": "1"}
-# Examples slower than ~20 s here (detectors, big backbones): `pytest -m "not slow"` leaves them out.
-SLOW = re.compile(r"faster_rcnn|mask_rcnn|DetectionTask|InstanceSegmentationTask|resnet50|visiontasks tune|unet_timm")
+# Examples slower than ~20 s here (detectors, big backbones, tune's trials, cv's folds, the learning-rate search):
+# `pytest -m "not slow"` leaves them out.
+SLOW = re.compile(r"faster_rcnn|mask_rcnn|DetectionTask|InstanceSegmentationTask|resnet50|visiontasks tune|visiontasks cv |unet_timm|lr_find")
 
-SUBCOMMANDS = ("fit", "validate", "test", "predict", "export", "tune")
+SUBCOMMANDS = ("fit", "validate", "test", "predict", "export", "tune", "cv")
 RUN_MARK = "@RUN@"  # `<run>` / `<run id>` while a command is split into words
 PLACEHOLDER = re.compile(r"<run(?: id)?>")
 
@@ -347,7 +348,7 @@ class DocRun:
                  "--trainer.limit_test_batches=1", "--trainer.limit_predict_batches=2"]  # fmt: skip
         if data_class.endswith("ShapesDataModule"):
             short.append("--data.init_args.num_samples=24")
-        if args[0] == "fit":  # a resumed fit trains one more epoch
+        if args[0] in ("fit", "cv"):  # a resumed fit trains one more epoch
             short.append(f"--trainer.max_epochs={2 if 'ckpt_path' in opts else 1}")
         if args[0] == "tune":  # a study of two one-epoch trials (each trial's fit gets the arguments above)
             short += ["--trials=2", "--trainer.max_epochs=1"]

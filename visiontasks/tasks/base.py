@@ -20,6 +20,7 @@ from pytorch_lightning.trainer.states import TrainerFn
 from torch import Tensor, nn
 from torchmetrics import MetricCollection
 
+from visiontasks.callbacks.budget import TrainingBudget
 from visiontasks.checkpoints import RETIRED_HPARAMS, BestCheckpoint, LastCheckpoint, loadable, saved_inputs, stamp
 from visiontasks.data.inputs import ImageInput
 from visiontasks.errors import CheckpointError, DataError, ExportError, TrainingStopped
@@ -29,6 +30,7 @@ from visiontasks.models.normalize import normalize
 from visiontasks.models.registry import create_model, model_entry
 from visiontasks.pictures import RunPictures
 from visiontasks.results import PredictionWriter, Result, network_picture
+from visiontasks.tasks.balance import use_training_class_weights
 from visiontasks.tasks.data_contract import check_data, register_kinds
 from visiontasks.tasks.export_graph import ExportGraph
 from visiontasks.tasks.loss_means import LossMeans
@@ -36,6 +38,8 @@ from visiontasks.tasks.step_seeds import seed_step
 from visiontasks.version import __version__
 
 STAGES = ("train", "val", "test")
+PLAIN_SCHEDULE = TrainingBudget(warmup=0.0, lr_floor=0.0)
+"""The schedule of a Trainer without a ``TrainingBudget`` (plain Python): cosine decay to zero, no warm-up."""
 
 
 def _all_subclasses(cls: type) -> list[type]:
@@ -54,7 +58,7 @@ class BaseTask(pl.LightningModule, abc.ABC):
         freeze_backbone: train only the head (transfer learning).
         unfreeze_at_epoch: with ``freeze_backbone``, make the whole network trainable from this epoch.
         optimizer: optimiser class and arguments (default AdamW, lr 1e-3, fused kernel where the device has one).
-        lr_scheduler: learning-rate schedule; ``None`` gives cosine decay over the whole run.
+        lr_scheduler: learning-rate schedule; ``None`` gives cosine decay over the run (with the CLI's budget: a warm-up first, to a floor).
     """
 
     monitor: str = "val/loss"
@@ -172,6 +176,7 @@ class BaseTask(pl.LightningModule, abc.ABC):
     def setup(self, stage: str) -> None:
         datamodule = getattr(self.trainer, "datamodule", None)
         check_data(self, datamodule)
+        use_training_class_weights(self, datamodule)
         if self.hparams.get("weights") and not self.pretrained_loaded and self.trainer.ckpt_path is None:
             self.load_pretrained(self.hparams.weights)
             self.pretrained_loaded = True
@@ -225,19 +230,17 @@ class BaseTask(pl.LightningModule, abc.ABC):
         return self.optimizer_factory(self.parameters())
 
     def _cosine_over_run(self) -> Any:
-        """Cosine decay to zero over the run's steps, looked up at the first step rather than now.
+        """Warm-up, then cosine decay to a floor over the run's steps, as the Trainer's ``TrainingBudget`` says (the
+        CLI always has one; see :mod:`visiontasks.callbacks.budget`), else cosine to zero; the step count is looked
+        up at the first step.
 
         Asking for the step count here would make Lightning build the training loader before a resumed
         run has restored its epoch, and its workers would prefetch epoch 0's order.
         """
 
         def factor(step: int) -> float:
-            if step == 0:
-                return 1.0
-            total = self.trainer.estimated_stepping_batches
-            if not math.isfinite(total):
-                return 1.0
-            return 0.5 * (1 + math.cos(math.pi * min(step, total) / max(1, int(total))))
+            budget = next((c for c in self.trainer.callbacks if isinstance(c, TrainingBudget)), PLAIN_SCHEDULE)
+            return budget.lr_factor(step, self.trainer.estimated_stepping_batches if step else math.inf)
 
         return factor
 
