@@ -448,7 +448,11 @@ cli_case("checkpoint: a torch file without weights",
     "name", [pytest.param(n, marks=pytest.mark.xfail(strict=True, reason=c.gap) if c.gap else ()) for n, c in CASES.items()]
 )
 def test_bad_input(name, caplog, capsys):
-    case = CASES[name]
+    run_case(CASES[name], caplog, capsys)
+
+
+def run_case(case: Case, caplog, capsys) -> None:
+    """Run ``case`` and check its outcome: the error (one line for the CLI's own) or the documented handling."""
     action = case.make()
     if case.error is None:
         with caplog.at_level(logging.INFO):
