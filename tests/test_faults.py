@@ -17,8 +17,10 @@ from typing import Any
 import numpy as np
 import pytest
 from PIL import Image
-from test_bad_inputs import Case, run_case
+from test_bad_inputs import (Case, class_folders, csv_data, csv_file, folders, photos, predict_dir, run_case, segmentation, sizes,
+                             two_classes, write_image)
 from test_bad_inputs import coco as coco_data
+from test_segmentation_data import write_pairs
 from test_coco import _edit, write_coco
 
 FAULTS: dict[str, Case] = {}
@@ -94,6 +96,130 @@ fault("coco: RLE size that is not [height, width]",
       lambda: coco_data(annotations=[{"bbox": [0, 0, 4, 4], "segmentation": {"size": "30x40", "counts": "abc"}}],
                         task="instance_segmentation"),
       r"annotation 1: RLE size '30x40' is not \[height, width\]")
+
+
+# ----- segmentation masks: lossless, integer, in range, never wrapped ----------------------------
+def masks(damage: Callable[[Path], Any], **kwargs: Any) -> Callable[[], Any]:
+    """The pairs of ``seg/`` (4 images, masks of 0/1) after ``damage``."""
+    return segmentation(write_pairs, damage, **kwargs)
+
+
+def save_mask(array: np.ndarray, name: str = "0.png", mode: str | None = None, **options: Any) -> Callable[[Path], Any]:
+    """Replace mask ``0`` by ``array`` (written as ``name``)."""
+
+    def damage(root: Path) -> None:
+        (root / "masks" / "0.png").unlink()
+        Image.fromarray(array, mode).save(root / "masks" / name, **options)
+
+    return damage
+
+
+MASK = np.zeros((48, 40), np.uint8)
+MASK[10:30, 10:30] = 1
+fault("mask: saved as JPEG", lambda: masks(save_mask(MASK, "0.jpg")),
+      r"seg/masks/0\.jpg: mask saved as JPEG; masks must be lossless \(PNG, BMP, TIFF, GIF, PPM\).*Save masks as PNG")
+fault("mask: saved as WebP", lambda: masks(save_mask(MASK, "0.webp")), r"seg/masks/0\.webp: mask saved as WEBP; masks must be lossless")
+fault("mask: floating-point (mode F)", lambda: masks(save_mask(MASK.astype(np.float32), "0.tif")),
+      r"seg/masks/0\.tif: mask holds floating-point values \(mode F\); save integer class numbers")
+fault("mask: int32 with a negative value is not wrapped", lambda: masks(save_mask(np.where(MASK, -1, 0).astype(np.int32), "0.tif")),
+      r"seg/masks/0\.tif: mask values \[-1\] are not class numbers 0\.\.1")
+fault("mask: int32 value 256 is not wrapped to 0", lambda: masks(save_mask(np.where(MASK, 256, 0).astype(np.int32), "0.tif")),
+      r"seg/masks/0\.tif: mask values \[256\] are not class numbers")
+fault("mask: 16-bit value 1000", lambda: masks(save_mask(np.where(MASK, 1000, 0).astype(np.uint16), "0.png")),
+      r"seg/masks/0\.png: mask values \[1000\] are not class numbers")
+def tiff_and_bmp(root: Path) -> None:
+    save_mask(MASK, "0.tif")(root)
+    (root / "masks" / "1.png").rename(root / "masks" / "1.bmp")  # a PNG named .bmp is still lossless: the format decides
+    Image.open(root / "masks" / "1.bmp").save(root / "masks" / "1.bmp", format="BMP")
+
+
+fault("mask: TIFF and BMP index masks are read", lambda: masks(tiff_and_bmp),
+      check=lambda data, log: sum(sizes(data)) == 4)
+fault("mask: every mask all ignore (255) is refused",
+      lambda: masks(lambda r: [Image.new("L", (40, 48), 255).save(m) for m in (r / "masks").iterdir()]),
+      r"seg/masks/\d\.png: every mask is all 255 \(ignore\), so there is nothing to learn")
+fault("mask: one all-ignore mask is named in a warning", lambda: masks(save_mask(np.full((48, 40), 255, np.uint8))),
+      check=lambda data, log: "1 masks are all ignore (255) and teach nothing: seg/masks/0.png" in log and sum(sizes(data)) == 4)
+
+
+def rotated_photo(root: Path) -> None:
+    """Image 0 stored 48 wide x 40 high with EXIF orientation 6 (shown rotated: 40 wide x 48 high, as its mask)."""
+    stored = Image.open(root / "images" / "0.png").transpose(Image.Transpose.ROTATE_90)  # 48x40 on disk
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    (root / "images" / "0.png").unlink()
+    stored.save(root / "images" / "0.jpg", exif=exif, quality=100)
+
+
+def upright_pairs(data: Any) -> bool:
+    source = data.datasets["train"].source
+    pair = source[[str(p) for p in source.paths].index("seg/images/0.jpg")]
+    return pair["image"].shape[:2] == pair["mask"].shape == (48, 40)
+
+
+fault("exif: a phone photo is read upright and fits its mask", lambda: masks(rotated_photo, val_fraction=0.25, test_fraction=0),
+      check=lambda data, log: "seg/images/0.jpg" in map(str, data.datasets["train"].source.paths) and upright_pairs(data))
+
+
+def read_upright(path: str) -> Callable[[], Any]:
+    write_pairs(Path("seg"))
+    rotated_photo(Path("seg"))
+    from visiontasks.data.images import read_image
+
+    return lambda: read_image(path, 3)
+
+
+fault("exif: read_image applies the orientation", lambda: read_upright("seg/images/0.jpg"),
+      check=lambda image, log: image.shape == (48, 40, 3))
+
+
+# ----- images over PIL's pixel limit: a named error in training, a named skip in predict --------
+def with_pixel_limit(action: Callable[[], Any], limit: int = 100) -> Callable[[], Any]:
+    def limited() -> Any:
+        saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, limit  # 16x16 = 256 px > 2 x 100: PIL refuses
+        try:
+            return limited.action()
+        finally:
+            Image.MAX_IMAGE_PIXELS = saved
+
+    limited.action = action
+    return limited
+
+
+fault("pixels: a class-folder image over PIL's limit", lambda: with_pixel_limit(folders(class_folders)),
+      r"data/cat/0\.png: the image has more pixels than PIL's limit of 100 .*downscale the file")
+fault("pixels: a predict image over PIL's limit is skipped, by name",
+      lambda: with_pixel_limit(predict_dir(lambda r: write_image(r / "big.png", size=16), lambda r: write_image(r / "a.png", size=4))),
+      check=lambda data, log: len(data.datasets["predict"]) == 1 and "Skipped 1 unreadable images: photos/big.png" in log)
+
+
+# ----- files left out are named ------------------------------------------------------------------
+def dangling(link: Path) -> None:
+    link.symlink_to(link.parent / "gone.png")
+
+
+fault("files: a dangling link in a class folder is named", lambda: folders(class_folders, lambda r: dangling(r / "cat" / "9.png")),
+      check=lambda data, log: "data/cat: left out data/cat/9.png (a link to the missing data/cat/gone.png)" in log
+      and sum(sizes(data)) == 6)
+fault("files: images in a predict sub-folder are named",
+      lambda: predict_dir(photos, lambda r: write_image(r / "more" / "x.png", size=8)),
+      check=lambda data, log: "photos/more/ (a sub-folder with images; only photos's own files are read)" in log
+      and len(data.datasets["predict"]) == 3)
+fault("files: a dangling link in a predict folder is named", lambda: predict_dir(photos, lambda r: dangling(r / "z.png")),
+      check=lambda data, log: "a link to the missing photos/gone.png" in log and len(data.datasets["predict"]) == 3)
+
+
+# ----- CSV labels and paths ----------------------------------------------------------------------
+fault("csv: labels that differ only by case", lambda: csv_data(csv_path=csv_file("t.csv", [*two_classes(), "img/0.png,Cat"])),
+      r"t\.csv: labels 'Cat' and 'cat' differ only by case or spaces and would be two classes; write them the same way")
+fault("csv: labels that differ only by inner spaces",
+      lambda: csv_data(csv_path=csv_file("t.csv", [*two_classes(labels=("golden retriever", "pug")), "img/0.png,golden  retriever"])),
+      r"t\.csv: labels 'golden  retriever' and 'golden retriever' differ only by case or spaces")
+fault("csv: class_names that differ only by case", lambda: csv_data(csv_path=csv_file("t.csv", two_classes()), class_names=["cat", "CAT"]),
+      r"t\.csv: labels 'CAT' and 'cat' differ only by case")
+fault("csv: Windows path separators are accepted",
+      lambda: csv_data(csv_path=csv_file("t.csv", [r.replace("/", "\\") for r in two_classes()]), val_fraction=0.3),
+      check=lambda data, log: sum(sizes(data)) == 6 and data.class_names == ["cat", "dog"])
 
 
 # ----- the runner -------------------------------------------------------------------------------
