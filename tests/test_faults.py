@@ -17,7 +17,8 @@ from typing import Any
 import numpy as np
 import pytest
 from PIL import Image
-from test_bad_inputs import (Case, class_folders, csv_data, csv_file, folders, photos, predict_dir, run_case, segmentation, sizes,
+from helpers import run_cli
+from test_bad_inputs import (LENET, SMALL, Case, class_folders, csv_data, csv_file, folders, photos, predict_dir, run_case, segmentation, sizes,
                              two_classes, write_image)
 from test_bad_inputs import coco as coco_data
 from test_segmentation_data import write_pairs
@@ -220,6 +221,101 @@ fault("csv: class_names that differ only by case", lambda: csv_data(csv_path=csv
 fault("csv: Windows path separators are accepted",
       lambda: csv_data(csv_path=csv_file("t.csv", [r.replace("/", "\\") for r in two_classes()]), val_fraction=0.3),
       check=lambda data, log: sum(sizes(data)) == 6 and data.class_names == ["cat", "dog"])
+
+
+# ----- options: checked when given, one line naming the option, no run folder left behind --------
+def option(*args: str, runs_dir: str = "runs") -> Callable[[], Any]:
+    def action() -> Any:
+        try:
+            return run_cli("fit", "--config", LENET, *SMALL, f"--runs_dir={runs_dir}", *args)
+        except SystemExit:
+            left = [p for p in Path(runs_dir).rglob("*") if p.is_file()] if Path(runs_dir).is_dir() else []
+            assert not left, f"a failed command left files behind: {left}"
+            assert not list(Path(runs_dir).glob("*/*")), "a failed command left an empty run folder"
+            raise
+
+    return action
+
+
+def constructed(*args: str) -> Callable[[], Any]:
+    """``--data.init_args.x=v`` or ``--model.init_args.x=v`` given to the class in Python (the CLI's check, without its start-up)."""
+    import yaml
+
+    from visiontasks import ClassificationTask, ShapesDataModule
+
+    options: dict[str, dict[str, Any]] = {"data": {}, "model": {}}
+    for arg in args:
+        key, value = arg.removeprefix("--").split("=", 1)
+        group, _, name = key.split(".", 2)
+        options[group][name] = yaml.safe_load(value)
+    if options["data"]:
+        return lambda: ShapesDataModule(**options["data"])
+    return lambda: ClassificationTask(num_classes=3, model="lenet5", **options["model"])
+
+
+def option_fault(name: str, args: list[str], error: str, cli: bool = False) -> None:
+    """The option's check through the command line (``cli``: one line, exit 2, no run folder) or its class."""
+    from visiontasks import OptionError
+
+    if cli:
+        fault(name, lambda: option(*args), rf"^visiontasks: error: {error}", raises=SystemExit)
+    else:
+        fault(name, lambda: constructed(*args), rf"^{error}", raises=OptionError)
+
+
+LR = "--model.init_args.optimizer.init_args.lr"
+option_fault("option: negative learning rate", [f"{LR}=-0.1"], rf"--model\.init_args\.optimizer\.init_args(\.lr=-0\.1: the learning rate must be a positive|: Invalid learning rate)", cli=True)
+option_fault("option: NaN learning rate", [f"{LR}=.nan"], r"--model\.init_args\.optimizer\.init_args.*(nan|NaN)", cli=True)
+option_fault("option: zero learning rate", [f"{LR}=0"], r"--model\.init_args\.optimizer\.init_args\.lr=0\.0: the learning rate must be a positive number", cli=True)
+option_fault("option: negative weight decay", ["--model.init_args.optimizer.init_args.weight_decay=-1"],
+             r"--model\.init_args\.optimizer\.init_args: Invalid weight_decay value: -1.*fix the optimizer's arguments", cli=True)
+option_fault("option: negative image_size", ["--data.init_args.image_size=-5"], r"--data\.init_args\.image_size=-5: give a positive number of pixels", cli=True)
+option_fault("option: image_size of three numbers", ["--data.init_args.image_size=[32, 32, 3]"], r"--data\.init_args\.image_size=\[32, 32, 3\]: give")
+option_fault("option: zero image height", ["--data.init_args.image_size=[0, 32]"], r"--data\.init_args\.image_size=\[0, 32\]: give")
+option_fault("option: val_fraction above 1", ["--data.init_args.val_fraction=1.5"], r"--data\.init_args\.val_fraction=1\.5: a share of the samples: give a number in \[0, 1\)", cli=True)
+option_fault("option: negative val_fraction", ["--data.init_args.val_fraction=-0.1"], r"--data\.init_args\.val_fraction=-0\.1: a share")
+option_fault("option: test_fraction 1", ["--data.init_args.test_fraction=1"], r"--data\.init_args\.test_fraction=1(\.0)?: a share")
+option_fault("option: NaN test_fraction", ["--data.init_args.test_fraction=.nan"], r"--data\.init_args\.test_fraction=nan: a share")
+option_fault("option: fractions leaving nothing to train on", ["--data.init_args.val_fraction=0.5", "--data.init_args.test_fraction=0.5"],
+             r"--data\.init_args\.val_fraction=0\.5: with test_fraction=0\.5 nothing is left to train on")
+option_fault("option: in_channels 2", ["--data.init_args.in_channels=2"], r"--data\.init_args\.in_channels=2: image files are read as 1 \(grayscale\) or 3")
+option_fault("option: in_channels 0", ["--data.init_args.in_channels=0"], r"--data\.init_args\.in_channels=0: image files")
+option_fault("option: batch_size 0", ["--data.init_args.batch_size=0"], r"--data\.init_args\.batch_size=0: give a positive number of samples")
+option_fault("option: negative num_workers", ["--data.init_args.num_workers=-1"], r"--data\.init_args\.num_workers=-1: give 0")
+option_fault("option: min_visibility 2", ["--data.init_args.min_visibility=2"], r"--data\.init_args\.min_visibility=2(\.0)?: a share of a box's area")
+option_fault("option: label_smoothing 1.5", ["--model.init_args.label_smoothing=1.5"], r"--model\.init_args\.label_smoothing=1\.5: give a number in \[0, 1\)")
+option_fault("option: top_k 0", ["--model.init_args.top_k=0"], r"--model\.init_args\.top_k=0: give 1 or more")
+option_fault("option: negative class weight", ["--model.init_args.class_weights=[1, -1, 1]"], r"--model\.init_args\.class_weights=\[1, -1, 1\]: weights are finite")
+option_fault("option: negative unfreeze_at_epoch", ["--model.init_args.unfreeze_at_epoch=-1"], r"--model\.init_args\.unfreeze_at_epoch=-1: give an epoch number")
+
+
+def read_only_runs() -> Callable[[], Any]:
+    """``locked/`` refuses new folders, as a read-only mount does (chmod does not stop root, so the refusal is injected)."""
+    mkdir = Path.mkdir
+
+    def refusing(self: Path, *args: Any, **kwargs: Any) -> None:
+        if "locked" in self.parts:
+            raise PermissionError(13, "Permission denied", str(self))
+        mkdir(self, *args, **kwargs)
+
+    action = option(runs_dir="locked/runs")
+
+    def locked() -> Any:
+        Path.mkdir = refusing
+        try:
+            return action()
+        finally:
+            Path.mkdir = mkdir
+
+    return locked
+
+
+fault("option: a runs_dir that is a file", lambda: (Path("runs.txt").write_text("x"), option(runs_dir="runs.txt"))[1],
+      r"^visiontasks: error: --runs_dir runs\.txt: cannot write the run folder runs\.txt/lenet5/\S+ \((Not a directory|File exists)\)",
+      raises=SystemExit)
+fault("option: a read-only runs directory", read_only_runs,
+      r"^visiontasks: error: --runs_dir locked/runs: cannot write the run folder locked/runs/lenet5/\S+ \(Permission denied\); give a writable",
+      raises=SystemExit)
 
 
 # ----- the runner -------------------------------------------------------------------------------

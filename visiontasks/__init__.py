@@ -11,7 +11,7 @@ from visiontasks.data import (  # noqa: E402
     ShapesDataModule,
     VisionDataModule,
 )
-from visiontasks.errors import CheckpointError, DataError, TrainingStopped, VisionTasksError  # noqa: E402
+from visiontasks.errors import CheckpointError, DataError, OptionError, TrainingStopped, VisionTasksError  # noqa: E402
 from visiontasks.export import export  # noqa: E402
 from visiontasks.pictures import RunPictures  # noqa: E402
 from visiontasks.runs import StepCheckpoint  # noqa: E402
@@ -35,6 +35,7 @@ __all__ = [
     "CsvDataModule",
     "CheckpointError",
     "DataError",
+    "OptionError",
     "DetectionTask",
     "ImageFolderDataModule",
     "InstanceSegmentationTask",

@@ -16,7 +16,7 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import Callback, ModelCheckpoint
 
-from visiontasks.errors import CheckpointError
+from visiontasks.errors import CheckpointError, OptionError
 
 RUNS_DIR = "runs"
 STAGE_FOLDERS = {"fit": "", "validate": "validate", "test": "test", "predict": "predict", "export": "export"}
@@ -110,7 +110,16 @@ class RunFolder(Callback):
     def announce(self) -> None:
         """Make the folder (on rank zero) and tell the processes a launcher starts after this one which run they belong to."""
         if _launched_rank() == 0:
-            self.stage_dir.mkdir(parents=True, exist_ok=True)
+            try:
+                self.stage_dir.mkdir(parents=True, exist_ok=True)
+                probe = self.stage_dir / ".write-test"
+                probe.touch()
+                probe.unlink()
+            except OSError as error:
+                raise OptionError(
+                    f"--runs_dir {self.root}: cannot write the run folder {self.stage_dir} ({error.strerror}); "
+                    "give a writable folder with --runs_dir."
+                ) from None
         os.environ[self.ENV] = str(self.path)
 
     def remove_if_empty(self) -> None:

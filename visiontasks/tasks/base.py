@@ -24,7 +24,7 @@ from torch import Tensor, nn
 from torchmetrics import MeanMetric, MetricCollection
 
 from visiontasks.data.inputs import ImageInput
-from visiontasks.errors import DataError, TrainingStopped
+from visiontasks.errors import DataError, OptionError, TrainingStopped, check_option
 from visiontasks.kinds import kind_of
 from visiontasks.models.registry import create_model
 from visiontasks.pictures import RunPictures
@@ -34,6 +34,20 @@ from visiontasks.runs import BestCheckpoint, LastCheckpoint, read_checkpoint
 STAGES = ("train", "val", "test")
 RETIRED_HPARAMS = ("draw_predictions", "draw_threshold", "draw_boxes", "save_overlays")
 """Options older checkpoints may hold that tasks no longer take (drawing belongs to the predict writer)."""
+
+
+def check_optimizer(factory: OptimizerCallable) -> None:
+    """Build the optimiser once on a probe parameter, so a bad learning rate (negative, zero, NaN) or other argument
+    is one line naming the option now, not a traceback when training starts (with a run folder made)."""
+    option = "--model.init_args.optimizer.init_args"
+    try:
+        groups = factory([nn.Parameter(torch.zeros(1))]).param_groups
+    except (ValueError, TypeError) as error:
+        raise OptionError(f"{option}: {error}; fix the optimizer's arguments.") from None
+    for group in groups:
+        lr = group.get("lr")
+        lr = float(lr) if isinstance(lr, (int, float, Tensor)) else None
+        check_option(lr is None or (math.isfinite(lr) and lr > 0), f"{option}.lr", lr, "the learning rate must be a positive number, e.g. 0.001.")
 
 
 class BaseTask(pl.LightningModule, abc.ABC):
@@ -69,10 +83,13 @@ class BaseTask(pl.LightningModule, abc.ABC):
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["optimizer", "lr_scheduler"])
-        if num_classes < 1:
-            raise ValueError(f"num_classes must be at least 1, got {num_classes}")
+        check_option(num_classes >= 1, "--model.init_args.num_classes", num_classes, "give at least 1 class.")
         if class_names is not None and len(class_names) != num_classes:
-            raise ValueError(f"{len(class_names)} class_names given for num_classes={num_classes}")
+            raise OptionError(f"--model.init_args.class_names: {len(class_names)} names given for num_classes={num_classes}.")
+        check_option(in_channels >= 1, "--model.init_args.in_channels", in_channels, "give 1 (grayscale) or 3 (RGB).")
+        check_option(unfreeze_at_epoch is None or unfreeze_at_epoch >= 0, "--model.init_args.unfreeze_at_epoch",
+                     unfreeze_at_epoch, "give an epoch number (0 or more), or null.")  # fmt: skip
+        check_optimizer(optimizer)
         self.optimizer_factory = optimizer
         self.lr_scheduler_factory = lr_scheduler
         self.pretrained_loaded = False

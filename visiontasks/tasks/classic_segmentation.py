@@ -18,6 +18,7 @@ from torchmetrics import MetricCollection
 from visiontasks.metrics import segmentation_metrics
 from visiontasks.models.classic_segmentation import ClassicMethod, ClassicSegmentation
 from visiontasks.results import SegmentationResult
+from visiontasks.errors import OptionError
 from visiontasks.tasks.base import BaseTask
 from visiontasks.tasks.segmentation import mask_results, save_iou_report, stacked_images, update_mask_metrics
 
@@ -58,7 +59,7 @@ class ClassicSegmentationTask(BaseTask):
 
     def configure_models(self) -> None:
         if self.num_classes < 2:
-            raise ValueError("segmentation needs at least 2 classes: background and one object class")
+            raise OptionError("segmentation needs at least 2 classes: background and one object class")
         hp = self.hparams
         self.model = ClassicSegmentation(hp.model, self.num_classes, hp.ignore_index, **(hp.model_options or {}))
         self.register_buffer("new_votes", self.model.votes.clone(), persistent=False)  # this epoch's, per rank

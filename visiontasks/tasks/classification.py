@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -15,6 +16,7 @@ from visiontasks.models.weights import load_matching, state_dict_for
 from visiontasks.pictures.test_plots import confusion_figures, roc_figure
 from visiontasks.reports import per_class_rows, save_report
 from visiontasks.results import ClassificationResult
+from visiontasks.errors import OptionError, check_option
 from visiontasks.tasks.base import BaseTask
 
 
@@ -55,7 +57,12 @@ class ClassificationTask(BaseTask):
     def configure_losses(self) -> None:
         weights = self.hparams.class_weights
         if weights is not None and len(weights) != self.num_classes:
-            raise ValueError(f"class_weights has {len(weights)} entries for {self.num_classes} classes")
+            raise OptionError(f"class_weights has {len(weights)} entries for {self.num_classes} classes")
+        check_option(weights is None or all(math.isfinite(w) and w >= 0 for w in weights), "--model.init_args.class_weights",
+                     weights, "weights are finite numbers, 0 or more.")  # fmt: skip
+        smoothing = self.hparams.label_smoothing
+        check_option(0 <= smoothing < 1, "--model.init_args.label_smoothing", smoothing, "give a number in [0, 1), e.g. 0.1.")
+        check_option(self.hparams.top_k >= 1, "--model.init_args.top_k", self.hparams.top_k, "give 1 or more classes to rank.")
         weight = torch.tensor(weights, dtype=torch.float32) if weights is not None else None
         if self.hparams.multilabel:
             self.criterion: nn.Module = nn.BCEWithLogitsLoss(pos_weight=weight)

@@ -19,6 +19,7 @@ from visiontasks.models.registry import model_entry
 from visiontasks.pictures.test_plots import pr_figure
 from visiontasks.reports import save_report
 from visiontasks.results import DetectionResult
+from visiontasks.errors import OptionError
 from visiontasks.tasks.base import BaseTask
 
 
@@ -57,7 +58,7 @@ class DetectionTask(BaseTask):
         model = model or self.default_model  # saved as such in the checkpoint's hyper-parameters
         super().__init__(**kwargs)
         if category_ids is not None and len(category_ids) != self.num_classes:
-            raise ValueError(f"{len(category_ids)} category_ids given for num_classes={self.num_classes}")
+            raise OptionError(f"{len(category_ids)} category_ids given for num_classes={self.num_classes}")
         self.test_metrics["map"].class_metrics = True  # per-class AP for the test report only
         self.test_metrics["map"].extended_summary = True  # and the precision-recall curves
 

@@ -11,7 +11,7 @@ from torch import Tensor
 from torchmetrics import MetricCollection
 
 from visiontasks.data.collate import original_targets
-from visiontasks.errors import DataError
+from visiontasks.errors import DataError, OptionError
 from visiontasks.metrics import segmentation_metrics
 from visiontasks.models.normalize import normalize
 from visiontasks.models.segmentation import load_segmentation_weights, logits_of
@@ -59,16 +59,16 @@ class SegmentationTask(BaseTask):
 
     def configure_models(self) -> None:
         if self.num_classes < 2:
-            raise ValueError("segmentation needs at least 2 classes: background and one object class (binary: true)")
+            raise OptionError("segmentation needs at least 2 classes: background and one object class (binary: true)")
         if self.hparams.binary and self.num_classes != 2:
-            raise ValueError(f"binary: true needs exactly 2 classes (background, object), got {self.num_classes}")
+            raise OptionError(f"binary: true needs exactly 2 classes (background, object), got {self.num_classes}")
         outputs = 1 if self.hparams.binary else self.num_classes
         self.model = self.build_model("segmentation", num_classes=outputs, in_channels=self.hparams.in_channels)
 
     def configure_losses(self) -> None:
         weights = self.hparams.class_weights
         if weights is not None and len(weights) != self.num_classes:
-            raise ValueError(f"class_weights has {len(weights)} entries for {self.num_classes} classes")
+            raise OptionError(f"class_weights has {len(weights)} entries for {self.num_classes} classes")
         weight = torch.tensor(weights, dtype=torch.float32) if weights is not None else None
         self.criterion = SegmentationLoss(self.hparams.loss, self.hparams.ignore_index, weight, self.hparams.focal_gamma)
 
