@@ -53,9 +53,10 @@ rng = np.random.default_rng(0)
 tile = rng.integers(0, 255, (500, 500, 3), dtype=np.uint8)
 Image.fromarray(np.tile(tile, (24, 24, 1))).save(root / "big.png", compress_level=1)
 task = SegmentationTask(num_classes=4, model_options={"base_channels": 4, "depth": 2})
-task.hparams["image_size"] = 64
+task.saved_inputs = {"image_size": 64, "in_channels": 3}  # as a checkpoint trained at 64 px says
 (result,) = task.predict([str(root / "big.png")])
-result.save(root / "out")
+result.save(root / "out")  # the class mask, as the predict command writes it
+Image.fromarray(result.plot()).save(root / "out" / "big_overlay.png", compress_level=1)  # and its drawing
 print("outcome:", result.mask.shape, sorted(p.name for p in (root / "out").iterdir()))
 """,
 }

@@ -9,15 +9,20 @@ docs/faults.md.
 
 from __future__ import annotations
 
-import json
+import os
+import re
+import signal
+import subprocess
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
-from helpers import run_cli
+from helpers import RESUMABLE, run_cli
 from test_bad_inputs import (LENET, SMALL, Case, class_folders, csv_data, csv_file, folders, photos, predict_dir, run_case, segmentation, sizes,
                              two_classes, write_image)
 from test_bad_inputs import coco as coco_data
@@ -322,3 +327,42 @@ fault("option: a read-only runs directory", read_only_runs,
 @pytest.mark.parametrize("name", list(FAULTS))
 def test_fault(name, caplog, capsys):
     run_case(FAULTS[name], caplog, capsys)
+
+
+# ----- signals: SIGTERM and Ctrl+C save where the fit stands, say how to resume, exit non-zero -----
+@pytest.mark.slow
+@pytest.mark.xdist_group("resume")  # shares the uninterrupted run (conftest.py) with tests/test_runs.py
+@pytest.mark.parametrize("received, status", [(signal.SIGTERM, 143), (signal.SIGINT, 130)], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_mid_epoch_saves_a_checkpoint_and_the_resumed_run_ends_as_the_uninterrupted_one(received, status, uninterrupted_run):
+    env = dict(os.environ, WANDB_MODE="disabled")
+    command = [*RESUMABLE, "--experiment=stopped"]
+    started = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline, state = time.time() + 600, None
+    while time.time() < deadline and started.poll() is None:  # signal during epoch 1, once epoch 0's last.ckpt exists
+        saved = list(Path("runs/stopped").glob("*/checkpoints/last.ckpt"))
+        try:
+            state = torch.load(saved[0], weights_only=True) if saved else None
+        except (RuntimeError, EOFError):
+            state = None
+        if state and state["epoch"] == 0:
+            break
+        time.sleep(0.05)
+    started.send_signal(received)
+    _, stderr = started.communicate(timeout=600)
+    assert state is not None, "the run ended before the signal"
+    assert started.returncode == status, stderr[-2000:]
+    (run,) = Path("runs/stopped").iterdir()
+    checkpoint = run / "checkpoints" / "last.ckpt"
+    message = rf"{received.name}: the fit stopped at epoch 1, step (\d+); saved \S*{re.escape(str(checkpoint))}\. Resume with: "
+    found = re.search(message + r"python3?\S* -m visiontasks fit .*--experiment=stopped --ckpt_path=last", stderr)
+    assert found, stderr[-2000:]
+    stopped = torch.load(checkpoint, weights_only=True)
+    assert stopped["interrupted_by"] == received.name and stopped["global_step"] == int(found.group(1))
+    assert 0 < stopped["ShapesDataModule"]["batches_done"] < stopped["ShapesDataModule"]["batches"]  # mid-epoch
+
+    resumed = subprocess.run([*command, "--ckpt_path=last"], env=env, capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    whole, again = torch.load(uninterrupted_run, weights_only=True), torch.load(checkpoint, weights_only=True)
+    assert (whole["epoch"], whole["global_step"]) == (again["epoch"], again["global_step"]) and "interrupted_by" not in again
+    for name, value in whole["state_dict"].items():
+        torch.testing.assert_close(again["state_dict"][name], value, rtol=0, atol=1e-6)

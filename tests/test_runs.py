@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from helpers import CONFIGS, run_cli, tiny
+from helpers import CONFIGS, RESUMABLE, run_cli, tiny
 
 LENET = str(CONFIGS / "lenet5.yaml")
 SMALL = tiny(num_samples=48, batch_size=8)
@@ -110,22 +110,8 @@ def test_non_finite_loss_stops_at_once_and_keeps_the_last_good_checkpoint():
         assert all(torch.isfinite(w).all() for w in weights.values())
 
 
-RESUMABLE = [sys.executable, "-m", "visiontasks", "fit", "--config", LENET, "--data.init_args.num_samples=1500",
-             "--trainer.max_epochs=3", "--trainer.enable_progress_bar=false", "--trainer.logger=false"]  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def uninterrupted_run(tmp_path_factory) -> Path:
-    """The last checkpoint of the run never stopped, for both kill tests (checkpointing does not change training)."""
-    folder = tmp_path_factory.mktemp("uninterrupted")
-    env = dict(os.environ, WANDB_MODE="disabled")
-    subprocess.run([*RESUMABLE, "--experiment=whole"], env=env, check=True, capture_output=True, timeout=600, cwd=folder)
-    (run,) = (folder / "runs" / "whole").iterdir()
-    return run / "checkpoints" / "last.ckpt"
-
-
 @pytest.mark.slow
-@pytest.mark.xdist_group("resume")  # one test process runs the uninterrupted run once
+@pytest.mark.xdist_group("resume")  # one test process runs the uninterrupted run once (conftest.py)
 @pytest.mark.parametrize("every_n_steps", [None, 7], ids=["epoch-checkpoints", "step-checkpoints"])
 def test_a_run_killed_mid_epoch_and_resumed_ends_as_the_uninterrupted_run(every_n_steps, uninterrupted_run):
     """SIGKILL during an epoch, then `fit --ckpt_path last`: the same weights as a run never stopped (LeNet-5, 2

@@ -2,6 +2,7 @@
 
 __version__ = "0.1.0"
 
+from visiontasks.callbacks.preemption import Preemption  # noqa: E402
 from visiontasks.callbacks.speed import ChannelsLast, Compile  # noqa: E402
 from visiontasks.data import (  # noqa: E402
     CocoDataModule,
@@ -36,6 +37,7 @@ __all__ = [
     "CheckpointError",
     "DataError",
     "OptionError",
+    "Preemption",
     "DetectionTask",
     "ImageFolderDataModule",
     "InstanceSegmentationTask",

@@ -55,7 +55,8 @@ def image_array(image: Image.Image, channels: int) -> np.ndarray:
         scale = 65535.0 if image.mode.startswith("I;16") or array.max() > 255 else 255.0
         array = (array / scale)[..., None]
         return np.repeat(array, channels, axis=2) if channels == 3 else array
-    array = np.asarray(image.convert("L" if channels == 1 else "RGB"))
+    mode = "L" if channels == 1 else "RGB"
+    array = np.asarray(image if image.mode == mode else image.convert(mode))  # no full-size copy when the mode fits
     return array[..., None] if channels == 1 else array
 
 

@@ -23,6 +23,7 @@ from pytorch_lightning.trainer.states import TrainerFn
 from torch import Tensor, nn
 from torchmetrics import MeanMetric, MetricCollection
 
+from visiontasks.callbacks.preemption import Preemption
 from visiontasks.data.inputs import ImageInput
 from visiontasks.errors import DataError, OptionError, TrainingStopped, check_option
 from visiontasks.kinds import kind_of
@@ -275,6 +276,8 @@ class BaseTask(pl.LightningModule, abc.ABC):
                 callbacks.append(kind())
         if self.trainer.state.fn == TrainerFn.FITTING:
             callbacks = [BestCheckpoint(self.monitor, self.monitor_mode), LastCheckpoint(), *callbacks]
+            if not any(isinstance(c, Preemption) for c in self.trainer.callbacks):
+                callbacks.append(Preemption())  # SIGTERM / Ctrl+C: a resumable checkpoint and a non-zero exit
         return callbacks
 
     @classmethod
