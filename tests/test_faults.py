@@ -9,6 +9,8 @@ docs/faults.md.
 
 from __future__ import annotations
 
+import csv
+import json
 import os
 import re
 import signal
@@ -321,6 +323,58 @@ fault("option: a runs_dir that is a file", lambda: (Path("runs.txt").write_text(
 fault("option: a read-only runs directory", read_only_runs,
       r"^visiontasks: error: --runs_dir locked/runs: cannot write the run folder locked/runs/lenet5/\S+ \(Permission denied\); give a writable",
       raises=SystemExit)
+
+
+# ----- results: nothing overwritten, every output named --------------------------------------------
+def saved_twice() -> Callable[[], Any]:
+    from visiontasks.results import SegmentationResult
+
+    def action() -> list[Path]:
+        masks = [np.full((4, 6), value, np.uint8) for value in (1, 2, 3)]
+        results = [SegmentationResult(orig_size=(4, 6), mask=m, class_names=["bg", "a", "b", "c"], picture=np.zeros((4, 6, 3), np.uint8))
+                   for m in masks]  # fmt: skip
+        return [result.save("out/") for result in results]
+
+    return action
+
+
+def saved_apart(paths: list[Path], log: str) -> bool:
+    values = [int(np.asarray(Image.open(path)).max()) for path in paths]
+    return [p.name for p in paths] == ["image.png", "image-2.png", "image-3.png"] and values == [1, 2, 3]
+
+
+fault("results: save() of in-memory images into one folder overwrites nothing", saved_twice, check=saved_apart)
+
+
+@pytest.fixture(scope="module")
+def lenet_checkpoint(tmp_path_factory) -> Path:
+    """A LeNet-5 checkpoint of one training step (what the lenet5 config builds), for the predict cases."""
+    import pytorch_lightning as pl
+
+    from visiontasks import ClassificationTask, ShapesDataModule
+
+    folder = tmp_path_factory.mktemp("lenet")
+    task = ClassificationTask(model="lenet5", num_classes=3, in_channels=1)
+    trainer = pl.Trainer(max_steps=1, limit_val_batches=0, logger=False, enable_progress_bar=False, enable_checkpointing=False,
+                         enable_model_summary=False, accelerator="cpu", default_root_dir=folder)  # fmt: skip
+    trainer.fit(task, datamodule=ShapesDataModule(num_samples=8, image_size=32, in_channels=1, batch_size=4))
+    trainer.save_checkpoint(folder / "lenet.ckpt")
+    return folder / "lenet.ckpt"
+
+
+def test_predict_on_a_jpg_and_a_png_records_which_output_is_which(lenet_checkpoint):
+    for name in ("a.jpg", "a.png", "b.png"):
+        write_image(Path("photos") / name, size=12)
+    run_cli("predict", "--config", LENET, *SMALL[:3], f"--ckpt_path={lenet_checkpoint}", "--data.init_args.predict_dir=photos",
+            "--writer.draw=true")  # fmt: skip
+    (folder,) = Path("runs").glob("lenet5/*/predict/*")
+    rows = list(csv.DictReader(open(folder / "predictions.csv")))
+    assert [(r["path"], r["output"]) for r in rows] == [
+        ("photos/a.jpg", "predictions/a_overlay.png"), ("photos/a.png", "predictions/a-2_overlay.png"),
+        ("photos/b.png", "predictions/b_overlay.png")]  # fmt: skip
+    assert all((folder / r["output"]).is_file() for r in rows)
+    as_json = json.loads((folder / "predictions.json").read_text())  # the same rows, as the README says
+    assert [(r["path"], r["output"], r["label"]) for r in as_json] == [(r["path"], [r["output"]], r["label"]) for r in rows]
 
 
 # ----- the runner -------------------------------------------------------------------------------

@@ -73,15 +73,14 @@ def assert_same(result, cli_out: Path, written: dict) -> None:
 
 
 def cli_predictions(folder: Path) -> dict:
-    """What the CLI wrote: CSV rows by path, or COCO entries by file name."""
-    if (folder / "predictions.csv").is_file():
-        return {row["path"]: row for row in csv.DictReader(open(folder / "predictions.csv"))}
-    if (folder / "predictions.json").is_file():
+    """What the CLI wrote: COCO entries by file name (detection), else the CSV rows by path."""
+    entries = json.loads((folder / "predictions.json").read_text())
+    if entries and "category_id" in entries[0]:
         by_file: dict = {name: [] for name in PHOTOS}
-        for entry in json.loads((folder / "predictions.json").read_text()):
+        for entry in entries:
             by_file[entry["file_name"]].append(entry)
         return by_file
-    return {}
+    return {row["path"]: row for row in csv.DictReader(open(folder / "predictions.csv"))}
 
 
 @pytest.mark.parametrize("config, task_class", CONFIG_TASKS)

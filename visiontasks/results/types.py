@@ -71,9 +71,17 @@ class Result:
         raise NotImplementedError
 
     def target(self, path: str | Path) -> Path:
-        """``path`` itself when it names a file, else :attr:`default_file` inside the folder ``path``."""
+        """``path`` itself when it names a file, else :attr:`default_file` inside the folder ``path``; a file per
+        image never replaces another's: ``image-2.png``, ``image-3.png``... when the name is taken."""
         path = Path(path)
-        return path if path.suffix else path / self.default_file.format(name=self.name)
+        if path.suffix:
+            return path
+        target = path / self.default_file.format(name=self.name)
+        count = 1
+        while "{name}" in self.default_file and target.exists():
+            count += 1
+            target = path / self.default_file.format(name=f"{self.name}-{count}")
+        return target
 
     def save(self, path: str | Path = ".") -> Path:
         """Write the prediction in the task's format to ``path`` (a file, or a folder for the default name);
