@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import os
 import re
 import signal
@@ -24,7 +25,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from helpers import RESUMABLE, run_cli
+from helpers import CONFIGS, RESUMABLE, run_cli, tiny
 from test_bad_inputs import (LENET, SMALL, Case, class_folders, csv_data, csv_file, folders, photos, predict_dir, run_case, segmentation, sizes,
                              two_classes, write_image)
 from test_bad_inputs import coco as coco_data
@@ -420,3 +421,30 @@ def test_a_signal_mid_epoch_saves_a_checkpoint_and_the_resumed_run_ends_as_the_u
     assert (whole["epoch"], whole["global_step"]) == (again["epoch"], again["global_step"]) and "interrupted_by" not in again
     for name, value in whole["state_dict"].items():
         torch.testing.assert_close(again["state_dict"][name], value, rtol=0, atol=1e-6)
+
+
+
+# ----- a quiet console: a fit of each shipped config warns only of what the user can act on --------
+ACTIONABLE = (
+    r"is smaller than the logging interval",  # the shortened run: set log_every_n_steps
+    r"does not have many workers",  # the shortened run's num_workers=0: raise num_workers
+)
+FAST_CONFIG = "lenet5.yaml"
+
+
+@pytest.mark.parametrize("config", [pytest.param(c.name, marks=() if c.name == FAST_CONFIG else pytest.mark.slow)
+                                    for c in sorted(CONFIGS.glob("*.yaml"))])  # fmt: skip
+def test_a_fit_of_each_shipped_config_warns_only_of_what_the_user_can_act_on(config, caplog):
+    import warnings
+
+    size = 64 if "rcnn" in config else 32
+    with warnings.catch_warnings(record=True) as caught, caplog.at_level(logging.WARNING):
+        warnings.simplefilter("always", append=True)  # after the filters of what is expected by design
+        cli = run_cli("fit", "--config", str(CONFIGS / config), *tiny(num_samples=16, batch_size=4, image_size=size),
+                      "--trainer.logger=false")  # fmt: skip
+        run_cli("fit", "--config", str(CONFIGS / config), *tiny(num_samples=16, batch_size=4, image_size=size), "--trainer.logger=false",
+                f"--ckpt_path={cli.run.path / 'checkpoints' / 'last.ckpt'}", "--trainer.max_epochs=2")  # and its resume  # fmt: skip
+    assert (cli.run.path / "checkpoints" / "last.ckpt").is_file()
+    said = [f"{w.category.__name__}: {w.message}" for w in caught] + [r.getMessage() for r in caplog.records if r.name.startswith(("pytorch_lightning", "lightning"))]
+    unexpected = [line for line in said if not any(re.search(pattern, line) for pattern in ACTIONABLE)]
+    assert not unexpected, unexpected

@@ -138,6 +138,7 @@ def export(
     module, outputs, any_size = exported_graph(task)
     training, device = task.training, task.device
     task.cpu().eval()
+    module.eval()  # the wrapper too: torch.onnx warns of a module in training mode
     size = task.input_settings().get("image_size")
     size = tuple(size) if size else None
     try:

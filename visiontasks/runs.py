@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -135,6 +136,8 @@ class RunFolder(Callback):
         self.predict_time = trainer.strategy.broadcast(self.predict_time)
         if trainer.is_global_zero:
             self.stage_dir.mkdir(parents=True, exist_ok=True)
+        # a resumed run writes into its own checkpoints/ again, by design: Lightning's warning would suggest a mistake
+        warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
         for callback in trainer.checkpoint_callbacks:
             if isinstance(callback, ModelCheckpoint) and callback.dirpath is None:
                 callback.dirpath = os.path.realpath(self.path / "checkpoints")  # as Lightning keeps it, for resume

@@ -75,7 +75,7 @@ class Preemption(Callback):
                     None)  # fmt: skip
         folder = Path(last.dirpath) if last is not None else Path(trainer.default_root_dir)
         path = folder / "last.ckpt"
-        trainer.save_checkpoint(path)
+        trainer.save_checkpoint(path, weights_only=False)  # the whole state: optimiser, loops, data position
         if trainer.is_global_zero:
             print(f"{received.name}: the fit stopped at epoch {trainer.current_epoch}, step {trainer.global_step}; saved {path}. "
                   f"Resume with: {resume_command(path)}", file=sys.stderr, flush=True)  # fmt: skip

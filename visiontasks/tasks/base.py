@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import abc
 import io
+import logging
 import math
 import os
 import typing
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
@@ -35,6 +37,31 @@ from visiontasks.runs import BestCheckpoint, LastCheckpoint, read_checkpoint
 STAGES = ("train", "val", "test")
 RETIRED_HPARAMS = ("draw_predictions", "draw_threshold", "draw_boxes", "save_overlays")
 """Options older checkpoints may hold that tasks no longer take (drawing belongs to the predict writer)."""
+
+
+EXPECTED_LIGHTNING_MESSAGES = (
+    "The following callbacks returned in `LightningModule.configure_callbacks` will override",  # ours, by design
+    "💡 Tip:",  # product advertisements
+)
+
+
+class _ExpectedMessages(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(EXPECTED_LIGHTNING_MESSAGES)
+
+
+def quiet_expected_lightning_messages() -> None:
+    """Lightning's notes on what every visiontasks run does on purpose (the checkpoint callbacks come from
+    :meth:`BaseTask.configure_callbacks`, so resuming needs no callbacks in the Trainer) and its product tips:
+    filtered, so that what the console shows means something."""
+    logger = logging.getLogger("pytorch_lightning.utilities.rank_zero")
+    if not any(isinstance(f, _ExpectedMessages) for f in logger.filters):
+        logger.addFilter(_ExpectedMessages())
+    warnings.filterwarnings("ignore", message=r"Be aware that when using `ckpt_path`, callbacks used to create the checkpoint")
+    warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")  # Lightning's own code
+
+
+quiet_expected_lightning_messages()  # at import: the tips come when a Trainer is made, before any task hook
 
 
 def check_optimizer(factory: OptimizerCallable) -> None:
