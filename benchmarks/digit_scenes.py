@@ -25,7 +25,7 @@ import numpy as np
 from PIL import Image
 from sklearn.datasets import load_digits
 
-from visiontasks.data.base import Source, VisionDataModule
+from visiontasks.data.datamodule import Source, VisionDataModule
 from visiontasks.data.export import export_splits
 from visiontasks.kinds import kind_of
 

@@ -16,13 +16,10 @@ from PIL import Image
 
 from visiontasks import ClassicSegmentationTask, ShapesDataModule
 from visiontasks.metrics import segmentation_metrics
-from visiontasks.models.classic_segmentation import (
-    METHODS,
-    NUM_KEYS,
-    ClassicMethod,
-    ClassicSegmentation,
-    build_segmenter,
-)
+from visiontasks.models.classic_segmentation import NUM_KEYS, ClassicMethod, ClassicSegmentation, build_segmenter
+from visiontasks.models.registry import model_names
+
+METHODS = model_names("segmentation", by_gradient=False)
 
 DATA = dict(task="segmentation", num_samples=40, image_size=48, batch_size=8)
 WHOLE_SPLITS = [f"--trainer.limit_{split}_batches=1.0" for split in ("train", "val", "test")]
@@ -91,7 +88,7 @@ def test_methods_by_name_and_their_options():
     assert build_segmenter("local_threshold", block_size=21).block_size == 21
     with pytest.raises(ValueError, match="unknown classic segmentation method 'snakes'"):
         build_segmenter("snakes")
-    with pytest.raises(ValueError, match="kmeans takes no option sigma; its options: n_clusters, position_weight, seed"):
+    with pytest.raises(ValueError, match=r"model 'kmeans' has no option sigma \(its options: n_clusters, position_weight, seed\)"):
         ClassicSegmentationTask(num_classes=3, model="kmeans", model_options={"sigma": 1.0})
     flat = np.full((16, 16, 3), 0.5)
     for method in METHODS:  # a blank image is one region, not an error

@@ -8,6 +8,7 @@ from helpers import CONFIGS, run_cli, tiny
 
 from visiontasks import DataError, ShapesDataModule
 from visiontasks.kinds import KINDS, kind_of
+from visiontasks.tasks import TASK_OF_KIND
 
 
 @pytest.mark.parametrize("name", list(KINDS))
@@ -42,8 +43,10 @@ def test_each_kind_collates_to_its_schema(name):
 
 
 @pytest.mark.parametrize("name", list(KINDS))
-def test_each_kind_names_a_task_that_consumes_it(name):
-    assert name in KINDS[name].task_class().kinds
+def test_each_kind_has_a_task_that_consumes_it(name):
+    assert name in TASK_OF_KIND[name].kinds
+    expected = {"multilabel": "ClassificationTask", "instance_segmentation": "InstanceSegmentationTask"}
+    assert TASK_OF_KIND[name].__name__ == expected.get(name, name.capitalize() + "Task")
 
 
 def test_unknown_kind_names_the_close_match():

@@ -21,7 +21,7 @@ from visiontasks import (
 )
 from visiontasks.data.inputs import input_dataset
 from visiontasks.errors import DataError
-from visiontasks.export import export, exported_graph
+from visiontasks.export import export
 from visiontasks.results import ClassificationResult, DetectionResult, LocalizationResult, SegmentationResult
 
 SLOW = pytest.mark.slow
@@ -154,7 +154,7 @@ def assert_export_parity(task, model_file: Path, photos: Path) -> None:
     else:
         dataset = input_dataset(photos, task.input_settings())
         images = torch.stack([dataset[i]["image"] for i in range(len(dataset))])
-    module, _, _ = exported_graph(task.eval())
+    module = task.eval().export_graph().module
     with torch.no_grad():
         expected = module(images)
         expected = expected if isinstance(expected, tuple) else (expected,)
@@ -179,6 +179,22 @@ def test_predict_takes_floats_tensors_and_grey_arrays_and_says_what_it_cannot_ta
         task.predict(np.full((8, 8, 3), 7.0))
     with pytest.raises(DataError, match="cannot predict on a int"):
         task.predict([3])
+
+
+def test_predict_skips_an_unreadable_photo_as_the_predict_command_does(tmp_path, caplog):
+    """One policy for both ways to predict: an unreadable file is skipped with one warning naming it and
+    why; nothing readable left is an error naming the folder."""
+    task = ClassificationTask(model="lenet5", num_classes=2, in_channels=1, class_names=["a", "b"])
+    Image.fromarray(np.zeros((20, 30, 3), np.uint8)).save(tmp_path / "good.png")
+    (tmp_path / "broken.jpg").write_bytes(b"not a jpeg")
+    with caplog.at_level("WARNING", logger="visiontasks"):
+        results = task.predict(tmp_path)
+    assert [Path(r.path).name for r in results] == ["good.png"] and results[0].orig_size == (20, 30)
+    skipped = [r.getMessage() for r in caplog.records if "unreadable" in r.getMessage()]
+    assert len(skipped) == 1 and skipped[0].startswith(f"Skipped 1 unreadable images: {tmp_path / 'broken.jpg'} (")
+    (tmp_path / "good.png").write_bytes(b"truncated")
+    with pytest.raises(DataError, match=rf"{tmp_path}: none of the 2 images can be read \("):
+        task.predict(tmp_path)
 
 
 def test_old_checkpoints_with_drawing_options_still_load(tmp_path):

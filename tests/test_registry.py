@@ -13,7 +13,7 @@ from visiontasks.models.registry import model_options
 def test_unknown_name_suggests_the_close_ones():
     with pytest.raises(DataError, match="unknown classification model 'resnet19': did you mean resnet18"):
         ClassificationTask(model="resnet19", num_classes=3)
-    with pytest.raises(DataError, match="'unet' is a segmentation model, not a classification one"):
+    with pytest.raises(DataError, match="'unet' is a segmentation model, not a classification model"):
         ClassificationTask(model="unet", num_classes=3)
 
 

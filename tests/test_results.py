@@ -10,7 +10,7 @@ import numpy as np
 from PIL import Image
 from pycocotools import mask as mask_utils
 
-from visiontasks.pictures.draw import class_colour
+from visiontasks.results.draw import class_colour
 from visiontasks.results import ClassificationResult, DetectionResult, LocalizationResult, SegmentationResult
 
 NAMES = ["circle", "square", "triangle"]

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from visiontasks import DataError, SegmentationFolderDataModule, ShapesDataModule
-from visiontasks.pictures.draw import voc_palette
+from visiontasks.results.draw import voc_palette
 
 CLASSES = ["background", "circle", "square", "triangle"]
 

@@ -1,9 +1,9 @@
 """visiontasks: classic CNN vision tasks as Lightning modules, one CLI and shared data modules."""
 
-__version__ = "0.1.0"
-
+from visiontasks.version import __version__
 from visiontasks.callbacks.preemption import Preemption  # noqa: E402
 from visiontasks.callbacks.speed import ChannelsLast, Compile  # noqa: E402
+from visiontasks.checkpoints import StepCheckpoint  # noqa: E402
 from visiontasks.data import (  # noqa: E402
     CocoDataModule,
     CsvDataModule,
@@ -15,7 +15,6 @@ from visiontasks.data import (  # noqa: E402
 from visiontasks.errors import CheckpointError, DataError, OptionError, TrainingStopped, VisionTasksError  # noqa: E402
 from visiontasks.export import export  # noqa: E402
 from visiontasks.pictures import RunPictures  # noqa: E402
-from visiontasks.runs import StepCheckpoint  # noqa: E402
 from visiontasks.tasks import (  # noqa: E402
     BaseTask,
     ClassicSegmentationTask,

@@ -23,12 +23,13 @@ from pytorch_lightning.loggers import CSVLogger, WandbLogger
 
 import visiontasks
 from visiontasks import ranks
-from visiontasks.data.base import VisionDataModule
+from visiontasks.checkpoints import check_fits, find_checkpoint, run_of_checkpoint
+from visiontasks.data.datamodule import VisionDataModule
 from visiontasks.errors import CheckpointError, DataError, VisionTasksError
 from visiontasks.export import SUFFIXES, ExportFormat, export
 from visiontasks.pictures import RunPictures
 from visiontasks.results import PredictionWriter
-from visiontasks.runs import RUNS_DIR, RunFolder, check_checkpoint_fits, find_checkpoint, run_of_checkpoint, stage_dir
+from visiontasks.runs import RUNS_DIR, RunFolder, stage_dir
 from visiontasks.tasks.base import BaseTask
 from visiontasks.wandb_mode import choose_wandb_mode
 
@@ -129,30 +130,25 @@ def finish_open_wandb_run() -> None:
         wandb.finish()
 
 
+COMMANDS: dict[str, set[str]] = {**LightningCLI.subcommands(), "export": {"model", "datamodule"}}
+"""Every command, with the Trainer method's arguments that the CLI fills itself (not options)."""
+
+
 class VisionCLI(LightningCLI):
     current_run: RunFolder | None = None  # the run of the command under way, to tidy up after a failure
 
     def __init__(self, *options: Any, args: Any = None, **kwargs: Any) -> None:
         words = sys.argv[1:] if args is None else args
         first = words[0] if isinstance(words, list) and words else None
-        self._requested = first if first in self.subcommands() else None  # the command asked for, when it comes first
+        self.requested = first if first in COMMANDS else None  # the command asked for, when it comes first
+        self.checkpoint: str | None = None  # --ckpt_path as given, set aside while Lightning reads the config
         super().__init__(*options, args=args, **kwargs)
 
-    @staticmethod
-    def subcommands() -> dict[str, set[str]]:
-        return {**LightningCLI.subcommands(), "export": {"model", "datamodule"}}
-
-    def _add_subcommands(self, parser: LightningArgumentParser, **kwargs: Any) -> None:
-        """Build the parser of the command asked for only (each of the five takes ~0.2 s to build, at every start);
-        all of them for ``--help``, a misspelt command, or anything else."""
-        if self._requested is None:
-            return super()._add_subcommands(parser, **kwargs)
-        requested = {self._requested: self.subcommands()[self._requested]}
-        self.subcommands = lambda: requested  # the instance sees one command while its parser is built
-        try:
-            super()._add_subcommands(parser, **kwargs)
-        finally:
-            del self.subcommands
+    def subcommands(self) -> dict[str, set[str]]:  # type: ignore[override]  # Lightning's is static: all, always
+        """The commands to build parsers for: only the one asked for (each of the five takes ~0.2 s to build, at
+        every start); all of them for ``--help``, a misspelt command, or anything else."""
+        requested = getattr(self, "requested", None)
+        return {requested: COMMANDS[requested]} if requested else dict(COMMANDS)
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         for name in ("num_classes", "class_names", "in_channels"):
@@ -192,25 +188,32 @@ class VisionCLI(LightningCLI):
                                           lr_scheduler=self.model.lr_scheduler_factory)  # fmt: skip
             print(f"The data has several labels per image: {type(self.model).__name__} is multi-label (multilabel: true).")
 
-    def _parse_ckpt_path(self) -> None:
+    def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
         """The config and the command line define the task, for a checkpoint path as for ``last``/``best``.
 
         Lightning would otherwise replace the model options with the checkpoint's when ``--ckpt_path``
         is a file, silently dropping ``--model.init_args...`` given for predict or test (thresholds,
-        drawing); the weights still come from the checkpoint.
+        drawing); the weights still come from the checkpoint. So ``ckpt_path`` is set aside here and
+        given back, resolved, by :meth:`before_instantiate_classes`.
         """
+        super().parse_arguments(parser, args)
+        command = self.config.get("subcommand")
+        if command and self.config[command].get("ckpt_path"):
+            self.checkpoint, self.config[command].ckpt_path = self.config[command].ckpt_path, None
 
     def before_instantiate_classes(self) -> None:
         """Choose the run folder: the checkpoint's run for ``--ckpt_path``, else a new run of the experiment."""
         config = self.config[self.subcommand] if self.subcommand else self.config  # no subcommand: main(run=False)
         stage = self.subcommand or "fit"
         experiment = experiment_name(config)
-        checkpoint = config.get("ckpt_path")
+        checkpoint = self.checkpoint
         if checkpoint in ("last", "best"):
-            checkpoint = config.ckpt_path = str(find_checkpoint(config.runs_dir, experiment, checkpoint))
+            checkpoint = str(find_checkpoint(config.runs_dir, experiment, checkpoint))
             print(f"Using checkpoint {checkpoint}")
         if checkpoint and not Path(checkpoint).is_file():
             raise CheckpointError(f"--ckpt_path {checkpoint}: checkpoint file not found.")
+        if checkpoint:
+            config.ckpt_path = checkpoint
         run_path = run_of_checkpoint(Path(checkpoint)) if checkpoint else None
         if run_path is not None:
             self.run = RunFolder.of(run_path, stage)
@@ -218,6 +221,8 @@ class VisionCLI(LightningCLI):
             self.run = RunFolder.new(config.runs_dir, experiment, stage)
         self.run.announce()
         VisionCLI.current_run = self.run
+        # the run folder joins the Trainer's callbacks as Lightning's persistent callbacks do (not configurable)
+        self.trainer_defaults = {**self.trainer_defaults, "callbacks": [self.run]}
         self._place_loggers(config.trainer)
         print(f"Run folder: {self.run.stage_dir}")
 
@@ -232,14 +237,11 @@ class VisionCLI(LightningCLI):
             choose_wandb_mode(self.run.path)
             finish_open_wandb_run()
 
-    def _instantiate_trainer(self, config: dict[str, Any], callbacks: list) -> Any:
-        return super()._instantiate_trainer(config, [*callbacks, self.run])
-
     def _check_checkpoint(self) -> None:
         """Say clearly, before Lightning loads it, when ``--ckpt_path`` was made by another task or for other classes."""
         checkpoint = self.config_init[self.subcommand].get("ckpt_path")
         if checkpoint:
-            check_checkpoint_fits(checkpoint, self.model)
+            check_fits(checkpoint, self.model)
 
     before_fit = before_validate = before_test = before_predict = before_export = _check_checkpoint
 

@@ -17,6 +17,10 @@ class TrainingStopped(VisionTasksError, RuntimeError):
     """Training cannot go on (a non-finite loss); the message names the step and the last good checkpoint."""
 
 
+class ExportError(VisionTasksError):
+    """The model cannot be exported in the asked format."""
+
+
 class OptionError(VisionTasksError, ValueError):
     """An option outside its range (a negative learning rate, ``val_fraction=1.5``); the message names the option."""
 

@@ -17,9 +17,11 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 from pytorch_lightning.core.module import _jit_is_scripting
-from torchvision.ops import box_convert
 
-from visiontasks.errors import VisionTasksError
+from visiontasks.errors import ExportError
+from visiontasks.tasks.export_graph import ExportGraph
+
+__all__ = ["ExportError", "export"]
 
 log = logging.getLogger(__name__)
 
@@ -28,69 +30,11 @@ SUFFIXES = {"onnx": ".onnx", "torchscript": ".pt"}
 OPSET = 18
 
 
-class ExportError(VisionTasksError):
-    """The model cannot be exported in the asked format."""
-
-
-class Probabilities(nn.Module):
-    """Classification and segmentation: the task's class probabilities (softmax, or sigmoid when multi-label)."""
-
-    def __init__(self, task: nn.Module, sigmoid: bool = False) -> None:
-        super().__init__()
-        self.task, self.sigmoid = task, sigmoid
-
-    def forward(self, images: Tensor) -> Tensor:
-        logits = self.task(images)
-        return logits.sigmoid() if self.sigmoid else logits.softmax(dim=1)
-
-
-class LocalizerOutputs(nn.Module):
-    """Localization: class probabilities and the box as ``x_min, y_min, x_max, y_max`` fractions of the image."""
-
-    def __init__(self, task: nn.Module) -> None:
-        super().__init__()
-        self.task = task
-
-    def forward(self, images: Tensor) -> tuple[Tensor, Tensor]:
-        logits, boxes = self.task(images)
-        return logits.softmax(dim=1), box_convert(boxes, "cxcywh", "xyxy")
-
-
-def exported_graph(task: Any) -> tuple[nn.Module, dict[str, str], bool]:
-    """The module to export, its outputs (name: how to read it) and whether height and width may vary."""
-    from visiontasks.tasks import ClassificationTask, DetectionTask, LocalizationTask, SegmentationTask
-
-    classes = "in class_names order"
-    if isinstance(task, DetectionTask):
-        outputs = {"boxes": "N x 4: x_min, y_min, x_max, y_max in the input image's pixels",
-                   "labels": f"N: class index + 1 (0 is the background), so class_names[label - 1]",
-                   "scores": "N: confidence, highest first"}  # fmt: skip
-        if task.masks:
-            outputs["masks"] = "N x 1 x H x W: mask probabilities at the input's size; > 0.5 is the object"
-        return task.model, outputs, True
-    if isinstance(task, LocalizationTask):
-        return LocalizerOutputs(task), {
-            "probabilities": f"B x num_classes: softmax {classes}",
-            "boxes": "B x 4: x_min, y_min, x_max, y_max as fractions of the image: multiply by the original width/height",
-        }, False
-    if isinstance(task, ClassificationTask):
-        multi = bool(task.hparams.multilabel)
-        kind = "sigmoid per class (multi-label: each >= 0.5 is a label)" if multi else "softmax"
-        return Probabilities(task, multi), {"probabilities": f"B x num_classes: {kind} {classes}"}, False
-    if isinstance(task, SegmentationTask):
-        return Probabilities(task), {
-            "probabilities": f"B x num_classes x H x W: softmax {classes}; resize to the original size, then argmax per pixel",
-        }, True
-    raise ExportError(f"{type(task).__name__} cannot be exported (no network to export: it is not trained by gradient).")
-
-
-def sidecar(task: Any, fmt: ExportFormat, outputs: dict[str, str], size: tuple[int, int] | None, any_size: bool) -> dict[str, Any]:
+def sidecar(task: Any, fmt: ExportFormat, graph: ExportGraph, size: tuple[int, int] | None) -> dict[str, Any]:
     """What a user needs to run the exported file elsewhere."""
-    from visiontasks.tasks import DetectionTask
-
     settings = task.input_settings()
     channels = int(task.hparams.in_channels)
-    detector = isinstance(task, DetectionTask)
+    detector, any_size = graph.one_image, graph.any_size
     info: dict[str, Any] = {
         "task": type(task).__name__,
         "model": task.hparams.get("model"),
@@ -110,12 +54,9 @@ def sidecar(task: Any, fmt: ExportFormat, outputs: dict[str, str], size: tuple[i
             ),
             "eval_transforms": settings.get("eval_transforms"),
         },
-        "outputs": outputs,
+        "outputs": graph.outputs,
     }
-    if detector:
-        info["category_ids"] = list(task.category_ids)
-        info["torchscript_call"] = "model([image]) returns (losses, detections); detections[0] holds boxes, labels, scores"
-    return info
+    return info | graph.sidecar
 
 
 def export(
@@ -135,21 +76,21 @@ def export(
             raise ExportError(f"ONNX export needs {error.name}: pip install 'visiontasks[export]' (or use --format torchscript).") from None
     path = Path(output) if output is not None else Path("export") / f"model{SUFFIXES[format]}"
     path.parent.mkdir(parents=True, exist_ok=True)
-    module, outputs, any_size = exported_graph(task)
+    graph: ExportGraph = task.export_graph()
     training, device = task.training, task.device
     task.cpu().eval()
     module.eval()  # the wrapper too: torch.onnx warns of a module in training mode
     size = task.input_settings().get("image_size")
     size = tuple(size) if size else None
     try:
-        if outputs.get("boxes", "").startswith("N"):  # torchvision's detector: one image in, its detections out
-            _export_detector(module, format, path, outputs, size or (64, 64))
+        if graph.one_image:  # torchvision's detector: one image in, its detections out
+            _export_detector(graph.module, format, path, graph.outputs, size or (64, 64))
         else:
             example = torch.rand(2, int(task.hparams.in_channels), *(size or (64, 64)))
-            _export_network(module, format, path, outputs, example, any_size)
+            _export_network(graph.module, format, path, graph.outputs, example, graph.any_size)
     finally:
         task.to(device).train(training)
-    path.with_suffix(".json").write_text(json.dumps(sidecar(task, format, outputs, size, any_size), indent=2))
+    path.with_suffix(".json").write_text(json.dumps(sidecar(task, format, graph, size), indent=2))
     return path
 
 

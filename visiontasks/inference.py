@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+import pytorch_lightning as pl
 import torch
 from torch import Tensor
 from torch.utils.data import DataLoader
@@ -19,19 +20,6 @@ from visiontasks.data.collate import collate
 from visiontasks.data.inputs import ImageInput, input_dataset
 from visiontasks.kinds import IMAGES_ONLY
 from visiontasks.results import Result
-
-if TYPE_CHECKING:
-    from visiontasks.tasks.base import BaseTask
-
-
-def saved_input_settings(checkpoint: dict[str, Any]) -> dict[str, Any] | None:
-    """How the checkpoint's data prepared images; for checkpoints of older versions, the training size that the
-    data module's state holds (no eval transforms were kept then)."""
-    kept = checkpoint.get("visiontasks", {}).get("inputs")
-    if kept is not None:
-        return kept
-    state = next((v for v in checkpoint.values() if isinstance(v, dict) and "image_size" in v and "state_dict" not in v), None)
-    return None if state is None else {"image_size": state["image_size"]}
 
 
 def _single_images(batch: dict[str, Any]) -> list[dict[str, Any]]:
@@ -43,9 +31,9 @@ def _single_images(batch: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def predict_images(
-    task: BaseTask, inputs: ImageInput | Sequence[ImageInput], batch_size: int = 16, device: str | torch.device | None = None
+    task: pl.LightningModule, inputs: ImageInput | Sequence[ImageInput], batch_size: int = 16, device: str | torch.device | None = None
 ) -> list[Result]:
-    """Typed results of ``task`` on ``inputs``, in order; see :meth:`BaseTask.predict`."""
+    """Typed results of ``task`` (a :class:`BaseTask`) on ``inputs``, in order; see :meth:`BaseTask.predict`."""
     settings = {"in_channels": task.hparams.in_channels, **task.input_settings()}
     dataset = input_dataset(inputs, settings)
     target = torch.device(device) if device is not None else torch.device("cuda" if torch.cuda.is_available() else task.device)

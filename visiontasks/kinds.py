@@ -3,13 +3,12 @@
 Data modules name their kind by a string (``ShapesDataModule(task="detection")``); everything
 that handles samples (augmentation, tensors, collation, sources, exporters, the task check at
 set-up) reads the :class:`Kind` of that name instead of testing the string. A new kind is one
-entry in :data:`KINDS` and the task that consumes it.
+entry in :data:`KINDS` and the task that consumes it (the task names its kinds: ``BaseTask.kinds``).
 """
 
 from __future__ import annotations
 
 import difflib
-import importlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,7 +28,6 @@ class Kind:
 
     Args:
         name: the kind's public name (``task:`` of the data modules in YAML).
-        task: class name of the task in :mod:`visiontasks.tasks` that consumes it.
         label: key of the class target: one per image, or one per object with ``per_object``.
         multi_hot: the label is a float multi-hot vector over the classes (several labels per image).
         box: key of the box target (pixel xyxy), paired with ``label``; albumentations moves it
@@ -42,7 +40,6 @@ class Kind:
     """
 
     name: str
-    task: str
     label: str | None = None
     multi_hot: bool = False
     box: str | None = None
@@ -109,27 +106,23 @@ class Kind:
             out[self.mask] = mask
         return out
 
-    def task_class(self) -> type:
-        """The task consuming this kind (imported lazily: tasks import the data side, not the reverse)."""
-        return getattr(importlib.import_module("visiontasks.tasks"), self.task)
-
 
 KINDS: dict[str, Kind] = {
     kind.name: kind
     for kind in (
-        Kind("classification", "ClassificationTask", label="label"),
-        Kind("multilabel", "ClassificationTask", label="label", multi_hot=True),
-        Kind("localization", "LocalizationTask", label="label", box="box"),
-        Kind("detection", "DetectionTask", label="labels", box="boxes", per_object=True, object_fields=("iscrowd",)),
+        Kind("classification", label="label"),
+        Kind("multilabel", label="label", multi_hot=True),
+        Kind("localization", label="label", box="box"),
+        Kind("detection", label="labels", box="boxes", per_object=True, object_fields=("iscrowd",)),
         Kind(
-            "instance_segmentation", "InstanceSegmentationTask", label="labels", box="boxes", instance_masks="masks",
+            "instance_segmentation", label="labels", box="boxes", instance_masks="masks",
             per_object=True, object_fields=("iscrowd",),
         ),
-        Kind("segmentation", "SegmentationTask", mask="mask"),
+        Kind("segmentation", mask="mask"),
     )
 }
 
-IMAGES_ONLY = Kind("images", "")
+IMAGES_ONLY = Kind("images")
 """Samples without targets (a folder of images to predict on)."""
 
 

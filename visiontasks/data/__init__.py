@@ -1,6 +1,6 @@
 """Data modules: one shared base, one module per data source, and the built-in shapes."""
 
-from visiontasks.data.base import VisionDataModule
+from visiontasks.data.datamodule import VisionDataModule
 from visiontasks.data.coco import CocoDataModule
 from visiontasks.data.csv import CsvDataModule
 from visiontasks.data.folder import ImageFolderDataModule

@@ -9,8 +9,9 @@ from typing import Any, Literal
 
 import numpy as np
 
-from visiontasks.data.base import Source, VisionDataModule
-from visiontasks.data.coco_json import CocoImage, categories, coco_images, read_coco, segmentation_mask
+from visiontasks.data.datamodule import Source, VisionDataModule
+from visiontasks.data.coco_json import CocoImage, categories, coco_images, read_coco
+from visiontasks.data.formats import rle_decode
 from visiontasks.data.images import read_image
 from visiontasks.errors import DataError
 from visiontasks.kinds import Kind
@@ -43,7 +44,7 @@ class CocoSource(Sequence):
         sample: dict[str, Any] = {"image": image, "path": str(record.path), "image_id": record.image_id}
         masks = None
         if self.kind.instance_masks:
-            found = [segmentation_mask(s, record.height, record.width) for s in record.segmentations]
+            found = [rle_decode(s, record.height, record.width) for s in record.segmentations]
             masks = np.stack(found) if found else np.zeros((0, record.height, record.width), np.uint8)
         if self.kind.per_object:
             sample["iscrowd"] = record.iscrowd  # crowd regions: not trained on, ignored by the mAP

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from visiontasks.data.formats import xywh_to_xyxy
 from visiontasks.data.images import check_images
 from visiontasks.errors import DataError
 
@@ -210,19 +211,6 @@ def _check_box_fits_polygon(box: list[float], extent: np.ndarray, where: str) ->
         )
 
 
-def segmentation_mask(segmentation: Any, height: int, width: int) -> np.ndarray:
-    """HxW uint8 0/1 mask of COCO polygons, uncompressed RLE (crowds) or compressed RLE."""
-    from pycocotools import mask as mask_utils
-
-    if isinstance(segmentation, list):
-        rle = mask_utils.merge(mask_utils.frPyObjects(segmentation, height, width))
-    elif isinstance(segmentation.get("counts"), list):
-        rle = mask_utils.frPyObjects(segmentation, height, width)
-    else:
-        rle = segmentation
-    return mask_utils.decode(rle)
-
-
 def _file_sizes(paths: Sequence[Path], where: Path) -> list[tuple[int, int]]:
     """(height, width) of each file, decoded once now: a missing or broken file fails at set-up, named."""
     missing = next((path for path in paths if not path.is_file()), None)
@@ -266,17 +254,18 @@ def coco_images(coco: COCO, path: Path, images_dir: Path, label_of: dict[int, in
                 f"{where} has category_id {annotation['category_id']}, which is not a known category "
                 f"(ids {sorted(label_of)})."
             )
-        x, y, w, h = _checked_box(annotation["bbox"], where)
+        checked = _checked_box(annotation["bbox"], where)
         segmentation = annotation.get("segmentation") or None
         if masks or segmentation is not None:
             extent = _check_segmentation(segmentation, record.height, record.width, where)
             if extent is not None and not annotation["iscrowd"]:
-                _check_box_fits_polygon([x, y, w, h], extent, where)
-        box = np.clip([x, y, x + w, y + h], 0, [record.width, record.height] * 2)
+                _check_box_fits_polygon(checked, extent, where)
+        given = xywh_to_xyxy(checked)
+        box = np.clip(given, 0, [record.width, record.height] * 2)
         if box[2] <= box[0] or box[3] <= box[1]:
             dropped += 1  # empty, or wholly outside the image
             continue
-        clipped += not np.allclose(box, [x, y, x + w, y + h])
+        clipped += not np.allclose(box, given)
         boxes, labels, crowd, segmentations = found[record.image_id]
         boxes.append(box)
         labels.append(label_of[annotation["category_id"]])

@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from visiontasks.data.base import Source, VisionDataModule
-from visiontasks.data.export import BOX_COLUMNS
+from visiontasks.data.datamodule import Source, VisionDataModule
+from visiontasks.data.formats import BOX_COLUMNS, IMAGE_COLUMN, LABEL_COLUMN
 from visiontasks.data.labelled import LabelledFiles
 from visiontasks.errors import DataError
 
@@ -128,8 +128,8 @@ class CsvDataModule(VisionDataModule):
         val_csv: str | None = None,
         test_csv: str | None = None,
         class_names: list[str] | None = None,
-        image_column: str = "image",
-        label_column: str = "label",
+        image_column: str = IMAGE_COLUMN,
+        label_column: str = LABEL_COLUMN,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -209,7 +209,7 @@ class CsvDataModule(VisionDataModule):
                     f"(classes {self.class_names}); a class needs training images: add some, or remove the row."
                 )
         indices = [self._label_index(label, where) for label in labels]
-        if self.task != "multilabel":
+        if not self.kind.multi_hot:
             if len(indices) != 1:
                 raise DataError(f"{where}: empty label cell; every row needs a label in column {self.label_column!r}.")
             return indices[0]
@@ -224,9 +224,9 @@ class CsvDataModule(VisionDataModule):
             paths = [self._image_path(path, row, origin) for row, origin in zip(rows, where)]
             targets = [self._target(labels, origin, split) for labels, origin in zip(self.labels[split], where)]
             boxes = None
-            if self.task == "localization":
+            if self.kind.box:
                 boxes = np.array([_box(row, origin) for row, origin in zip(rows, where)], dtype=np.float32)
-            labels = np.stack(targets) if self.task == "multilabel" else targets
+            labels = np.stack(targets) if self.kind.multi_hot else targets
             sources[split] = LabelledFiles(paths, labels, self.in_channels, boxes).check(where, keep=self.keep_decoded)
         return sources
 

@@ -7,7 +7,6 @@ objects with boxes (and instance masks), images + index-PNG masks for per-pixel 
 
 from __future__ import annotations
 
-import csv
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,12 +15,19 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from PIL import Image
 
+from visiontasks.data.formats import (
+    BOX_COLUMNS,
+    IMAGE_COLUMN,
+    LABEL_COLUMN,
+    rle_area,
+    rle_encode,
+    write_csv,
+    xyxy_to_xywh,
+)
 from visiontasks.kinds import Kind
 
 if TYPE_CHECKING:
-    from visiontasks.data.base import VisionDataModule
-
-BOX_COLUMNS = ("x_min", "y_min", "x_max", "y_max")
+    from visiontasks.data.datamodule import VisionDataModule
 
 
 def save_image(image: np.ndarray, path: Path) -> None:
@@ -45,14 +51,11 @@ def _export_labelled(datamodule: VisionDataModule, root: Path) -> None:
             name = datamodule.class_names[sample[kind.label]]
             relative = Path(split) / name / f"{i:06d}.png"
             save_image(sample["image"], root / relative)
-            row = {"image": relative.as_posix(), "label": name}
+            row = {IMAGE_COLUMN: relative.as_posix(), LABEL_COLUMN: name}
             if with_box:
                 row.update(zip(BOX_COLUMNS, (int(round(v)) for v in sample[kind.box])))
             rows.append(row)
-        with open(root / f"{split}.csv", "w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=["image", "label", *(BOX_COLUMNS if with_box else ())])
-            writer.writeheader()
-            writer.writerows(rows)
+        write_csv(root / f"{split}.csv", rows)
 
 
 def _export_masks(datamodule: VisionDataModule, root: Path) -> None:
@@ -67,8 +70,6 @@ def _export_masks(datamodule: VisionDataModule, root: Path) -> None:
 def _export_coco(datamodule: VisionDataModule, root: Path) -> None:
     """``root/images/<split>/<i>.png`` plus ``root/<split>.json`` in COCO format (category ids from 1;
     instance masks as compressed RLE, exact to the pixel); ``file_name`` is relative to ``root``."""
-    from pycocotools import mask as mask_utils  # here, not at the top: start-up time of every command
-
     kind = datamodule.kind
     categories = [{"id": n + 1, "name": name} for n, name in enumerate(datamodule.class_names)]
     for split, samples in split_samples(datamodule):
@@ -82,12 +83,12 @@ def _export_coco(datamodule: VisionDataModule, root: Path) -> None:
             for k, (box, label) in enumerate(zip(sample[kind.box], sample[kind.label])):
                 x_min, y_min, x_max, y_max = (float(v) for v in box)
                 annotation = {"id": len(annotations) + 1, "image_id": i, "category_id": int(label) + 1,
-                              "bbox": [x_min, y_min, x_max - x_min, y_max - y_min],
+                              "bbox": xyxy_to_xywh([x_min, y_min, x_max, y_max]),
                               "area": (x_max - x_min) * (y_max - y_min), "iscrowd": 0}  # fmt: skip
                 if masks is not None:
-                    rle = mask_utils.encode(np.asfortranarray(masks[k].astype(np.uint8)))
-                    annotation["area"] = float(mask_utils.area(rle))
-                    annotation["segmentation"] = {"size": rle["size"], "counts": rle["counts"].decode("ascii")}
+                    rle = rle_encode(masks[k])
+                    annotation["area"] = rle_area(rle)
+                    annotation["segmentation"] = rle
                 annotations.append(annotation)
         coco = {"images": images, "annotations": annotations, "categories": categories}
         (root / f"{split}.json").write_text(json.dumps(coco))

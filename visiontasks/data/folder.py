@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from visiontasks.data.base import Source, VisionDataModule
+from visiontasks.data.datamodule import Source, VisionDataModule
 from visiontasks.data.images import list_images
 from visiontasks.data.labelled import LabelledFiles
 from visiontasks.errors import DataError

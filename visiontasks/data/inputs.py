@@ -1,4 +1,5 @@
-"""What ``task.predict`` takes: image files, folders, PIL images, numpy arrays and tensors, one or many.
+"""What predictions run on, for the ``predict`` command (``predict_dir``) and ``task.predict`` alike: image
+files, folders, PIL images, numpy arrays and tensors, one or many.
 
 Each input becomes a sample like the data modules' (``image`` HxWxC with the task's channels, ``path``),
 read only when its batch comes, plus ``picture``: the caller's own image (HxWx3 uint8) to draw on.
@@ -6,6 +7,7 @@ read only when its batch comes, plus ``picture``: the caller's own image (HxWx3 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Union
@@ -14,11 +16,13 @@ import numpy as np
 import torch
 from PIL import Image
 
-from visiontasks.data.base import SampleDataset
-from visiontasks.data.images import image_array, is_image_file, list_images, read_image
+from visiontasks.data.dataset import SampleDataset
+from visiontasks.data.images import image_array, is_image_file, list_images, read_image, readable_images
 from visiontasks.data.transforms import as_size, build_pipeline, pipeline_from_dict
 from visiontasks.errors import DataError
 from visiontasks.kinds import IMAGES_ONLY
+
+log = logging.getLogger(__name__)
 
 ImageInput = Union[str, Path, Image.Image, np.ndarray, torch.Tensor]
 """A file or folder path, a PIL image, an HxWxC / HxW array (uint8, or float in [0, 1]) or a CxHxW tensor."""
@@ -87,13 +91,33 @@ def _picture(array: np.ndarray) -> np.ndarray:
 
 
 class InputImages(Sequence):
-    """The inputs of one ``predict`` call as samples; files are read when their sample is asked for."""
+    """The images to predict on, as samples: of the ``predict`` command (``predict_dir``) and of ``task.predict``.
+
+    Files are read when their sample is asked for. An unreadable file is skipped with one warning that names
+    it and why (kept in ``skipped``), so one bad photo does not cost the predictions of all the others; when
+    none is left, that is an error.
+    """
 
     def __init__(self, inputs: ImageInput | Sequence[ImageInput], channels: int) -> None:
-        self.items = _expand(inputs)
-        self.channels = channels
-        if not self.items:
+        items = _expand(inputs)
+        if not items:
             raise DataError("nothing to predict on: the list of inputs is empty.")
+        files = [item for item in items if isinstance(item, Path)]
+        readable, self.skipped = readable_images(files) if files else ([], [])
+        if self.skipped:
+            log.warning("Skipped %d unreadable images: %s", len(self.skipped), "; ".join(self.skipped))
+            kept = set(readable)
+            items = [item for item in items if not isinstance(item, Path) or item in kept]
+        if not items:
+            where = inputs if isinstance(inputs, (str, Path)) else "the inputs"
+            raise DataError(f"{where}: none of the {len(files)} images can be read ({self.skipped[0]}).")
+        self.items = items
+        self.channels = channels
+
+    @property
+    def paths(self) -> list[Path] | None:
+        """The file of every sample when all are files (their sizes are then read from the headers), else ``None``."""
+        return self.items if all(isinstance(item, Path) for item in self.items) else None
 
     def __len__(self) -> int:
         return len(self.items)

@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from visiontasks.data.base import Source, VisionDataModule
+from visiontasks.data.datamodule import Source, VisionDataModule
 from visiontasks.data.images import check_images, list_images, open_image, read_image
 from visiontasks.errors import DataError
 

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from visiontasks.data.base import Source, VisionDataModule
+from visiontasks.data.datamodule import Source, VisionDataModule
 from visiontasks.data.shapes_render import SHAPES, render_shapes
 from visiontasks.kinds import KINDS, Kind
 

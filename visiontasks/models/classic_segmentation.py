@@ -13,19 +13,21 @@ object-like region gets the same (most frequent) object class.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
+from visiontasks.models.registry import create_model, register_model
+
 # scikit-image and scikit-learn are imported where a method runs: they cost a second at start-up
 # for every command, and only the classic baselines use them.
 
 ClassicMethod = Literal["otsu", "local_threshold", "sobel_watershed", "canny_watershed", "kmeans", "slic"]
 """The baselines by name: threshold (otsu, local_threshold), edges (sobel_watershed, canny_watershed),
-clustering (kmeans, slic)."""
+clustering (kmeans, slic); each registers its class in :mod:`visiontasks.models.registry`, and the CLI offers these."""
 
 CONTRAST_BINS = 16
 CONTRAST_RANGE = 0.5  # colour distances (in [0, 1] per channel) at or beyond this share the last bin
@@ -39,6 +41,7 @@ def grey(image: np.ndarray) -> np.ndarray:
     return rgb2gray(image) if image.shape[2] == 3 else image.mean(axis=2)
 
 
+@register_model("otsu", kind="segmentation", by_gradient=False)
 @dataclass
 class Otsu:
     """Threshold segmentation: one global grey level chosen by Otsu's method splits the image in two."""
@@ -50,6 +53,7 @@ class Otsu:
         return (g > threshold_otsu(g)).astype(np.int64) if np.ptp(g) > 0 else np.zeros(g.shape, np.int64)
 
 
+@register_model("local_threshold", kind="segmentation", by_gradient=False)
 @dataclass
 class LocalThreshold:
     """Adaptive threshold: each pixel against the Gaussian-weighted mean of its ``block_size`` neighbourhood
@@ -65,6 +69,7 @@ class LocalThreshold:
         return (g > threshold_local(g, self.block_size, offset=self.offset)).astype(np.int64)
 
 
+@register_model("sobel_watershed", kind="segmentation", by_gradient=False)
 @dataclass
 class SobelWatershed:
     """Edge segmentation by region growing: markers are the flat areas (Sobel gradient below its Otsu
@@ -84,6 +89,7 @@ class SobelWatershed:
         return watershed(elevation, markers)
 
 
+@register_model("canny_watershed", kind="segmentation", by_gradient=False)
 @dataclass
 class CannyWatershed:
     """Edge segmentation by filling: Canny edges (``sigma``) close regions; each area the edges enclose is
@@ -102,6 +108,7 @@ class CannyWatershed:
         return watershed(sobel(g), label(~edges, connectivity=1))
 
 
+@register_model("kmeans", kind="segmentation", by_gradient=False)
 @dataclass
 class KMeansColours:
     """Segmentation by clustering: k-means (``n_clusters``) on each image's pixels described by colour
@@ -125,6 +132,7 @@ class KMeansColours:
         return kmeans.labels_.reshape(height, width)
 
 
+@register_model("slic", kind="segmentation", by_gradient=False)
 @dataclass
 class Superpixels:
     """Segmentation by clustering: SLIC superpixels (k-means in colour + position, ``n_segments`` of
@@ -141,26 +149,9 @@ class Superpixels:
                     channel_axis=-1 if rgb else None, start_label=0)  # fmt: skip
 
 
-METHODS: dict[str, type] = {
-    "otsu": Otsu,
-    "local_threshold": LocalThreshold,
-    "sobel_watershed": SobelWatershed,
-    "canny_watershed": CannyWatershed,
-    "kmeans": KMeansColours,
-    "slic": Superpixels,
-}
-"""Each name of :data:`ClassicMethod` and the class that splits an image into regions."""
-
-
 def build_segmenter(method: str, **options: Any) -> Callable[[np.ndarray], np.ndarray]:
-    """The region splitter of ``method`` with its ``options`` (see each class for its names)."""
-    if method not in METHODS:
-        raise ValueError(f"unknown classic segmentation method {method!r}; choose from {', '.join(METHODS)}")
-    known = [f.name for f in fields(METHODS[method])]
-    unknown = sorted(set(options) - set(known))
-    if unknown:
-        raise ValueError(f"{method} takes no option {', '.join(unknown)}; its options: {', '.join(known) or 'none'}")
-    return METHODS[method](**options)
+    """The region splitter registered as ``method`` with its ``options`` (see each class for its names)."""
+    return create_model(method, "segmentation", by_gradient=False, **options)
 
 
 def region_keys(image: np.ndarray, regions: np.ndarray) -> np.ndarray:

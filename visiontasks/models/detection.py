@@ -184,7 +184,9 @@ def build_detector(
 DETECTORS: dict[str, type[GeneralizedRCNN]] = {"faster_rcnn": FasterRCNN, "mask_rcnn": MaskRCNN}
 for _kind, _task_kind in (("faster_rcnn", "detection"), ("mask_rcnn", "instance_segmentation")):
     _passed = [p for p in inspect.signature(DETECTORS[_kind]).parameters if p not in ("backbone", "num_classes", "kwargs")]
-    register_model(_kind, kind=_task_kind, passes_to=_passed)(functools.partial(build_detector, _kind))
+    register_model(_kind, kind=_task_kind, passes_to=_passed, trainable_when_frozen=("backbone.fpn", "rpn", "roi_heads"))(
+        functools.partial(build_detector, _kind)
+    )
 
 
 def coco_model_name(kind: str, backbone: str, weights: str) -> str | None:

@@ -23,12 +23,28 @@ Builder = TypeVar("Builder", bound=Callable[..., nn.Module])
 
 @dataclass(frozen=True)
 class ModelEntry:
-    """A registered builder and the task kind its outputs fit (see :mod:`visiontasks.kinds`)."""
+    """A registered builder, the task kind its outputs fit (see :mod:`visiontasks.kinds`) and the model's facts
+    that tasks ask for, kept with it as timm keeps them in its pretrained configs.
+
+    Args:
+        trainable_when_frozen: parameter-name prefixes (inside the model) of the head: what stays trainable
+            when the backbone is frozen.
+        backbone_weights: the torchvision classifier whose pretrained weights fill this model's backbone, and the
+            prefix of the backbone's layers in the classifier's weights; ``None``: the weights are the model's own.
+        by_gradient: a network trained by gradient; ``False``: a classic method (no gradient, no weights).
+    """
 
     name: str
     kind: str
     builder: Callable[..., nn.Module]
     passes_to: tuple[str, ...] = ()
+    trainable_when_frozen: tuple[str, ...] = ()
+    backbone_weights: tuple[str, str] | None = None
+    by_gradient: bool = True
+
+    @property
+    def description(self) -> str:
+        return describe(self.kind, self.by_gradient)
 
     @property
     def options(self) -> dict[str, Any]:
@@ -41,42 +57,58 @@ class ModelEntry:
 _MODELS: dict[str, ModelEntry] = {}
 
 
-def register_model(name: str, kind: str, passes_to: Iterable[str] = ()) -> Callable[[Builder], Builder]:
+def register_model(
+    name: str,
+    kind: str,
+    passes_to: Iterable[str] = (),
+    trainable_when_frozen: Iterable[str] = (),
+    backbone_weights: tuple[str, str] | None = None,
+    by_gradient: bool = True,
+) -> Callable[[Builder], Builder]:
     """Decorator recording ``builder`` under ``name``; ``passes_to`` names further options its
-    ``**kwargs`` hand on (to a torchvision class) that are accepted as they are."""
+    ``**kwargs`` hand on (to a torchvision class) that are accepted as they are; the model's facts
+    are those of :class:`ModelEntry`."""
 
     kind_of(kind)  # a misspelt kind would hide the model from its task
 
     def record(builder: Builder) -> Builder:
         if name in _MODELS:
             raise ValueError(f"a model named {name!r} is already registered ({_MODELS[name].builder})")
-        _MODELS[name] = ModelEntry(name, kind, builder, tuple(passes_to))
+        _MODELS[name] = ModelEntry(name, kind, builder, tuple(passes_to), tuple(trainable_when_frozen), backbone_weights, by_gradient)
         return builder
 
     return record
 
 
-def model_names(kind: str | None = None) -> list[str]:
-    """Registered model names, all or those of one task kind, in registration order."""
-    return [name for name, entry in _MODELS.items() if kind is None or entry.kind == kind]
+def describe(kind: str | None, by_gradient: bool = True) -> str:
+    """How errors name a family of models: ``segmentation model``, ``classic segmentation method``."""
+    if not by_gradient:
+        return f"classic {kind} method" if kind else "classic method"
+    return f"{kind} model" if kind else "model"
 
 
-def model_entry(name: str, kind: str | None = None) -> ModelEntry:
+def model_names(kind: str | None = None, by_gradient: bool = True) -> list[str]:
+    """Registered model names, all or those of one task kind, in registration order: the networks, or with
+    ``by_gradient=False`` the classic methods."""
+    return [name for name, e in _MODELS.items() if (kind is None or e.kind == kind) and e.by_gradient == by_gradient]
+
+
+def model_entry(name: str, kind: str | None = None, by_gradient: bool = True) -> ModelEntry:
     """The entry of ``name``; an unknown name (or one of another kind) is an error with the close matches."""
-    names = model_names(kind)
+    names = model_names(kind, by_gradient)
     if name in names:
         return _MODELS[name]
     if name in _MODELS:
-        raise DataError(f"{name!r} is a {_MODELS[name].kind} model, not a {kind} one: choose from {', '.join(names)}.")
+        raise DataError(f"{name!r} is a {_MODELS[name].description}, not a {describe(kind, by_gradient)}: "
+                        f"choose from {', '.join(names)}.")  # fmt: skip
     close = difflib.get_close_matches(str(name), names, n=3)
     hint = f"did you mean {' or '.join(close)}? " if close else ""
-    what = f"{kind} model" if kind else "model"
-    raise DataError(f"unknown {what} {name!r}: {hint}choose from {', '.join(names)}.")
+    raise DataError(f"unknown {describe(kind, by_gradient)} {name!r}: {hint}choose from {', '.join(names)}.")
 
 
-def model_options(name: str, options: dict[str, Any] | None = None, kind: str | None = None) -> dict[str, Any]:
+def model_options(name: str, options: dict[str, Any] | None = None, kind: str | None = None, by_gradient: bool = True) -> dict[str, Any]:
     """``options`` checked against the model's own, ``None`` ones dropped: what its builder will get."""
-    entry = model_entry(name, kind)
+    entry = model_entry(name, kind, by_gradient)
     given = {key: value for key, value in (options or {}).items() if value is not None}
     known = entry.options
     foreign = sorted(set(given) - set(known))
@@ -88,6 +120,6 @@ def model_options(name: str, options: dict[str, Any] | None = None, kind: str | 
     return given
 
 
-def create_model(name: str, kind: str | None = None, **options: Any) -> nn.Module:
+def create_model(name: str, kind: str | None = None, by_gradient: bool = True, **options: Any) -> Any:
     """Build the model registered as ``name`` (restricted to one task ``kind`` when given) with ``options``."""
-    return model_entry(name, kind).builder(**model_options(name, options, kind))
+    return model_entry(name, kind, by_gradient).builder(**model_options(name, options, kind, by_gradient))

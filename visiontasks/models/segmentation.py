@@ -12,7 +12,7 @@ import torchvision
 from torch import Tensor, nn
 
 from visiontasks.models.classifiers import adapt_torchvision_model
-from visiontasks.models.registry import register_model
+from visiontasks.models.registry import model_entry, register_model
 from visiontasks.models.weights import load_matching, state_dict_for
 
 BACKBONES = {
@@ -34,7 +34,9 @@ def torchvision_segmentation(name: str, num_classes: int, in_channels: int = 3) 
 
 
 for _name in BACKBONES:
-    register_model(_name, kind="segmentation")(functools.partial(torchvision_segmentation, _name))
+    register_model(_name, kind="segmentation", trainable_when_frozen=("classifier",), backbone_weights=BACKBONES[_name])(
+        functools.partial(torchvision_segmentation, _name)
+    )
 
 
 def logits_of(output: Tensor | dict[str, Tensor]) -> Tensor:
@@ -50,10 +52,11 @@ def load_segmentation_weights(model: nn.Module, name: str, weights: str) -> None
     ``COCO_WITH_VOC_LABELS_V1`` the whole torchvision segmentation model (its head is replaced
     when the class count differs).
     """
-    if name == "unet":
-        load_matching(model, state_dict_for(weights, "unet"))
+    backbone = model_entry(name, "segmentation").backbone_weights
+    if backbone is None:  # the model's own weights (the U-Net's)
+        load_matching(model, state_dict_for(weights, name))
         return
-    arch, prefix = BACKBONES[name]
+    arch, prefix = backbone
     whole_model_names = set(torchvision.models.get_model_weights(name).__members__) - {"DEFAULT"}
     state = state_dict_for(weights, name if weights in whole_model_names else arch)
     if not any(key.startswith(("backbone.", "model.backbone.")) for key in state):  # a classifier's weights

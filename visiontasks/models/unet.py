@@ -43,7 +43,7 @@ def upsampler(in_channels: int, out_channels: int, mode: Upsampling) -> nn.Modul
     raise ValueError(f"upsampling must be 'transpose' or 'bilinear', got {mode!r}")
 
 
-@register_model("unet", kind="segmentation")
+@register_model("unet", kind="segmentation", trainable_when_frozen=("up", "decode", "head"))
 class UNet(nn.Module):
     """Encoder-decoder with skip connections; level ``i`` has ``base_channels * 2**i`` channels.
 

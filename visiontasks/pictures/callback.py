@@ -21,6 +21,7 @@ from PIL import Image
 from pytorch_lightning.callbacks import Callback
 from torch import Tensor
 
+from visiontasks.kinds import IMAGES_ONLY, Kind, kind_of
 from visiontasks.pictures.curves import FAST_PNG
 from visiontasks.pictures.grid import prediction_grid
 from visiontasks.pictures.interpretation import (
@@ -43,6 +44,12 @@ GRID_FILE = "val_predictions.png"
 CURVES_SHARE = 0.05
 """``curves.png`` is redrawn once its last drawing took at most this share of the time since: every epoch, unless
 epochs are shorter than twenty drawings (then every few epochs); always when training ends."""
+
+
+def sample_kind(pl_module: Any) -> Kind:
+    """The kind of samples the task trains on: its target keys hold the ground truth the pictures draw."""
+    kinds = getattr(pl_module, "kinds", ())
+    return kind_of(kinds[0]) if kinds else IMAGES_ONLY
 
 
 class RunPictures(Callback):
@@ -150,7 +157,7 @@ class RunPictures(Callback):
         with self.timed("predictions"):
             images = list(batch["image"])[:count]
             results = pl_module.results({k: v[:count] for k, v in batch.items()})
-            truths = [truth_of(batch, i) for i in range(len(results))]
+            truths = [truth_of(batch, i, sample_kind(pl_module)) for i in range(len(results))]
         if self.grid:
             with self.timed("grid"):
                 pictures = [network_picture(image, tuple(image.shape[-2:])) for image in images[: self.grid]]
@@ -201,7 +208,7 @@ class RunPictures(Callback):
                     self.worst.add(pl_module.sample_losses(batch), batch)
                 except NotImplementedError:
                     self.worst = None
-        if batch_idx == 0 and self.grad_cam and trainer.is_global_zero and "classification" in getattr(pl_module, "kinds", ()):
+        if batch_idx == 0 and self.grad_cam and trainer.is_global_zero and getattr(pl_module, "explained_by_grad_cam", False):
             layer = cam_layer(pl_module, batch["image"]) if isinstance(batch["image"], Tensor) else None
             if layer is not None:
                 with self.timed("grad_cam"):
@@ -211,7 +218,7 @@ class RunPictures(Callback):
         images = batch["image"][: self.grad_cam]
         maps, classes = grad_cam(pl_module, images, layer)
         names, pictures, titles = pl_module.class_names, [], []
-        for image, heat, predicted, truth in zip(images, maps, classes.tolist(), (truth_of(batch, i) for i in range(len(images)))):
+        for image, heat, predicted, truth in zip(images, maps, classes.tolist(), (truth_of(batch, i, sample_kind(pl_module)) for i in range(len(images)))):
             picture = network_picture(image, tuple(image.shape[-2:]))
             pictures.append(heat_overlay(picture, heat.numpy()))
             titles.append(f"{truth.caption(names) if truth else ''}\nGrad-CAM of {names[predicted]}")
@@ -234,7 +241,7 @@ class RunPictures(Callback):
                 results += pl_module.results(on_device)
                 image = sample["image"][0]
                 pictures.append(network_picture(image, tuple(image.shape[-2:])))
-                truths.append(truth_of(sample, 0))
+                truths.append(truth_of(sample, 0, sample_kind(pl_module)))
                 notes.append(f"loss {loss:.3f}")
             figure = prediction_grid(pictures, results, truths, pl_module.class_names, notes=notes)
             self._save(trainer, figure, "top_losses.png", "test/top_losses")

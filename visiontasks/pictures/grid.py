@@ -3,30 +3,17 @@
 
 from __future__ import annotations
 
-import dataclasses
 import math
-from typing import Any
 
 import numpy as np  # noqa: E402
 from PIL import Image, ImageDraw, ImageFont  # noqa: E402
 
-from visiontasks.pictures.draw import draw_objects, mask_overlay  # noqa: E402
 from visiontasks.pictures.truth import Truth  # noqa: E402
-from visiontasks.results import (  # noqa: E402
-    ClassificationResult,
-    DetectionResult,
-    LocalizationResult,
-    Result,
-    SegmentationResult,
-)
+from visiontasks.results import Result  # noqa: E402
+from visiontasks.results.draw import draw_objects, enlarge, mask_overlay  # noqa: E402
 
 RIGHT, WRONG = "#1a7f37", "#cf222e"
 READABLE = 192  # small images are enlarged to about this many pixels, so that captions and boxes can be read
-
-
-def _enlarge(array: np.ndarray, factor: int) -> np.ndarray:
-    """Each pixel of the first two axes repeated ``factor`` times (an HxW or HxWxC picture, or a mask)."""
-    return array.repeat(factor, axis=0).repeat(factor, axis=1)
 
 
 def enlarged(picture: np.ndarray, result: Result, truth: Truth | None) -> tuple[np.ndarray, Result, Truth | None]:
@@ -34,22 +21,12 @@ def enlarged(picture: np.ndarray, result: Result, truth: Truth | None) -> tuple[
     factor = max(1, math.ceil(READABLE / max(1, min(result.orig_size))))
     if factor == 1:
         return picture, result, truth
-    size = (result.orig_size[0] * factor, result.orig_size[1] * factor)
-    changes: dict[str, Any] = {"orig_size": size, "picture": _enlarge(result.image(), factor), "path": ""}
-    if isinstance(result, LocalizationResult):
-        changes["box"] = tuple(v * factor for v in result.box)
-    if isinstance(result, DetectionResult):
-        changes["boxes"] = np.asarray(result.boxes) * factor
-        if result.masks is not None:
-            changes["masks"] = np.stack([_enlarge(m, factor) for m in result.masks]) if len(result.masks) else result.masks
-    if isinstance(result, SegmentationResult):
-        changes["mask"] = _enlarge(result.mask, factor)
     grow = max(1, math.ceil(READABLE / max(1, min(picture.shape[:2]))))
     if truth is not None:
         truth = Truth(truth.labels, None if truth.boxes is None else truth.boxes * grow,
-                      None if truth.masks is None or not len(truth.masks) else np.stack([_enlarge(m, grow) for m in truth.masks]),
-                      None if truth.mask is None else _enlarge(truth.mask, grow))  # fmt: skip
-    return _enlarge(picture, grow), dataclasses.replace(result, **changes), truth
+                      None if truth.masks is None or not len(truth.masks) else np.stack([enlarge(m, grow) for m in truth.masks]),
+                      None if truth.mask is None else enlarge(truth.mask, grow))  # fmt: skip
+    return enlarge(picture, grow), result.enlarged(factor), truth
 
 
 def truth_picture(picture: np.ndarray, truth: Truth, names: list[str]) -> np.ndarray | None:
@@ -63,15 +40,14 @@ def truth_picture(picture: np.ndarray, truth: Truth, names: list[str]) -> np.nda
 
 def _title(result: Result, truth: Truth | None, names: list[str]) -> tuple[str, str]:
     """Caption and colour of a prediction: green when the class is right, red when not."""
-    if isinstance(result, (ClassificationResult, LocalizationResult)):
-        predicted = result.label if isinstance(result.label, list) else [result.label]
-        scores = result.score if isinstance(result.score, list) else [result.score]
-        text = "pred: " + (", ".join(f"{p} {s:.2f}" for p, s in zip(predicted, scores)) or "(none)")
-        if truth is None:
-            return text, "black"
-        right = sorted(predicted) == sorted(names[k] for k in truth.labels)
-        return f"{truth.caption(names)}\n{text}", RIGHT if right else WRONG
-    return "prediction", "black"
+    classes = result.classes()
+    if classes is None:
+        return "prediction", "black"
+    text = "pred: " + (", ".join(f"{p} {s:.2f}" for p, s in classes) or "(none)")
+    if truth is None:
+        return text, "black"
+    right = sorted(p for p, _ in classes) == sorted(names[k] for k in truth.labels)
+    return f"{truth.caption(names)}\n{text}", RIGHT if right else WRONG
 
 
 

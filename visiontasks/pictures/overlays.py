@@ -6,13 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import torch
 from torch import Tensor
 
 from visiontasks.pictures.truth import Truth
-from visiontasks.results import ClassificationResult, DetectionResult, LocalizationResult, Result, SegmentationResult
-
-MASK_SCORE = 0.5  # detections drawn as masks from this score, as Result.plot draws them
+from visiontasks.results import Result
+from visiontasks.results.draw import instance_map
 
 
 def _box_data(boxes: np.ndarray, labels: list[int], names: list[str], scores: list[float] | None = None) -> list[dict]:
@@ -27,30 +25,6 @@ def _box_data(boxes: np.ndarray, labels: list[int], names: list[str], scores: li
     return data
 
 
-def _resized(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    if mask.shape == tuple(size):
-        return mask.astype(np.uint8)
-    tensor = torch.as_tensor(mask.astype(np.float32))[None, None]
-    return torch.nn.functional.interpolate(tensor, size=tuple(size), mode="nearest")[0, 0].numpy().astype(np.uint8)
-
-
-def _instance_map(masks: np.ndarray, labels: list[int], size: tuple[int, int]) -> np.ndarray:
-    """Instance masks as one class map: 0 background, ``label + 1`` where an object is (later objects on top)."""
-    found = np.zeros(size, dtype=np.uint8)
-    for mask, label in zip(masks, labels):
-        found[_resized(np.asarray(mask), size) > 0] = label + 1
-    return found
-
-
-def _prediction_objects(result: Result) -> tuple[np.ndarray, list[int], list[float]] | None:
-    if isinstance(result, DetectionResult):
-        return np.asarray(result.boxes).reshape(-1, 4), [int(k) for k in result.labels], [float(s) for s in result.scores]
-    if isinstance(result, LocalizationResult):
-        index = result.class_names.index(result.label) if result.label in result.class_names else 0
-        return np.asarray([result.box]), [index], [float(result.score)]
-    return None
-
-
 def overlay_arguments(image: Tensor, result: Result, class_names: list[str], truth: Truth | None = None) -> dict[str, Any]:
     """Keyword arguments of ``wandb.Image`` for one image (CxHxW in [0, 1], the network's input), its result
     (in the original image's pixels, scaled here to the input's) and its ground truth (in the input's pixels)."""
@@ -59,12 +33,13 @@ def overlay_arguments(image: Tensor, result: Result, class_names: list[str], tru
     original = result.orig_size or size
     names = list(class_names)
     arguments: dict[str, Any] = {"data_or_path": pixels[..., 0] if pixels.shape[2] == 1 else pixels}
-    if isinstance(result, (ClassificationResult, LocalizationResult)):
-        arguments["caption"] = f"{result.label} ({result.score})"
+    summary = result.summary()
+    if summary is not None:
+        arguments["caption"] = summary
         if truth is not None:
             arguments["caption"] = f"{truth.caption(names)} | pred: {arguments['caption']}"
     boxes: dict[str, Any] = {}
-    found = _prediction_objects(result)
+    found = result.objects()
     if found is not None:
         scale = np.array([size[1] / original[1], size[0] / original[0]] * 2)
         boxes["predictions"] = {"box_data": _box_data(found[0] * scale, found[1], names, found[2])}
@@ -73,16 +48,16 @@ def overlay_arguments(image: Tensor, result: Result, class_names: list[str], tru
     if boxes:
         arguments["boxes"] = {group: value | {"class_labels": dict(enumerate(names))} for group, value in boxes.items()}
     masks: dict[str, Any] = {}
-    if isinstance(result, SegmentationResult):
-        masks["predictions"] = _resized(np.asarray(result.mask), size)
+    predicted = result.class_map(size)
+    if predicted is not None and not predicted[1]:  # class indices, 0 the first class (background)
+        masks["predictions"] = predicted[0]
         if truth is not None and truth.mask is not None:
             masks["ground_truth"] = truth.mask.astype(np.uint8)  # 255 (ignore) shows as its own value
         mask_names = dict(enumerate(names))
-    elif isinstance(result, DetectionResult) and result.masks is not None:
-        keep = np.asarray(result.scores) >= MASK_SCORE
-        masks["predictions"] = _instance_map(np.asarray(result.masks)[keep], [int(k) for k in np.asarray(result.labels)[keep]], size)
+    elif predicted is not None:  # objects' masks: 0 background, label + 1 an object
+        masks["predictions"] = predicted[0]
         if truth is not None and truth.masks is not None:
-            masks["ground_truth"] = _instance_map(truth.masks, truth.labels, size)
+            masks["ground_truth"] = instance_map(truth.masks, truth.labels, size)
         mask_names = {0: "background", **{k + 1: name for k, name in enumerate(names)}}
     if masks:
         arguments["masks"] = {group: {"mask_data": data, "class_labels": mask_names} for group, data in masks.items()}

@@ -8,6 +8,8 @@ from typing import Any
 import numpy as np
 from torch import Tensor
 
+from visiontasks.kinds import Kind
+
 
 @dataclass
 class Truth:
@@ -27,17 +29,21 @@ def _array(value: Any) -> np.ndarray:
     return value.detach().cpu().numpy() if isinstance(value, Tensor) else np.asarray(value)
 
 
-def truth_of(batch: dict[str, Any], i: int) -> Truth | None:
-    """The ground truth of image ``i``, from whichever of the batch's target keys its kind has."""
-    if "boxes" in batch:
-        masks = _array(batch["masks"][i]) if "masks" in batch else None
-        return Truth(_array(batch["labels"][i]).astype(int).tolist(), _array(batch["boxes"][i]).reshape(-1, 4), masks)
-    if "mask" in batch:
-        mask = _array(batch["mask"][i])
+def truth_of(batch: dict[str, Any], i: int, kind: Kind) -> Truth | None:
+    """The ground truth of image ``i``, from the target keys of the batch's ``kind`` (``None`` without targets)."""
+
+    def has(key: str | None) -> bool:
+        return key is not None and key in batch
+
+    if kind.per_object and has(kind.box):
+        masks = _array(batch[kind.instance_masks][i]) if has(kind.instance_masks) else None
+        return Truth(_array(batch[kind.label][i]).astype(int).tolist(), _array(batch[kind.box][i]).reshape(-1, 4), masks)
+    if has(kind.mask):
+        mask = _array(batch[kind.mask][i])
         return Truth(sorted(int(k) for k in np.unique(mask) if k != 255), mask=mask)
-    if "label" not in batch:
+    if not has(kind.label):
         return None
-    label = _array(batch["label"][i])
+    label = _array(batch[kind.label][i])
     labels = np.flatnonzero(label > 0.5).tolist() if label.ndim else [int(label)]  # multi-hot, else one index
-    boxes = _array(batch["box"][i]).reshape(1, 4) if "box" in batch else None
+    boxes = _array(batch[kind.box][i]).reshape(1, 4) if has(kind.box) else None
     return Truth(labels, boxes)

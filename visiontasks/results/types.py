@@ -6,6 +6,7 @@ prediction is formatted, drawn and written in one place whatever front end made 
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -15,9 +16,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from visiontasks.data.export import BOX_COLUMNS
+from visiontasks.data.formats import BOX_COLUMNS
 from visiontasks.data.images import read_image
-from visiontasks.pictures.draw import draw_caption, draw_objects, mask_overlay
+from visiontasks.results.draw import draw_caption, draw_objects, enlarge, instance_map, mask_overlay, resized_mask
 from visiontasks.results.formats import coco_entries, write_coco, write_csv, write_mask_png
 
 
@@ -47,6 +48,8 @@ class Result:
 
     default_file: ClassVar[str] = "predictions.csv"
     """The file ``save`` writes when given a folder (``{name}`` is the image's file stem)."""
+    drawn_by_default: ClassVar[bool] = False
+    """The predict writer also saves the drawn image unless told not to (masks are hard to read by eye)."""
 
     @property
     def name(self) -> str:
@@ -69,6 +72,38 @@ class Result:
     def row(self) -> dict[str, Any]:
         """The prediction as one flat row (the predict command's CSV columns)."""
         raise NotImplementedError
+
+    def classes(self) -> list[tuple[str, float]] | None:
+        """The classes given to the whole image, with their scores; ``None`` for predictions per object or pixel."""
+        return None
+
+    def summary(self) -> str | None:
+        """The image's classes as a short caption (``label (score)``); ``None`` for predictions per object or pixel."""
+        return None
+
+    def objects(self) -> tuple[np.ndarray, list[int], list[float]] | None:
+        """The boxes (Nx4 xyxy, in the image's pixels), class indices and scores of the objects found, if any."""
+        return None
+
+    def class_map(self, size: tuple[int, int]) -> tuple[np.ndarray, bool] | None:
+        """The prediction as one map of class indices at ``size`` (HxW uint8), and whether its 0 is a background
+        added before the classes (``label + 1``, instance masks) rather than class 0; ``None`` without masks."""
+        return None
+
+    def entry(self, folder: Path, name: str, index: int) -> dict[str, Any]:
+        """What the predict writer keeps of this image: its CSV ``row``, its ``coco`` result entries (``None``
+        where the task has none) and the ``files`` written for it now into ``folder`` as ``name`` (masks)."""
+        return {"row": self.row(), "coco": None, "files": []}
+
+    def enlarged(self, factor: int) -> Result:
+        """This result, its picture and its geometry scaled up by a whole ``factor`` (pixels stay sharp)."""
+        size = (self.orig_size[0] * factor, self.orig_size[1] * factor)
+        changes = {"orig_size": size, "picture": enlarge(self.image(), factor), "path": "", **self.enlarged_geometry(factor)}
+        return dataclasses.replace(self, **changes)
+
+    def enlarged_geometry(self, factor: int) -> dict[str, Any]:
+        """The fields holding pixel geometry (boxes, masks), scaled up by ``factor``."""
+        return {}
 
     def target(self, path: str | Path) -> Path:
         """``path`` itself when it names a file, else :attr:`default_file` inside the folder ``path``; a file per
@@ -113,6 +148,14 @@ class ClassificationResult(Result):
         return {"path": self.path, "label": self.label, "score": self.score,
                 "top_k": [f"{name}:{score:.4f}" for name, score in self.top_k]}  # fmt: skip
 
+    def classes(self) -> list[tuple[str, float]]:
+        labels = self.label if isinstance(self.label, list) else [self.label]
+        scores = self.score if isinstance(self.score, list) else [self.score]
+        return list(zip(labels, scores))
+
+    def summary(self) -> str:
+        return f"{self.label} ({self.score})"
+
 
 @dataclass(kw_only=True)
 class LocalizationResult(Result):
@@ -129,6 +172,19 @@ class LocalizationResult(Result):
     def row(self) -> dict[str, Any]:
         return {"path": self.path, "label": self.label, "score": self.score,
                 **{key: round(float(v), 1) for key, v in zip(BOX_COLUMNS, self.box)}}  # fmt: skip
+
+    def classes(self) -> list[tuple[str, float]]:
+        return [(self.label, self.score)]
+
+    def summary(self) -> str:
+        return f"{self.label} ({self.score})"
+
+    def objects(self) -> tuple[np.ndarray, list[int], list[float]]:
+        index = self.class_names.index(self.label) if self.label in self.class_names else 0
+        return np.asarray([self.box]), [index], [float(self.score)]
+
+    def enlarged_geometry(self, factor: int) -> dict[str, Any]:
+        return {"box": tuple(v * factor for v in self.box)}
 
 
 @dataclass(kw_only=True)
@@ -175,6 +231,28 @@ class DetectionResult(Result):
         write_coco(target, self.coco(), append=True)
         return target
 
+    def objects(self) -> tuple[np.ndarray, list[int], list[float]]:
+        return np.asarray(self.boxes).reshape(-1, 4), [int(k) for k in self.labels], [float(s) for s in self.scores]
+
+    def class_map(self, size: tuple[int, int], min_score: float = 0.5) -> tuple[np.ndarray, bool] | None:
+        """The instance masks of objects scoring at least ``min_score`` (as :meth:`plot` draws them)."""
+        if self.masks is None:
+            return None
+        keep = np.asarray(self.scores) >= min_score
+        return instance_map(np.asarray(self.masks)[keep], [int(k) for k in np.asarray(self.labels)[keep]], size), True
+
+    def entry(self, folder: Path, name: str, index: int) -> dict[str, Any]:
+        entries = self.coco(index)
+        for entry in entries:  # every entry names its file, COCO ids or not
+            entry.setdefault("file_name", Path(self.path).name)
+        return {"row": self.row(), "coco": entries, "files": []}
+
+    def enlarged_geometry(self, factor: int) -> dict[str, Any]:
+        changes: dict[str, Any] = {"boxes": np.asarray(self.boxes) * factor}
+        if self.masks is not None:
+            changes["masks"] = np.stack([enlarge(m, factor) for m in self.masks]) if len(self.masks) else self.masks
+        return changes
+
 
 @dataclass(kw_only=True)
 class SegmentationResult(Result):
@@ -183,6 +261,7 @@ class SegmentationResult(Result):
     mask: np.ndarray = field(repr=False)
 
     default_file: ClassVar[str] = "{name}.png"
+    drawn_by_default: ClassVar[bool] = True
 
     def plot(self, alpha: float = 0.5, **options: Any) -> np.ndarray:
         """The image with every non-background class tinted by its colour."""
@@ -196,6 +275,15 @@ class SegmentationResult(Result):
         target = self.target(path)
         write_mask_png(target, self.mask)
         return target
+
+    def class_map(self, size: tuple[int, int]) -> tuple[np.ndarray, bool]:
+        return resized_mask(np.asarray(self.mask), size), False
+
+    def entry(self, folder: Path, name: str, index: int) -> dict[str, Any]:
+        return {"row": self.row(), "coco": None, "files": [self.save(folder / f"{name}.png")]}
+
+    def enlarged_geometry(self, factor: int) -> dict[str, Any]:
+        return {"mask": enlarge(self.mask, factor)}
 
 
 __all__ = ["ClassificationResult", "DetectionResult", "LocalizationResult", "Result", "SegmentationResult"]

@@ -50,18 +50,12 @@ class PredictionWriter(OrderedWriter):
     def add(self, result: Result, folder: Path, index: int) -> dict[str, Any]:
         """Write one image's mask and drawing now; its row (naming what was written) and COCO entries come back."""
         name = self.stems[index] if self.stems is not None else self._unique(result.name)
-        written = []
-        per_image = "{name}" in result.default_file  # a file per image (class masks), not rows of one file
-        if per_image:
-            written.append(result.save(folder / result.default_file.format(name=name)))
-        if self.draw or (self.draw is None and per_image):
-            written.append(folder / f"{name}_overlay.png")
-            write_picture(written[-1], result.plot(threshold=self.draw_threshold))
-        row = {"path": result.path, **result.row(), "output": [str(p.relative_to(folder.parent)) for p in written]}
-        coco = result.coco(index) if hasattr(result, "coco") else None  # the detections, as COCO's tools read them
-        for entry in coco or []:
-            entry.setdefault("file_name", Path(result.path).name)
-        return {"row": row, "coco": coco}
+        kept = result.entry(folder, name, index)
+        if self.draw or (self.draw is None and result.drawn_by_default):
+            kept["files"].append(folder / f"{name}_overlay.png")
+            write_picture(kept["files"][-1], result.plot(threshold=self.draw_threshold))
+        kept["row"]["output"] = [str(path.relative_to(folder.parent)) for path in kept.pop("files")]
+        return kept
 
     def write(self, trainer: pl.Trainer, items: list[Any]) -> None:
         rows = [item["row"] for item in items]

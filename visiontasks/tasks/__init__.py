@@ -3,6 +3,7 @@
 from visiontasks.tasks.base import BaseTask
 from visiontasks.tasks.classic_segmentation import ClassicSegmentationTask
 from visiontasks.tasks.classification import ClassificationTask
+from visiontasks.tasks.data_contract import TASK_OF_KIND
 from visiontasks.tasks.detection import DetectionTask, InstanceSegmentationTask
 from visiontasks.tasks.localization import LocalizationTask
 from visiontasks.tasks.segmentation import SegmentationTask
@@ -15,4 +16,5 @@ __all__ = [
     "InstanceSegmentationTask",
     "LocalizationTask",
     "SegmentationTask",
+    "TASK_OF_KIND",
 ]

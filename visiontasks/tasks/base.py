@@ -7,12 +7,7 @@ A task subclass builds its model, loss and metrics in ``configure_models`` / ``c
 from __future__ import annotations
 
 import abc
-import io
-import logging
 import math
-import os
-import typing
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
@@ -23,59 +18,26 @@ from pytorch_lightning.callbacks import Callback
 from pytorch_lightning.cli import LRSchedulerCallable, OptimizerCallable
 from pytorch_lightning.trainer.states import TrainerFn
 from torch import Tensor, nn
-from torchmetrics import MeanMetric, MetricCollection
+from torchmetrics import MetricCollection
 
 from visiontasks.callbacks.preemption import Preemption
+from visiontasks.checkpoints import BestCheckpoint, LastCheckpoint, loadable, saved_inputs, stamp
 from visiontasks.data.inputs import ImageInput
-from visiontasks.errors import DataError, OptionError, TrainingStopped, check_option
-from visiontasks.kinds import kind_of
-from visiontasks.models.registry import create_model
+from visiontasks.errors import DataError, ExportError, OptionError, TrainingStopped, check_option
+from visiontasks.inference import predict_images
+from visiontasks.models.registry import create_model, model_entry
+from visiontasks.tasks.option_checks import check_optimizer
 from visiontasks.pictures import RunPictures
 from visiontasks.results import PredictionWriter, Result, network_picture
-from visiontasks.runs import BestCheckpoint, LastCheckpoint, read_checkpoint
+from visiontasks.tasks.data_contract import check_data, register_kinds
+from visiontasks.tasks.export_graph import ExportGraph
+from visiontasks.tasks.loss_means import LossMeans
+from visiontasks.tasks.quiet import quiet_expected_lightning_messages
+from visiontasks.tasks.step_seeds import seed_step
+from visiontasks.version import __version__
 
 STAGES = ("train", "val", "test")
-RETIRED_HPARAMS = ("draw_predictions", "draw_threshold", "draw_boxes", "save_overlays")
-"""Options older checkpoints may hold that tasks no longer take (drawing belongs to the predict writer)."""
-
-
-EXPECTED_LIGHTNING_MESSAGES = (
-    "The following callbacks returned in `LightningModule.configure_callbacks` will override",  # ours, by design
-    "💡 Tip:",  # product advertisements
-)
-
-
-class _ExpectedMessages(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not str(record.msg).startswith(EXPECTED_LIGHTNING_MESSAGES)
-
-
-def quiet_expected_lightning_messages() -> None:
-    """Lightning's notes on what every visiontasks run does on purpose (the checkpoint callbacks come from
-    :meth:`BaseTask.configure_callbacks`, so resuming needs no callbacks in the Trainer) and its product tips:
-    filtered, so that what the console shows means something."""
-    logger = logging.getLogger("pytorch_lightning.utilities.rank_zero")
-    if not any(isinstance(f, _ExpectedMessages) for f in logger.filters):
-        logger.addFilter(_ExpectedMessages())
-    warnings.filterwarnings("ignore", message=r"Be aware that when using `ckpt_path`, callbacks used to create the checkpoint")
-    warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")  # Lightning's own code
-
-
 quiet_expected_lightning_messages()  # at import: the tips come when a Trainer is made, before any task hook
-
-
-def check_optimizer(factory: OptimizerCallable) -> None:
-    """Build the optimiser once on a probe parameter, so a bad learning rate (negative, zero, NaN) or other argument
-    is one line naming the option now, not a traceback when training starts (with a run folder made)."""
-    option = "--model.init_args.optimizer.init_args"
-    try:
-        groups = factory([nn.Parameter(torch.zeros(1))]).param_groups
-    except (ValueError, TypeError) as error:
-        raise OptionError(f"{option}: {error}; fix the optimizer's arguments.") from None
-    for group in groups:
-        lr = group.get("lr")
-        lr = float(lr) if isinstance(lr, (int, float, Tensor)) else None
-        check_option(lr is None or (math.isfinite(lr) and lr > 0), f"{option}.lr", lr, "the learning rate must be a positive number, e.g. 0.001.")
 
 
 class BaseTask(pl.LightningModule, abc.ABC):
@@ -96,7 +58,15 @@ class BaseTask(pl.LightningModule, abc.ABC):
     monitor: str = "val/loss"
     monitor_mode: str = "min"
     kinds: tuple[str, ...] = ()
-    """The sample kinds (see :mod:`visiontasks.kinds`) this task trains on; checked at set-up."""
+    """The sample kinds (see :mod:`visiontasks.kinds`) this task trains on; checked at set-up. The first task
+    defined with a kind is that kind's task (:data:`TASK_OF_KIND`)."""
+
+    explained_by_grad_cam: bool = False
+    """The test's ``grad_cam.png`` shows where the network looked for the class it gave the image."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        register_kinds(cls)
 
     def __init__(
         self,
@@ -126,7 +96,7 @@ class BaseTask(pl.LightningModule, abc.ABC):
         self.configure_losses()
         for stage in STAGES:  # attributes, not a ModuleDict: "train" would shadow Module.train
             setattr(self, f"{stage}_metrics", self.configure_metrics(stage).clone(prefix=f"{stage}/"))
-        self.loss_means: dict[str, MeanMetric] = {}  # "val/loss" ...: this epoch's mean (see log_losses)
+        self.loss_means = LossMeans()  # this epoch's validation and test losses (see log_losses)
         if freeze_backbone:
             self.set_backbone_frozen(True)
 
@@ -157,8 +127,14 @@ class BaseTask(pl.LightningModule, abc.ABC):
         raise ValueError(f"{type(self).__name__} with these settings takes no pretrained weights")
 
     def trainable_when_frozen(self) -> tuple[str, ...]:
-        """Parameter-name prefixes that stay trainable when the backbone is frozen (the heads)."""
-        return ()
+        """Parameter-name prefixes that stay trainable when the backbone is frozen (the heads): by default the head
+        that the registration of ``hparams.model`` names."""
+        name = self.hparams.get("model")
+        return tuple(f"model.{prefix}" for prefix in model_entry(name).trainable_when_frozen) if name else ()
+
+    def export_graph(self) -> ExportGraph:
+        """The network :func:`visiontasks.export` writes, and how to read its outputs."""
+        raise ExportError(f"{type(self).__name__} cannot be exported (no network to export: it is not trained by gradient).")
 
     def sample_losses(self, batch: dict[str, Any]) -> Tensor:
         """The loss of each sample of ``batch`` (the top-losses picture ranks the test images by it)."""
@@ -187,40 +163,9 @@ class BaseTask(pl.LightningModule, abc.ABC):
     def class_names(self) -> list[str]:
         return self.hparams.class_names or [str(i) for i in range(self.num_classes)]
 
-    def check_kind(self, datamodule: Any) -> None:
-        """Data of another kind would fail in the first step (a missing key): say so, and what fits, now."""
-        kind = getattr(datamodule, "task", None)
-        if kind is None or not self.kinds or kind in self.kinds:
-            return
-        task, data = type(self).__name__, type(datamodule).__name__
-        choices = typing.get_args(typing.get_type_hints(type(datamodule).__init__).get("task"))  # its Literal
-        fits = [k for k in self.kinds if k in choices]
-        fix = f"set data.init_args.task: {fits[0]}" if fits else f"give it {' or '.join(self.kinds)} data"
-        raise DataError(
-            f"{task} trains on {' or '.join(self.kinds)} data, but {data} gives {kind} samples: "
-            f"{fix}, or use {kind_of(kind).task} for {kind} data."
-        )
-
     def setup(self, stage: str) -> None:
         datamodule = getattr(self.trainer, "datamodule", None)
-        self.check_kind(datamodule)
-        expected = getattr(datamodule, "num_classes", None)
-        if expected and expected != self.num_classes:
-            raise DataError(
-                f"The task has num_classes={self.num_classes} but the data has {expected} classes "
-                f"{getattr(datamodule, 'class_names', '')}: drop num_classes from the task (the CLI links it) "
-                "or make the two agree."
-            )
-        multilabel = getattr(datamodule, "multilabel", None)
-        if multilabel is not None and "multilabel" in self.hparams and multilabel != self.hparams.multilabel:
-            kind = "several labels per image" if multilabel else "one label per image"
-            raise DataError(
-                f"The data has {kind} but the task has multilabel={self.hparams.multilabel}: "
-                f"set --model.init_args.multilabel {str(multilabel).lower()} (multilabel: {str(multilabel).lower()} in the config)."
-            )
-        channels = getattr(datamodule, "in_channels", None)
-        if channels and channels != self.hparams.in_channels:
-            raise DataError(f"The task has in_channels={self.hparams.in_channels} but the data gives {channels}.")
+        check_data(self, datamodule)
         if self.hparams.get("weights") and not self.pretrained_loaded and self.trainer.ckpt_path is None:
             self.load_pretrained(self.hparams.weights)
             self.pretrained_loaded = True
@@ -309,65 +254,26 @@ class BaseTask(pl.LightningModule, abc.ABC):
 
     @classmethod
     def load_from_checkpoint(cls, checkpoint_path: str | Path | IO, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
-        """Lightning's loading, for checkpoints of older versions too: options tasks no longer take are dropped."""
-        if isinstance(checkpoint_path, (str, Path)):
-            checkpoint = read_checkpoint(checkpoint_path)
-            retired = set(RETIRED_HPARAMS) & set(checkpoint.get("hyper_parameters", {}))
-            if retired:
-                hparams = {k: v for k, v in checkpoint["hyper_parameters"].items() if k not in retired}
-                buffer = io.BytesIO()
-                torch.save({**checkpoint, "hyper_parameters": hparams}, buffer)
-                buffer.seek(0)
-                checkpoint_path = buffer
-        return super().load_from_checkpoint(checkpoint_path, *args, **kwargs)
+        """Lightning's loading, for checkpoints of older versions too (see :func:`visiontasks.checkpoints.loadable`)."""
+        return super().load_from_checkpoint(loadable(checkpoint_path), *args, **kwargs)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Record which task made the checkpoint, so that loading it into another one fails clearly, and how
         its images were prepared, so that ``predict`` prepares new ones alike."""
-        import visiontasks
-
-        checkpoint["visiontasks"] = {"task": type(self).__name__, "version": visiontasks.__version__,
-                                     "inputs": self.input_settings()}  # fmt: skip
+        stamp(checkpoint, type(self).__name__, __version__, self.input_settings())
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
-        """Seeded runs draw each step's random numbers (dropout, the detector's sampling) from a seed made of
-        the run's seed, the epoch, the batch and the rank, so a run resumed from ``last.ckpt`` repeats them."""
-        seed = os.environ.get("PL_GLOBAL_SEED")
-        if seed is not None:
-            step_seed = hash((int(seed), self.current_epoch, batch_idx, self.global_rank)) % 2**63
-            # the generators this process draws from; torch.manual_seed (every device kind) costs ~5 ms a step
-            torch.default_generator.manual_seed(step_seed)
-            if self.device.type == "cuda":
-                torch.cuda.manual_seed(step_seed)
+        seed_step(self, batch_idx)
 
     def log_losses(self, stage: str, losses: dict[str, Tensor], batch_size: int) -> None:
         """Log ``{stage}/{name}`` for each loss: every step in training; for validation and test the epoch's
-        mean over all images of all processes, logged when the epoch ends.
-
-        The means are torchmetrics ``MeanMetric``s weighted by batch size: Lightning's own ``sync_dist`` mean
-        divides the summed batch sizes as integers under gloo (21 images on 2 processes count as 20).
-        """
+        mean over all images of all processes, logged when the epoch ends (:class:`LossMeans`)."""
         if stage == "train":
             self.log_dict({f"train/{name}": value for name, value in losses.items()}, batch_size=batch_size,
                           prog_bar="loss" in losses)  # fmt: skip
             return
         for name, value in losses.items():
-            key = f"{stage}/{name}"
-            if key not in self.loss_means:
-                self.loss_means[key] = MeanMetric().to(value.device)
-            self.loss_means[key].update(value.detach().float(), batch_size)
-
-    def _log_loss_means(self, stage: str) -> None:
-        keys = sorted(key for key in self.loss_means if key.startswith(f"{stage}/"))
-        if self.trainer.world_size > 1:  # every process computes (and so syncs) the same means, in the same order
-            import torch.distributed as dist
-
-            found: list[list[str]] = [[] for _ in range(self.trainer.world_size)]
-            dist.all_gather_object(found, keys)
-            keys = sorted(set().union(*found))
-        for key in keys:
-            mean = self.loss_means.pop(key, None) or MeanMetric().to(self.device)
-            self.log(key, mean.compute(), prog_bar=key == f"{stage}/loss", sync_dist=True)  # synced already
+            self.loss_means.update(f"{stage}/{name}", value, batch_size)
 
     def _step(self, batch: dict[str, Any], stage: str) -> tuple[Tensor, Any]:
         loss, predictions = self.compute(batch, stage)
@@ -416,8 +322,6 @@ class BaseTask(pl.LightningModule, abc.ABC):
         Images are prepared as evaluation prepared them (eval transforms, training size and channels, kept in
         the checkpoint), so ``Task.load_from_checkpoint(path).predict(...)`` needs neither a Trainer nor data.
         """
-        from visiontasks.inference import predict_images
-
         return predict_images(self, inputs, batch_size, device)
 
     def input_settings(self) -> dict[str, Any]:
@@ -429,9 +333,7 @@ class BaseTask(pl.LightningModule, abc.ABC):
         return getattr(self, "saved_inputs", None) or {"image_size": None, "in_channels": self.hparams.in_channels}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        from visiontasks.inference import saved_input_settings
-
-        self.saved_inputs = saved_input_settings(checkpoint)
+        self.saved_inputs = saved_inputs(checkpoint)
 
     def result_fields(self, batch: dict[str, Any], i: int) -> dict[str, Any]:
         """What every result of image ``i`` of ``batch`` carries: file, original size, class names, and the picture
@@ -451,7 +353,7 @@ class BaseTask(pl.LightningModule, abc.ABC):
         values = self.stage_metrics(stage).compute()
         scalars = {k: v for k, v in values.items() if isinstance(v, Tensor) and v.numel() == 1}
         self.log_dict(scalars, prog_bar=stage == "val", sync_dist=True)  # already synced: silences the DDP hint
-        self._log_loss_means(stage)
+        self.loss_means.log(self, stage)
         if stage == "test":
             self.report(values)
         self.stage_metrics(stage).reset()

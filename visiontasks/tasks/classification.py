@@ -18,6 +18,7 @@ from visiontasks.reports import per_class_rows, save_report
 from visiontasks.results import ClassificationResult
 from visiontasks.errors import OptionError, check_option
 from visiontasks.tasks.base import BaseTask
+from visiontasks.tasks.export_graph import CLASSES, ExportGraph, Probabilities
 
 
 class ClassificationTask(BaseTask):
@@ -38,6 +39,7 @@ class ClassificationTask(BaseTask):
     monitor = "val/acc"
     monitor_mode = "max"
     kinds = ("classification", "multilabel")
+    explained_by_grad_cam = True
 
     def __init__(
         self,
@@ -77,6 +79,11 @@ class ClassificationTask(BaseTask):
 
     def trainable_when_frozen(self) -> tuple[str, ...]:
         return (f"model.{head_name(self.model)}",)
+
+    def export_graph(self) -> ExportGraph:
+        multi = bool(self.hparams.multilabel)
+        kind = "sigmoid per class (multi-label: each >= 0.5 is a label)" if multi else "softmax"
+        return ExportGraph(Probabilities(self, multi), {"probabilities": f"B x num_classes: {kind} {CLASSES}"})
 
     def forward(self, images: Tensor) -> Tensor:
         """Class logits of a BxCxHxW batch in [0, 1]."""

@@ -13,6 +13,7 @@ from torch import Tensor
 from torchmetrics import MetricCollection
 
 from visiontasks.data.collate import original_targets
+from visiontasks.kinds import kind_of
 from visiontasks.metrics import detection_metrics
 from visiontasks.models.detection import coco_model_name, detect, load_backbone_weights, load_detector_weights
 from visiontasks.models.registry import model_entry
@@ -21,6 +22,7 @@ from visiontasks.reports import save_report
 from visiontasks.results import DetectionResult
 from visiontasks.errors import OptionError
 from visiontasks.tasks.base import BaseTask
+from visiontasks.tasks.export_graph import ExportGraph
 
 
 class DetectionTask(BaseTask):
@@ -64,7 +66,8 @@ class DetectionTask(BaseTask):
 
     @property
     def masks(self) -> bool:
-        return "instance_segmentation" in self.kinds
+        """Objects have masks as well as boxes (the kind's samples carry instance masks)."""
+        return kind_of(self.kinds[0]).instance_masks is not None
 
     @property
     def backbone(self) -> str:
@@ -88,9 +91,6 @@ class DetectionTask(BaseTask):
 
     def load_pretrained(self, weights: str) -> None:
         load_detector_weights(self.model, weights, self.hparams.model, self.backbone)
-
-    def trainable_when_frozen(self) -> tuple[str, ...]:
-        return ("model.backbone.fpn", "model.rpn", "model.roi_heads")
 
     def setup(self, stage: str) -> None:
         super().setup(stage)
@@ -120,6 +120,18 @@ class DetectionTask(BaseTask):
         saved = checkpoint.get("hyper_parameters", {}).get("model_options") or {}
         if "min_size" in saved and "max_size" in saved:
             self.follow_input_size((int(saved["min_size"]), int(saved["max_size"])))
+
+    def export_graph(self) -> ExportGraph:
+        """torchvision's detector itself: it resizes, normalises and maps boxes back to the input's pixels."""
+        outputs = {"boxes": "N x 4: x_min, y_min, x_max, y_max in the input image's pixels",
+                   "labels": "N: class index + 1 (0 is the background), so class_names[label - 1]",
+                   "scores": "N: confidence, highest first"}  # fmt: skip
+        if self.masks:
+            outputs["masks"] = "N x 1 x H x W: mask probabilities at the input's size; > 0.5 is the object"
+        return ExportGraph(self.model, outputs, any_size=True, one_image=True, sidecar={
+            "category_ids": list(self.category_ids),
+            "torchscript_call": "model([image]) returns (losses, detections); detections[0] holds boxes, labels, scores",
+        })  # fmt: skip
 
     def forward(self, images: list[Tensor], output_sizes: list[tuple[int, int]] | None = None) -> list[dict[str, Tensor]]:
         """Detections of CxHxW images in [0, 1]: ``boxes`` (xyxy), ``scores``, ``labels`` (0-based), ``masks``."""

@@ -18,6 +18,7 @@ from visiontasks.pictures.test_plots import confusion_figures
 from visiontasks.reports import per_class_rows, save_report
 from visiontasks.results import LocalizationResult
 from visiontasks.tasks.base import BaseTask
+from visiontasks.tasks.export_graph import CLASSES, ExportGraph, LocalizerOutputs
 
 BoxLoss = Literal["smooth_l1", "giou", "l1+giou"]
 
@@ -68,6 +69,12 @@ class LocalizationTask(BaseTask):
 
     def trainable_when_frozen(self) -> tuple[str, ...]:
         return ("model.class_head", "model.box_head")
+
+    def export_graph(self) -> ExportGraph:
+        return ExportGraph(LocalizerOutputs(self), {
+            "probabilities": f"B x num_classes: softmax {CLASSES}",
+            "boxes": "B x 4: x_min, y_min, x_max, y_max as fractions of the image: multiply by the original width/height",
+        })
 
     def forward(self, images: Tensor) -> tuple[Tensor, Tensor]:
         """Class logits (BxK) and normalised ``cx, cy, w, h`` boxes (Bx4) of a BxCxHxW batch in [0, 1]."""

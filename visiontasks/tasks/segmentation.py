@@ -20,6 +20,7 @@ from visiontasks.pictures.test_plots import confusion_figures
 from visiontasks.reports import save_report
 from visiontasks.results import SegmentationResult
 from visiontasks.tasks.base import BaseTask
+from visiontasks.tasks.export_graph import CLASSES, ExportGraph, Probabilities
 
 class SegmentationTask(BaseTask):
     """Label every pixel with a class (class 0 is usually the background).
@@ -78,8 +79,10 @@ class SegmentationTask(BaseTask):
     def load_pretrained(self, weights: str) -> None:
         load_segmentation_weights(self.model, self.hparams.model, weights)
 
-    def trainable_when_frozen(self) -> tuple[str, ...]:
-        return ("model.up", "model.decode", "model.head") if self.hparams.model == "unet" else ("model.classifier",)
+    def export_graph(self) -> ExportGraph:
+        return ExportGraph(Probabilities(self), {
+            "probabilities": f"B x num_classes x H x W: softmax {CLASSES}; resize to the original size, then argmax per pixel",
+        }, any_size=True)
 
     def forward(self, images: Tensor) -> Tensor:
         """Class logits (B x num_classes x H x W) of a BxCxHxW batch in [0, 1].

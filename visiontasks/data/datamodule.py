@@ -21,22 +21,20 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from visiontasks.data.cache import CachedSource, memory_limit, should_cache
 from visiontasks.data.collate import collate
+from visiontasks.data.dataset import SampleDataset, Source
 from visiontasks.data.image_size import auto_image_size, file_sizes, median_size
-from visiontasks.data.images import list_images, read_image, readable_images
+from visiontasks.data.inputs import InputImages
 from visiontasks.data.leakage import check_leakage
 from visiontasks.data.options import check_data_options
-from visiontasks.data.sampling import EpochSampler, ShardSampler, sample_seed
+from visiontasks.data.sampling import EpochSampler, ShardSampler
 from visiontasks.data.splits import split_off
 from visiontasks.data.transforms import (
     TransformSpec,
-    apply_pipeline,
     as_size,
     build_pipeline,
     images_to_float,
-    is_deterministic,
     pipeline_to_dict,
     seed_augmentation,
-    to_tensors,
 )
 from visiontasks.data.workers import auto_workers
 from visiontasks.errors import DataError
@@ -44,159 +42,12 @@ from visiontasks.kinds import IMAGES_ONLY, Kind, kind_of
 
 log = logging.getLogger(__name__)
 
-Source = Sequence[dict[str, Any]]
-"""Indexable samples as numpy dicts (``image`` HxWxC plus targets); ``.labels`` (one class per sample)
-enables stratifying, ``.paths`` (the image file of each sample) the check that splits share no image."""
-
-
-class SampleDataset(Dataset):
-    """Samples of a source at given indices, passed through one pipeline and turned into tensors.
-
-    Training samples come as ``(i, epoch)`` from :class:`EpochSampler`; their augmentation is seeded
-    from ``(seed, epoch, i)``, so it repeats exactly in a resumed run.
-    """
-
-    def __init__(
-        self,
-        source: Source,
-        indices: Sequence[int],
-        pipeline: Any,
-        training: bool,
-        kind: Kind,
-        seed: int = 0,
-        resize: Any = None,
-        uint8_images: bool = False,
-    ) -> None:
-        self.source, self.indices, self.pipeline, self.training = source, list(indices), pipeline, training
-        self.kind, self.seed, self.resize, self.uint8_images = kind, seed, resize, uint8_images
-        self.prepared: list[dict[str, Any] | None] | None = None
-        """Every sample already through the pipelines (see :meth:`prepare`), or ``None``: run them per read."""
-
-    def __len__(self) -> int:
-        return len(self.indices)
-
-    def deterministic(self) -> bool:
-        """The pipelines give each sample the same tensors every epoch (no random transform)."""
-        return all(pipeline is None or is_deterministic(pipeline) for pipeline in (self.pipeline, self.resize))
-
-    def prepare(self, limit: int | None = None) -> bool:
-        """Run the whole (deterministic) pipeline over every sample once and keep the results, so each epoch only
-        copies ready tensors (8-bit images stay 8-bit until read). Done when the pipelines draw no random
-        numbers and the results fit in ``limit`` bytes (estimated from the first sample); returns whether done."""
-        self.prepared = None
-        if not self.deterministic() or len(self) == 0:
-            return False
-        first = self._make(0, keep_uint8=True)
-        if limit is not None and tensor_bytes(first) * len(self) > limit:
-            return False
-        self.prepared = [first] + [self._make(i, keep_uint8=True) for i in range(1, len(self))]
-        return True
-
-    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any] | None:
-        i, epoch = key if isinstance(key, tuple) else (key, None)
-        if self.prepared is not None:
-            return fresh_copy(self.prepared[i], self.uint8_images)
-        if epoch is not None:
-            self.pipeline.set_random_seed(sample_seed(self.seed, epoch, i))
-        return self._make(i)
-
-    def __getitems__(self, keys: Sequence[int | tuple[int, int]]) -> dict[str, Any] | list[dict[str, Any] | None]:
-        """The DataLoader's read of a whole batch. Prepared samples come as the batch :func:`collate` would make
-        of their reads, built at once: each key stacked straight from the kept samples (new tensors) and the
-        8-bit images turned to float once per batch, not once per image. Otherwise one read per key."""
-        if self.prepared is None:
-            return [self[key] for key in keys]
-        kept = [self.prepared[key[0] if isinstance(key, tuple) else key] for key in keys]
-        batch = collate(kept, self.kind.list_keys)
-        for key, value in batch.items():
-            if isinstance(value, torch.Tensor):  # stacked: a new tensor already
-                if key == "image" and not self.uint8_images and value.dtype == torch.uint8:
-                    batch[key] = images_to_float(value)
-            elif isinstance(value, list):  # kept as one value per sample: copied as each read would
-                batch[key] = [fresh_copy(v, self.uint8_images, key) for v in value]
-        return batch
-
-    def _make(self, i: int, keep_uint8: bool = False) -> dict[str, Any] | None:
-        raw = self.source[self.indices[i]]
-        sample = apply_pipeline(self.pipeline, raw, self.kind)
-        original = None
-        if self.resize is not None:  # evaluation: the transforms, then the resize to the network's size
-            original, sample = sample, apply_pipeline(self.resize, sample, self.kind)
-        # to map predictions back to the file's pixels (where evaluation scores them, against `original`)
-        sample["orig_size"] = tuple((raw if original is None else original)["image"].shape[:2])
-        if self.kind.box and sample[self.kind.box] is None:
-            if self.training:
-                return None  # the augmentation cropped the object away: skip, don't learn a wrong box
-            raise DataError(
-                f"{sample.get('path', f'sample {self.indices[i]}')}: the eval transforms moved the box out "
-                "of the image. Use eval transforms that keep the whole image (resize, not crop)."
-            )
-        sample = to_tensors(sample, self.kind, self.uint8_images or keep_uint8)
-        if original is not None and self.kind.scored_in_original_pixels:
-            tensors = to_tensors(original, self.kind)
-            sample["original"] = {key: tensors[key] for key in self.kind.dtypes if key in tensors}
-        return sample
-
-
-def tensor_bytes(value: Any) -> int:
-    """Bytes of the tensors in a sample (nested dicts and lists too)."""
-    if isinstance(value, torch.Tensor):
-        return value.nbytes
-    if isinstance(value, dict):
-        return sum(map(tensor_bytes, value.values()))
-    if isinstance(value, (list, tuple)):
-        return sum(map(tensor_bytes, value))
-    return 0
-
 
 def _no_tensors(value: Any) -> bool:
     """A list of names, numbers or tuples of numbers (a batch's paths, ids, sizes): nothing to move to a device."""
     return isinstance(value, list) and all(
         isinstance(v, (str, int, float)) or (isinstance(v, tuple) and all(isinstance(x, (int, float)) for x in v)) for v in value
     )
-
-
-def fresh_copy(value: Any, uint8_images: bool, key: str = "") -> Any:
-    """A prepared sample as a read would have made it: its own tensors (nothing shared with the kept one) and
-    the image as float in [0, 1] unless ``uint8_images``."""
-    if isinstance(value, dict):
-        return {k: fresh_copy(v, uint8_images, k) for k, v in value.items()}
-    if isinstance(value, list):
-        return [fresh_copy(v, uint8_images) for v in value]
-    if isinstance(value, torch.Tensor):
-        if key == "image" and not uint8_images and value.dtype == torch.uint8:
-            return images_to_float(value)  # a new tensor
-        return value.clone()
-    return value
-
-
-class ImageFolderSource(Sequence):
-    """Every image directly in a folder, for prediction: no targets, original size kept.
-
-    Unreadable files are skipped with a warning that names them (kept in ``skipped``), so one bad
-    photo does not cost the predictions of all the others.
-    """
-
-    def __init__(self, folder: str | Path, channels: int) -> None:
-        self.folder = Path(folder)
-        if not self.folder.is_dir():
-            raise DataError(f"{self.folder}: predict folder not found.")
-        found = list_images(self.folder)
-        if not found:
-            raise DataError(f"{self.folder}: no images found (looked for .png, .jpg, .tif, ...).")
-        self.paths, self.skipped = readable_images(found)
-        if self.skipped:
-            log.warning("Skipped %d unreadable images: %s", len(self.skipped), "; ".join(self.skipped))
-        if not self.paths:
-            raise DataError(f"{self.folder}: none of the {len(found)} images can be read ({self.skipped[0]}).")
-        self.channels = channels
-
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def __getitem__(self, i: int) -> dict[str, Any]:
-        image = read_image(self.paths[i], self.channels)
-        return {"image": image, "path": str(self.paths[i])}
 
 
 def _split_files(splits: dict[str, tuple[Source, np.ndarray]]) -> dict[str, list[Path]]:
@@ -301,7 +152,7 @@ class VisionDataModule(pl.LightningDataModule, abc.ABC):
     @property
     def multilabel(self) -> bool:
         """Several labels per image (multi-hot targets); the task must be multi-label too."""
-        return self.task == "multilabel"
+        return self.kind.multi_hot
 
     @abc.abstractmethod
     def make_sources(self) -> dict[str, Source]:
@@ -355,7 +206,9 @@ class VisionDataModule(pl.LightningDataModule, abc.ABC):
 
     def setup(self, stage: str | None = None) -> None:
         if stage == "predict" and self.predict_dir is not None:
-            source = ImageFolderSource(self.predict_dir, self.in_channels)
+            if not Path(self.predict_dir).is_dir():
+                raise DataError(f"{self.predict_dir}: predict folder not found.")
+            source = InputImages(self.predict_dir, self.in_channels)
             if self.image_size == "auto":  # no training files here: the photos' own sizes decide
                 self.image_size = auto_image_size(file_sizes(source, range(len(source))))
             self.datasets["predict"] = self.dataset(source, range(len(source)), False, IMAGES_ONLY)  # images, no targets

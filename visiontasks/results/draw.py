@@ -90,3 +90,24 @@ def draw_caption(picture: np.ndarray, text: str, colour: tuple[int, int, int] = 
     draw.rectangle((0, 0, right + 2, bottom + 1), fill=(0, 0, 0))
     draw.text((2, 1), text, fill=colour)
     return np.asarray(image).copy()
+
+
+def enlarge(array: np.ndarray, factor: int) -> np.ndarray:
+    """Each pixel of the first two axes repeated ``factor`` times (an HxW or HxWxC picture, or a mask)."""
+    return array.repeat(factor, axis=0).repeat(factor, axis=1)
+
+
+def resized_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """A mask (HxW) at ``size`` (nearest neighbour), as uint8."""
+    if mask.shape == tuple(size):
+        return mask.astype(np.uint8)
+    tensor = torch.as_tensor(mask.astype(np.float32))[None, None]
+    return torch.nn.functional.interpolate(tensor, size=tuple(size), mode="nearest")[0, 0].numpy().astype(np.uint8)
+
+
+def instance_map(masks: np.ndarray, labels: list[int], size: tuple[int, int]) -> np.ndarray:
+    """Instance masks as one class map: 0 background, ``label + 1`` where an object is (later objects on top)."""
+    found = np.zeros(size, dtype=np.uint8)
+    for mask, label in zip(masks, labels):
+        found[resized_mask(np.asarray(mask), size) > 0] = label + 1
+    return found
