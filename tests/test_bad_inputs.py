@@ -398,7 +398,8 @@ cli_case("cli: bad CSV through the CLI", lambda: cli("fit", "--data=CsvDataModul
 def predict_with_a_broken_photo() -> Callable[[], Any]:
     photos(Path("photos"))
     Path("photos/b.jpg").write_bytes(b"broken")
-    return lambda: run_cli("predict", "--config", LENET, *SMALL[:3], "--data.init_args.predict_dir=photos")
+    run_cli("fit", "--config", LENET, *SMALL)  # predict needs a checkpoint
+    return lambda: run_cli("predict", "--config", LENET, *SMALL[:3], "--ckpt_path=last", "--data.init_args.predict_dir=photos")
 
 
 def wrote_the_readable_predictions(_: Any, log: str) -> None:

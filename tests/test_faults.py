@@ -378,6 +378,96 @@ def test_predict_on_a_jpg_and_a_png_records_which_output_is_which(lenet_checkpoi
     assert [(r["path"], r["output"], r["label"]) for r in as_json] == [(r["path"], [r["output"]], r["label"]) for r in rows]
 
 
+# ----- checkpoints: written whole, damaged ones named, best/last defined, weights required ----------
+def no_checkpoint(command: str, config: str = LENET) -> Callable[[], Any]:
+    return lambda: run_cli(command, "--config", config, *SMALL[:3], *(["--data.init_args.predict_dir=photos"] if command == "predict" else []))
+
+
+for command in ("validate", "test", "predict", "export"):
+    fault(f"checkpoint: {command} of a trainable task without --ckpt_path", lambda command=command: no_checkpoint(command),
+          rf"^visiontasks: error: {command} needs --ckpt_path \(best, last or a checkpoint file\): without it the ClassificationTask "
+          "would run on untrained weights", raises=SystemExit)  # fmt: skip
+
+
+def damaged(path: Path, cut: float = 0.5) -> Path:
+    import io
+
+    buffer = io.BytesIO()
+    torch.save({"state_dict": {"w": torch.zeros(64)}, "epoch": 0}, buffer)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(buffer.getvalue()[: int(len(buffer.getvalue()) * cut)])
+    return path
+
+
+fault("checkpoint: a truncated file is named damaged, not pickled code",
+      lambda: (damaged(Path("cut.ckpt")), lambda: run_cli("test", "--config", LENET, *SMALL, "--ckpt_path=cut.ckpt"))[1],
+      r"^visiontasks: error: cut\.ckpt: the checkpoint is damaged \(truncated or not a checkpoint: .*\); use another one", raises=SystemExit)
+fault("checkpoint: an empty file is damaged", lambda: (Path("empty.ckpt").write_bytes(b""),
+                                                      lambda: run_cli("test", "--config", LENET, *SMALL, "--ckpt_path=empty.ckpt"))[1],
+      r"^visiontasks: error: empty\.ckpt: the checkpoint is damaged", raises=SystemExit)  # fmt: skip
+
+
+def fit_runs(*damage: Callable[[list[Path]], Any], epochs: int = 1) -> list[Path]:
+    """Two finished lenet5 runs (seeds 0 and 1), oldest first, then ``damage`` applied to their run folders."""
+    runs = []
+    for seed in (0, 1):
+        runs.append(run_cli("fit", "--config", LENET, *SMALL, f"--data.init_args.seed={seed}", f"--trainer.max_epochs={epochs}",
+                            "--trainer.logger=false").run.path)  # fmt: skip
+    for step in damage:
+        step(runs)
+    return runs
+
+
+def best_checkpoint_score(path: Path) -> float:
+    from visiontasks.checkpoints import _best_score
+
+    return _best_score(torch.load(path, weights_only=True))[2]
+
+
+def test_best_and_last_skip_damaged_and_unfinished_runs(capsys):
+    from visiontasks.checkpoints import FINISHED, find_checkpoint
+
+    first, second = fit_runs()
+    assert (first / "checkpoints" / FINISHED).is_file() and (second / "checkpoints" / FINISHED).is_file()
+    bests = {run: next((run / "checkpoints").glob("best*.ckpt")) for run in (first, second)}
+    winner = max((second, first), key=lambda run: best_checkpoint_score(bests[run]))  # a tie goes to the newest
+    assert find_checkpoint("runs", "lenet5", "best") == bests[winner]
+    said = capsys.readouterr().out
+    assert re.search(rf"--ckpt_path best: \S*{bests[winner].name} \(run {winner.name}, val/acc [\d.]+, among 2 finished runs\)", said), said
+
+    (winner / "checkpoints" / FINISHED).unlink()  # as a run killed mid-fit leaves it: it never finished
+    loser = first if winner == second else second
+    assert find_checkpoint("runs", "lenet5", "best") == bests[loser]  # finished beats a better unfinished one
+    damaged(second / "checkpoints" / "last.ckpt")  # the newest last.ckpt is damaged: the older one is used, named
+    assert find_checkpoint("runs", "lenet5", "last") == first / "checkpoints" / "last.ckpt"
+    assert f"--ckpt_path last: {first / 'checkpoints' / 'last.ckpt'} (run {first.name}, epoch 0, " in capsys.readouterr().out
+
+
+def test_a_full_disk_mid_save_leaves_the_previous_checkpoint_whole(monkeypatch):
+    """A writer that fails half-way (ENOSPC), as a full disk does, at the second epoch's save."""
+    import errno
+
+    from lightning_fabric.plugins.io import torch_io
+
+    saves, real = [], torch_io._atomic_save
+
+    def failing(checkpoint: dict, path: Any) -> None:
+        saves.append(path)
+        if len(saves) > 2:  # epoch 0's best and last went through
+            Path(path).write_bytes(b"PK\x03\x04 half a zip")
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        real(checkpoint, path)
+
+    monkeypatch.setattr(torch_io, "_atomic_save", failing)
+    with pytest.raises(OSError, match="No space left on device"):
+        run_cli("fit", "--config", LENET, *SMALL, "--trainer.max_steps=-1", "--trainer.limit_train_batches=1", "--trainer.max_epochs=2",
+                "--trainer.logger=false")
+    (run,) = Path("runs/lenet5").iterdir()
+    kept = sorted(p.name for p in (run / "checkpoints").glob("*.ckpt"))
+    assert kept and all(torch.load(run / "checkpoints" / name, weights_only=True)["epoch"] == 0 for name in kept), kept
+    assert len(saves) > 2 and all(str(p).endswith(".partial") for p in saves)  # only ever a .partial is half-written
+
+
 # ----- the runner -------------------------------------------------------------------------------
 @pytest.mark.parametrize("name", list(FAULTS))
 def test_fault(name, caplog, capsys):

@@ -23,8 +23,8 @@ from pytorch_lightning.callbacks import Callback, ModelCheckpoint
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 from pytorch_lightning.utilities.rank_zero import rank_zero_info
 
-INTERRUPTED_KEY = "interrupted_by"
-"""Set in a checkpoint saved on a signal: the fit did not finish (``best`` and ``last`` lookups tell it apart)."""
+from visiontasks.checkpoints import FINISHED, INTERRUPTED_KEY, save_atomically
+
 
 
 def resume_command(checkpoint: Path) -> str:
@@ -45,6 +45,9 @@ class Preemption(Callback):
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.signal = None
+        finished = self._folder(trainer) / FINISHED
+        if trainer.is_global_zero and finished.is_file():
+            finished.unlink()  # a finished run fitted further is unfinished until it ends again
         if threading.current_thread() is threading.main_thread():  # only the main thread may set handlers
             self._previous = signal.signal(signal.SIGINT, self._on_sigint)
 
@@ -61,6 +64,17 @@ class Preemption(Callback):
 
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._restore()
+        if trainer.is_global_zero and not trainer.received_sigterm:  # `--ckpt_path best` chooses among finished runs
+            folder = self._folder(trainer)
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / FINISHED).touch()
+
+    @staticmethod
+    def _folder(trainer: pl.Trainer) -> Path:
+        """The run's checkpoints folder: where ``last.ckpt`` goes."""
+        last = next((c for c in trainer.checkpoint_callbacks if isinstance(c, ModelCheckpoint) and c.dirpath and c.filename == "last"),
+                    None)  # fmt: skip
+        return Path(last.dirpath) if last is not None else Path(trainer.default_root_dir)
 
     def on_save_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]) -> None:
         if trainer.received_sigterm:
@@ -71,11 +85,8 @@ class Preemption(Callback):
         if not isinstance(exception, SIGTERMException) or trainer.state.fn != "fit":
             return
         received = signal.Signals(self.signal or signal.SIGTERM)
-        last = next((c for c in trainer.checkpoint_callbacks if isinstance(c, ModelCheckpoint) and c.dirpath and c.filename == "last"),
-                    None)  # fmt: skip
-        folder = Path(last.dirpath) if last is not None else Path(trainer.default_root_dir)
-        path = folder / "last.ckpt"
-        trainer.save_checkpoint(path, weights_only=False)  # the whole state: optimiser, loops, data position
+        path = self._folder(trainer) / "last.ckpt"
+        save_atomically(trainer, path)  # the whole state: optimiser, loops, data position
         if trainer.is_global_zero:
             print(f"{received.name}: the fit stopped at epoch {trainer.current_epoch}, step {trainer.global_step}; saved {path}. "
                   f"Resume with: {resume_command(path)}", file=sys.stderr, flush=True)  # fmt: skip

@@ -56,6 +56,9 @@ class BaseTask(pl.LightningModule, abc.ABC):
     """
 
     monitor: str = "val/loss"
+    needs_checkpoint: bool = True
+    """``validate``, ``test``, ``predict`` and ``export`` need ``--ckpt_path``: without it they would run untrained
+    weights and write normal-looking results (the classic baselines, which need no training, say ``False``)."""
     monitor_mode: str = "min"
     kinds: tuple[str, ...] = ()
     """The sample kinds (see :mod:`visiontasks.kinds`) this task trains on; checked at set-up. The first task

@@ -41,6 +41,8 @@ class ClassicSegmentationTask(BaseTask):
         ignore_index: mask value of unlabelled pixels: no vote, no metric.
     """
 
+    needs_checkpoint = False  # its vote is learned in seconds; test and predict may run without a fit
+
     monitor = "val/miou"
     monitor_mode = "max"
     kinds = ("segmentation",)
