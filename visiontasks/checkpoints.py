@@ -16,7 +16,6 @@ import os
 import pickle
 from pathlib import Path
 from typing import IO, Any
-
 from weakref import proxy
 
 import pytorch_lightning as pl

@@ -15,10 +15,10 @@ from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
 from torch import Tensor
 from torchmetrics import MetricCollection
 
+from visiontasks.errors import OptionError
 from visiontasks.metrics import segmentation_metrics
 from visiontasks.models.classic_segmentation import ClassicMethod, ClassicSegmentation
 from visiontasks.results import SegmentationResult
-from visiontasks.errors import OptionError
 from visiontasks.tasks.base import BaseTask
 from visiontasks.tasks.segmentation import mask_results, save_iou_report, stacked_images, update_mask_metrics
 

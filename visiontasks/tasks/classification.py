@@ -9,6 +9,7 @@ import torch
 from torch import Tensor, nn
 from torchmetrics import MetricCollection
 
+from visiontasks.errors import OptionError, check_option
 from visiontasks.metrics import classification_metrics
 from visiontasks.models.classifiers import head_name
 from visiontasks.models.normalize import normalize
@@ -16,7 +17,6 @@ from visiontasks.models.weights import load_matching, state_dict_for
 from visiontasks.pictures.test_plots import confusion_figures, roc_figure
 from visiontasks.reports import per_class_rows, save_report
 from visiontasks.results import ClassificationResult
-from visiontasks.errors import OptionError, check_option
 from visiontasks.tasks.base import BaseTask
 from visiontasks.tasks.export_graph import CLASSES, ExportGraph, Probabilities
 

@@ -13,6 +13,7 @@ from torch import Tensor
 from torchmetrics import MetricCollection
 
 from visiontasks.data.collate import original_targets
+from visiontasks.errors import OptionError
 from visiontasks.kinds import kind_of
 from visiontasks.metrics import detection_metrics
 from visiontasks.models.detection import coco_model_name, detect, load_backbone_weights, load_detector_weights
@@ -20,7 +21,6 @@ from visiontasks.models.registry import model_entry
 from visiontasks.pictures.test_plots import pr_figure
 from visiontasks.reports import save_report
 from visiontasks.results import DetectionResult
-from visiontasks.errors import OptionError
 from visiontasks.tasks.base import BaseTask
 from visiontasks.tasks.export_graph import ExportGraph
 
