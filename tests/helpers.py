@@ -1,10 +1,17 @@
-"""Helpers for driving the public surface from tests."""
+"""Helpers shared by the test modules: driving the public surface, and writing small data files.
+
+Test modules import from here, never from each other.
+"""
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import Any
+
+import numpy as np
+from PIL import Image
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 
@@ -62,8 +69,18 @@ def fit_validate_test(config: str, args: list[str], metric: str) -> tuple[Path, 
     checkpoint = newest_run() / "checkpoints" / "last.ckpt"
     assert checkpoint.is_file()
     validated = run_cli("validate", "--config", config, f"--ckpt_path={checkpoint}", *args)
-    assert 0 <= float(validated.trainer.callback_metrics[f"val/{metric}"]) <= 1
+    assert_scores(validated.trainer.callback_metrics, f"val/{metric}")
     return checkpoint, run_cli("test", "--config", config, f"--ckpt_path={checkpoint}", *args)
+
+
+def assert_scores(metrics: dict[str, Any], *names: str) -> dict[str, float]:
+    """Each of ``names`` was logged with a real value: losses finite and >= 0, every other metric in [0, 1]."""
+    values = {name: float(metrics[name]) for name in names if name in metrics}
+    assert list(values) == list(names), f"not logged: {sorted(set(names) - set(values))}; logged: {sorted(metrics)}"
+    for name, value in values.items():
+        low, high = (0.0, float("inf")) if name.endswith("loss") else (0.0, 1.0)
+        assert low <= value <= high and value == value, (name, value)  # value == value: not NaN
+    return values
 
 
 def remove_checkpoints(folder: Path) -> None:
@@ -71,3 +88,70 @@ def remove_checkpoints(folder: Path) -> None:
     checkpoints (detectors, 2-process runs) are about 8 GB."""
     for checkpoint in Path(folder).rglob("*.ckpt"):
         checkpoint.unlink()
+
+
+# --------------------------------------------------------------------------------------------------
+# Small data files, written by hand (the built-in shapes write the well-formed ones: ShapesDataModule.export)
+
+COCO_IMAGE_SIZE = (30, 40)  # height, width of the images write_coco writes
+
+
+def write_image(path: Path, size: int = 16, mode: str = "RGB") -> Path:
+    """A plain grey image of ``size`` x ``size`` pixels in ``mode``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new(mode, (size, size), 128).save(path)
+    return path
+
+
+def class_folders(root: Path, classes=("cat", "dog"), per_class: int = 3) -> Path:
+    """``root/<class>/<i>.png`` for each class."""
+    for name in classes:
+        for i in range(per_class):
+            write_image(root / name / f"{i}.png")
+    return root
+
+
+def write_coco(root: Path, annotations: list[dict], images: int = 2, categories=((1, "cat"), (2, "dog")), **extra) -> Path:
+    """``root/img{i}.png`` (30x40) and ``root/train.json`` holding ``annotations``."""
+    root.mkdir(parents=True, exist_ok=True)
+    height, width = COCO_IMAGE_SIZE
+    entries = []
+    for i in range(images):
+        Image.new("RGB", (width, height), (40 * i, 90, 200)).save(root / f"img{i}.png")
+        entries.append({"id": i + 1, "file_name": f"img{i}.png", "height": height, "width": width})
+    for n, annotation in enumerate(annotations):
+        annotation.setdefault("id", n + 1)
+        annotation.setdefault("image_id", 1)
+        annotation.setdefault("category_id", 1)
+    coco = {"images": entries, "annotations": annotations, "categories": [{"id": i, "name": n} for i, n in categories]}
+    coco.update(extra)
+    path = root / "train.json"
+    path.write_text(json.dumps(coco))
+    return path
+
+
+def edit_coco(root: Path, change) -> None:
+    """Apply ``change`` to the parsed ``root/train.json`` and write it back."""
+    coco = json.loads((root / "train.json").read_text())
+    change(coco)
+    (root / "train.json").write_text(json.dumps(coco))
+
+
+def blocks(seed: int, height: int = 48, width: int = 40) -> np.ndarray:
+    """An RGB image of 8-pixel blocks, each dark or bright: its mask can be read back from its pixels."""
+    rng = np.random.default_rng(seed)
+    bright = rng.integers(0, 2, size=(height // 8 + 1, width // 8 + 1)).repeat(8, 0).repeat(8, 1)[:height, :width]
+    return np.stack([np.where(bright, 220, 30).astype(np.uint8)] * 3, axis=-1)
+
+
+def write_pairs(root, count: int = 4, colour: bool = False, size: tuple[int, int] = (48, 40)) -> None:
+    """``root/images/i.png`` with index (or VOC-coloured) masks ``root/masks/i.png`` = bright blocks."""
+    from visiontasks.results.draw import voc_palette
+
+    (root / "images").mkdir(parents=True, exist_ok=True)
+    (root / "masks").mkdir(parents=True, exist_ok=True)
+    for i in range(count):
+        image = blocks(i, *size)
+        mask = (image[..., 0] > 128).astype(np.uint8)
+        Image.fromarray(image).save(root / "images" / f"{i}.png")
+        Image.fromarray(voc_palette()[mask] if colour else mask).save(root / "masks" / f"{i}.png")

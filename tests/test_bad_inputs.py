@@ -16,11 +16,8 @@ from typing import Any
 
 import numpy as np
 import pytest
-from helpers import CONFIGS, run_cli
+from helpers import CONFIGS, class_folders, edit_coco, run_cli, write_coco, write_image, write_pairs
 from PIL import Image
-from test_coco import _edit, write_coco
-from test_data_errors import class_folders, write_image
-from test_segmentation_data import write_pairs
 
 from visiontasks import (
     ClassificationTask,
@@ -243,13 +240,13 @@ def coco(*damage: Callable[[Path], Any], annotations=None, **kwargs: Any) -> Cal
 
 
 case("coco: file not found", lambda: lambda: CocoDataModule(train_json="none.json"), r"none\.json: COCO annotation file not found")
-case("coco: no categories", lambda: coco(lambda r: _edit(r, lambda c: c.update(categories=[]))),
+case("coco: no categories", lambda: coco(lambda r: edit_coco(r, lambda c: c.update(categories=[]))),
      r"c/train\.json: the file lists no categories")
 case("coco: val categories differ",
      lambda: coco(val_json=str(write_coco(Path("v"), [{"bbox": [1, 1, 5, 5]}], categories=((1, "cat"), (3, "owl"))))),
      r"v/train\.json: categories \[\(3, 'owl'\)\] \(id, name\) differ")
 case("coco: width/height in the JSON differ from the file",
-     lambda: coco(lambda r: _edit(r, lambda c: c["images"][0].update(width=50))), r"c/img0\.png: the file is 40x30 but .* says 50x30")
+     lambda: coco(lambda r: edit_coco(r, lambda c: c["images"][0].update(width=50))), r"c/img0\.png: the file is 40x30 but .* says 50x30")
 case("coco: same images in train and val",
      lambda: coco(lambda r: (r / "val.json").write_text((r / "train.json").read_text()), val_json="c/val.json"),
      r"The val and train splits share 2 image file\(s\) \(c/img0\.png, c/img1\.png\)")
@@ -375,7 +372,8 @@ cli_case("cli: unknown option", lambda: cli("fit", "--data.init_args.batch_sise=
 cli_case("cli: option of the wrong type", lambda: cli("fit", "--data.init_args.batch_size=many"), r"batch_size.*many|many.*batch_size")
 cli_case("cli: unknown model name", lambda: cli("fit", "--model.init_args.model=resnet9000"), r"resnet9000")
 cli_case("cli: unknown task class", lambda: cli("fit", "--model=NoSuchTask"), r"NoSuchTask")
-cli_case("cli: unknown subcommand", lambda: lambda: run_cli("train", "--config", LENET), r"train")
+cli_case("cli: unknown subcommand", lambda: lambda: run_cli("train", "--config", LENET),
+         r"invalid choice: '?train'? \(choose from '?fit'?, '?validate'?")
 cli_case("cli: config file missing", lambda: cli("fit", config="nothere.yaml"), r"nothere\.yaml")
 cli_case("cli: YAML syntax error", lambda: cli("fit", config=yaml_file("model: [unclosed\n  x: 1\n")), r"bad\.yaml: not valid YAML at line \d+")
 cli_case("cli: YAML that is not a mapping", lambda: cli("fit", config=yaml_file("- just\n- a list\n")), r"bad\.yaml: a config is a mapping of options")

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import pytorch_lightning as pl
 import torch
-from helpers import CONFIGS, fit_validate_test, newest_run, run_cli, tiny
+from helpers import CONFIGS, assert_scores, fit_validate_test, newest_run, run_cli, tiny
 from PIL import Image
 
 from visiontasks import ClassificationTask, ImageFolderDataModule, ShapesDataModule
@@ -85,7 +85,8 @@ def test_multilabel_on_shapes():
     trainer = pl.Trainer(max_steps=3, logger=False, enable_progress_bar=False, enable_checkpointing=False,
                          limit_val_batches=1)  # fmt: skip
     trainer.fit(task, datamodule=data)
-    assert "val/f1" in trainer.callback_metrics
+    assert trainer.global_step == 3
+    assert_scores(trainer.callback_metrics, "val/f1", "val/loss")
     results = task.predict_step(next(iter(data.val_dataloader())))
     assert all(isinstance(r.label, list) and len(r.label) == len(r.score) for r in results)
 
@@ -155,12 +156,27 @@ def test_class_names_must_match_num_classes():
 
 
 def test_grayscale_sixteen_bit_folder_trains(tmp_path):
+    """16-bit PNGs keep their levels (dark and bright classes, every value above 255, so clipping to 8 bits would
+    make both white) and a few steps on them update every weight to finite values."""
     rng = np.random.default_rng(0)
-    for name in ("a", "b"):
+    levels = {"dark": (0, 16000), "bright": (48000, 65535)}
+    for name, (low, high) in levels.items():
+        (tmp_path / "data" / name).mkdir(parents=True, exist_ok=True)
         for i in range(6):
-            (tmp_path / "data" / name).mkdir(parents=True, exist_ok=True)
-            Image.fromarray(rng.integers(0, 65535, (20, 24), dtype=np.uint16)).save(tmp_path / "data" / name / f"{i}.png")
+            pixels = rng.integers(max(low, 256), high, (20, 24), dtype=np.uint16)
+            Image.fromarray(pixels).save(tmp_path / "data" / name / f"{i}.png")
     data = ImageFolderDataModule(root=str(tmp_path / "data"), image_size=32, batch_size=4, test_fraction=0.3)
     task = ClassificationTask(model="lenet5", num_classes=2)
-    pl.Trainer(max_steps=2, logger=False, enable_progress_bar=False, enable_checkpointing=False).fit(task, datamodule=data)
-    assert data.datasets["train"][0]["image"].shape == (3, 32, 32)
+    before = {k: v.clone() for k, v in task.state_dict().items() if v.is_floating_point()}
+    trainer = pl.Trainer(max_steps=2, logger=False, enable_progress_bar=False, enable_checkpointing=False)
+    trainer.fit(task, datamodule=data)
+    assert trainer.global_step == 2
+    samples = [data.datasets["train"][i] for i in range(len(data.datasets["train"]))]
+    assert samples[0]["image"].shape == (3, 32, 32)
+    brightness = {data.class_names[c]: [float(s["image"].mean()) for s in samples if int(s["label"]) == c] for c in (0, 1)}
+    assert brightness["dark"] and brightness["bright"], brightness
+    assert max(brightness["dark"]) < min(0.5, min(brightness["bright"])), brightness  # augmented, still apart
+    after = task.state_dict()
+    assert all(torch.isfinite(after[k]).all() for k in before)
+    weights = [k for k in before if k.endswith("weight")]
+    assert weights and all(not torch.equal(before[k], after[k]) for k in weights), "a weight did not change"

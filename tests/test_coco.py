@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import logging
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from PIL import Image
+from helpers import COCO_IMAGE_SIZE, edit_coco, write_coco
 from pycocotools import mask as mask_utils
 
 from visiontasks import CocoDataModule, DataError, ShapesDataModule
@@ -17,25 +15,7 @@ from visiontasks.data.transforms import apply_pipeline, build_pipeline
 from visiontasks.kinds import KINDS
 from visiontasks.metrics import detection_metrics
 
-SIZE = (30, 40)  # height, width of the hand-written images
-
-
-def write_coco(root: Path, annotations: list[dict], images: int = 2, categories=((1, "cat"), (2, "dog")), **extra) -> Path:
-    """``root/img{i}.png`` (30x40) and ``root/train.json`` holding ``annotations``."""
-    root.mkdir(parents=True, exist_ok=True)
-    entries = []
-    for i in range(images):
-        Image.new("RGB", SIZE[::-1], (40 * i, 90, 200)).save(root / f"img{i}.png")
-        entries.append({"id": i + 1, "file_name": f"img{i}.png", "height": SIZE[0], "width": SIZE[1]})
-    for n, annotation in enumerate(annotations):
-        annotation.setdefault("id", n + 1)
-        annotation.setdefault("image_id", 1)
-        annotation.setdefault("category_id", 1)
-    coco = {"images": entries, "annotations": annotations, "categories": [{"id": i, "name": n} for i, n in categories]}
-    coco.update(extra)
-    path = root / "train.json"
-    path.write_text(json.dumps(coco))
-    return path
+SIZE = COCO_IMAGE_SIZE
 
 
 def records(data: CocoDataModule) -> dict[int, dict]:
@@ -182,15 +162,15 @@ def test_boxes_and_masks_go_through_the_augmentation_together():
         (lambda root: (root / "img1.png").unlink(), r"img1\.png: image file not found \(listed in .*train\.json\)"),
         (lambda root: (root / "train.json").write_text("[1, 2]"), r"train\.json: not a COCO JSON file"),
         (lambda root: (root / "train.json").write_text('{"images": []'), r"train\.json: not a valid JSON file"),
-        (lambda root: _edit(root, lambda c: c["annotations"][0].update(image_id=99)),
+        (lambda root: edit_coco(root, lambda c: c["annotations"][0].update(image_id=99)),
          r"train\.json: annotation 1 refers to image_id 99, which is not among the file's images"),
-        (lambda root: _edit(root, lambda c: c["annotations"][0].update(category_id=5)),
+        (lambda root: edit_coco(root, lambda c: c["annotations"][0].update(category_id=5)),
          r"train\.json: annotation 1 has category_id 5, which is not a known category"),
-        (lambda root: _edit(root, lambda c: c["annotations"][0].update(bbox=[1, 2, float("nan"), 4])),
+        (lambda root: edit_coco(root, lambda c: c["annotations"][0].update(bbox=[1, 2, float("nan"), 4])),
          r"train\.json: annotation 1: bbox .* holds NaN"),
-        (lambda root: _edit(root, lambda c: c["annotations"][0].update(bbox=[1, 2, -3, 4])),
+        (lambda root: edit_coco(root, lambda c: c["annotations"][0].update(bbox=[1, 2, -3, 4])),
          r"train\.json: annotation 1: bbox .* negative width or height"),
-        (lambda root: _edit(root, lambda c: c["images"][0].pop("file_name")), r"train\.json: images\[0\] lacks \['file_name'\]"),
+        (lambda root: edit_coco(root, lambda c: c["images"][0].pop("file_name")), r"train\.json: images\[0\] lacks \['file_name'\]"),
     ],
 )  # fmt: skip
 def test_bad_input_fails_at_setup_naming_the_file(tmp_path, damage, message):
@@ -198,9 +178,3 @@ def test_bad_input_fails_at_setup_naming_the_file(tmp_path, damage, message):
     damage(tmp_path)
     with pytest.raises(DataError, match=message):
         CocoDataModule(train_json=str(path)).setup("fit")
-
-
-def _edit(root: Path, change) -> None:
-    coco = json.loads((root / "train.json").read_text())
-    change(coco)
-    (root / "train.json").write_text(json.dumps(coco))

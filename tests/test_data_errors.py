@@ -6,22 +6,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import write_image
 from PIL import Image
 
 from visiontasks import ClassificationTask, DataError, ShapesDataModule
-
-
-def write_image(path: Path, size: int = 16, mode: str = "RGB") -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.new(mode, (size, size), 128).save(path)
-    return path
-
-
-def class_folders(root: Path, classes=("cat", "dog"), per_class: int = 3) -> Path:
-    for name in classes:
-        for i in range(per_class):
-            write_image(root / name / f"{i}.png")
-    return root
 
 
 def test_num_classes_that_disagrees_with_the_data():

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from helpers import CONFIGS, newest_run, run_cli, tiny
 from PIL import Image
 
@@ -87,7 +88,12 @@ def test_every_task_leaves_its_pictures_and_a_per_class_report(config, extra, pi
 
 
 def test_switches_turn_pictures_off():
-    run_cli("fit", "--config", str(CONFIGS / "lenet5.yaml"), *tiny(num_samples=40), "--pictures.grid=0",
-            "--pictures.filters=false", "--pictures.curves=false", "--trainer.logger=false")  # fmt: skip
-    made = {p.name for p in newest_run().iterdir()}
+    """The switched-off pictures are missing from a run that trained and wrote its other files."""
+    cli = run_cli("fit", "--config", str(CONFIGS / "lenet5.yaml"), *tiny(num_samples=40), "--pictures.grid=0",
+                  "--pictures.filters=false", "--pictures.curves=false", "--trainer.logger=false")  # fmt: skip
+    run = newest_run()
+    assert cli.trainer.global_step == 2 and [p.resolve() for p in Path("runs/lenet5").iterdir()] == [run.resolve()]
+    made = {p.name for p in run.iterdir()}
+    assert {"config.yaml", "checkpoints"} <= made, made  # written by this run, beside where the pictures would be
+    assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 2
     assert not made & {"val_predictions.png", "filters.png", "curves.png", "metrics.csv"}, made

@@ -61,7 +61,7 @@ def assert_same(result, cli_out: Path, written: dict) -> None:
     elif isinstance(result, DetectionResult):
         entries = sorted(written[name], key=lambda e: -e["score"])[:5]
         ours = sorted(result.coco(), key=lambda e: -e["score"])[:5]
-        assert len(ours) == len(entries)
+        assert len(ours) == len(entries) == min(5, len(result.scores)), (len(ours), len(entries), len(result.scores))
         for theirs, mine in zip(entries, ours):
             assert mine["category_id"] == theirs["category_id"] and abs(mine["score"] - theirs["score"]) < 1e-3
             assert np.allclose(mine["bbox"], theirs["bbox"], atol=0.5)
@@ -73,14 +73,17 @@ def assert_same(result, cli_out: Path, written: dict) -> None:
 
 
 def cli_predictions(folder: Path) -> dict:
-    """What the CLI wrote: COCO entries by file name (detection), else the CSV rows by path."""
+    """What the CLI wrote: COCO entries by file name (detection), else the CSV rows by path (every task writes both
+    files; masks are compared by their PNGs)."""
     entries = json.loads((folder / "predictions.json").read_text())
     if entries and "category_id" in entries[0]:
         by_file: dict = {name: [] for name in PHOTOS}
         for entry in entries:
             by_file[entry["file_name"]].append(entry)
         return by_file
-    return {row["path"]: row for row in csv.DictReader(open(folder / "predictions.csv"))}
+    rows = {row["path"]: row for row in csv.DictReader(open(folder / "predictions.csv"))}
+    assert len(rows) == len(PHOTOS) and len(entries) == len(PHOTOS), rows
+    return rows
 
 
 @pytest.mark.parametrize("config, task_class", CONFIG_TASKS)
@@ -115,7 +118,10 @@ def test_restored_checkpoint_predicts_on_user_photos_as_the_cli_does(config, tas
         if isinstance(first, SegmentationResult):
             assert (second.mask == first.mask).mean() > 0.99
         if isinstance(first, DetectionResult):
+            assert len(second.scores) == len(first.scores)
             assert np.allclose(second.scores[:3], first.scores[:3], atol=1e-3)
+    detections = [len(r.scores) for r in results if isinstance(r, DetectionResult)]
+    assert not detections or sum(detections) > 0, "the detector found nothing: no scores were compared"
     assert (again[0].plot().shape == (48, 80, 3)) and (again[0].image() == arrays[0]).all()
 
     # export: ONNX by the CLI into the run folder, TorchScript from Python; both give what the task gives
@@ -146,6 +152,7 @@ def assert_export_parity(task, model_file: Path, photos: Path) -> None:
             expected = task.model.eval()([image])[0]
             got = dict(zip(names, run(None, {"image": image.numpy()}))) if onnx else run([image])[1][0]
         top = min(5, len(expected["scores"]))
+        assert top > 0 and len(got["scores"]) == len(expected["scores"]), (len(got["scores"]), len(expected["scores"]))
         for name in ("boxes", "scores", "labels"):
             assert np.allclose(np.asarray(got[name])[:top], expected[name][:top].numpy(), atol=1e-2), name
         return

@@ -10,7 +10,7 @@ import pytest
 import pytorch_lightning as pl
 import torch
 import torchvision
-from helpers import CONFIGS, fit_validate_test, newest_run, run_cli, tiny
+from helpers import CONFIGS, assert_scores, fit_validate_test, newest_run, run_cli, tiny
 from PIL import Image
 
 from visiontasks import SegmentationFolderDataModule, SegmentationTask, ShapesDataModule
@@ -138,8 +138,8 @@ def test_trains_on_exported_mask_folders_through_the_cli():
         f"--data.init_args.class_names=[{','.join(SHAPE_CLASSES)}]",
     ]
     cli = run_cli("fit", "--config", str(CONFIGS / "unet.yaml"), *folder_data, *TINY[2:])
-    assert cli.model.class_names == SHAPE_CLASSES
-    assert "val/miou" in cli.trainer.callback_metrics
+    assert cli.model.class_names == SHAPE_CLASSES and cli.trainer.global_step > 0
+    assert_scores(cli.trainer.callback_metrics, "val/miou", "val/loss")
 
 
 def numpy_scores(predicted: list[np.ndarray], truth: list[np.ndarray], num_classes: int, ignore: int = 255) -> dict:

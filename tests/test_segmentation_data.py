@@ -6,30 +6,13 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import blocks, write_pairs
 from PIL import Image
 
 from visiontasks import DataError, SegmentationFolderDataModule, ShapesDataModule
 from visiontasks.results.draw import voc_palette
 
 CLASSES = ["background", "circle", "square", "triangle"]
-
-
-def blocks(seed: int, height: int = 48, width: int = 40) -> np.ndarray:
-    """An RGB image of 8-pixel blocks, each dark or bright: its mask can be read back from its pixels."""
-    rng = np.random.default_rng(seed)
-    bright = rng.integers(0, 2, size=(height // 8 + 1, width // 8 + 1)).repeat(8, 0).repeat(8, 1)[:height, :width]
-    return np.stack([np.where(bright, 220, 30).astype(np.uint8)] * 3, axis=-1)
-
-
-def write_pairs(root, count: int = 4, colour: bool = False, size: tuple[int, int] = (48, 40)) -> None:
-    """``root/images/i.png`` with index (or VOC-coloured) masks ``root/masks/i.png`` = bright blocks."""
-    (root / "images").mkdir(parents=True, exist_ok=True)
-    (root / "masks").mkdir(parents=True, exist_ok=True)
-    for i in range(count):
-        image = blocks(i, *size)
-        mask = (image[..., 0] > 128).astype(np.uint8)
-        Image.fromarray(image).save(root / "images" / f"{i}.png")
-        Image.fromarray(voc_palette()[mask] if colour else mask).save(root / "masks" / f"{i}.png")
 
 
 def module(root, **kwargs) -> SegmentationFolderDataModule:
