@@ -78,7 +78,7 @@ def test_missing_or_foreign_checkpoints_are_one_clear_line():
     with pytest.raises(SystemExit, match=r"last\.ckpt: the checkpoint has num_classes=3 but the config and data give 2"):
         run_cli("test", "--config", LENET, f"--ckpt_path={checkpoint}", "--data.init_args.shapes=[circle,square]", *SMALL)
     Path("notes.ckpt").write_text("not a checkpoint")
-    with pytest.raises(SystemExit, match=r"notes\.ckpt: not a checkpoint that can be loaded safely"):
+    with pytest.raises(SystemExit, match=r"notes\.ckpt: the checkpoint is damaged \(truncated or not a checkpoint"):
         run_cli("test", "--config", LENET, "--ckpt_path=notes.ckpt", *SMALL)
 
 
