@@ -25,12 +25,9 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from helpers import CONFIGS, RESUMABLE, run_cli, tiny
-from test_bad_inputs import (LENET, SMALL, Case, class_folders, csv_data, csv_file, folders, photos, predict_dir, run_case, segmentation, sizes,
-                             two_classes, write_image)
+from helpers import CONFIGS, RESUMABLE, class_folders, edit_coco, run_cli, tiny, write_coco, write_image, write_pairs
+from test_bad_inputs import LENET, SMALL, Case, csv_data, csv_file, folders, photos, predict_dir, run_case, segmentation, sizes, two_classes
 from test_bad_inputs import coco as coco_data
-from test_segmentation_data import write_pairs
-from test_coco import _edit, write_coco
 
 FAULTS: dict[str, Case] = {}
 
@@ -57,7 +54,7 @@ def coco_sources(annotations: list[dict], task: str = "instance_segmentation") -
 
 
 def coco_edit(change: Callable[[dict], Any], **kwargs: Any) -> Callable[[], Any]:
-    return coco_data(lambda r: _edit(r, change), **kwargs)
+    return coco_data(lambda r: edit_coco(r, change), **kwargs)
 
 
 NAN = float("nan")
