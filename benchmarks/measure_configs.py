@@ -24,7 +24,7 @@ from queue import Queue
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 METRICS = {  # config: the metrics to report, first = the headline
-    "unet": ["miou", "dice"], "deeplabv3": ["miou"], "classic_threshold": ["miou"], "classic_edges": ["miou"],
+    "unet": ["miou", "dice"], "unet_timm": ["miou", "dice"], "deeplabv3": ["miou"], "classic_threshold": ["miou"], "classic_edges": ["miou"],
     "classic_kmeans": ["miou"], "classification": ["acc"], "lenet5": ["acc"], "localization": ["acc", "iou", "loc_acc"],
     "faster_rcnn": ["map", "map_50"], "mask_rcnn": ["map", "segm_map"],
 }  # fmt: skip

@@ -18,6 +18,7 @@ import copy
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -58,7 +59,8 @@ class StepClock(pl.Callback):
         self.end = time.perf_counter()
 
 
-def plain_loop(model: nn.Module, loader: DataLoader, folder: Path) -> dict[str, float]:
+def plain_loop(model: nn.Module, loader: DataLoader, folder: Path,
+               standardize: Callable[[torch.Tensor], torch.Tensor] = normalize) -> dict[str, float]:
     begin = time.perf_counter()
     model.train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, fused=True)  # as the task's default
@@ -68,7 +70,7 @@ def plain_loop(model: nn.Module, loader: DataLoader, folder: Path) -> dict[str, 
     start = time.perf_counter()
     while batch is not None:
         optimizer.zero_grad()
-        loss = criterion(model(normalize(batch["image"])), batch["label"])
+        loss = criterion(model(standardize(batch["image"])), batch["label"])
         loss.backward()
         optimizer.step()
         batch = next(batches, None)
@@ -88,9 +90,10 @@ def through_task(task: ClassificationTask, loader: DataLoader, steps: int, folde
     return {"steps": clock.end - clock.start, "run": time.perf_counter() - begin}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="resnet18")
+def arguments(doc: str, model: str) -> argparse.Namespace:
+    """The command line both training-step benchmarks take (this one and timm_step.py), applied: threads, seed."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default=model)
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--steps", type=int, default=16)
@@ -103,22 +106,33 @@ def main() -> None:
     import logging
 
     logging.getLogger("pytorch_lightning").setLevel(logging.ERROR)
+    return args
+
+
+def compare(args: argparse.Namespace, task_name: str, plain: Callable[[DataLoader, Path], dict[str, float]],
+            plain_name: str, target: str) -> None:
+    """Interleave the task (``task_name``) and ``plain`` over the same batches; print both ratios."""
     data = RandomImages(args.steps * args.batch_size, args.size, args.classes)
     loader = DataLoader(data, batch_size=args.batch_size, drop_last=True)
-    reference = ClassificationTask(model=args.model, num_classes=args.classes)
-
+    reference = ClassificationTask(model=task_name, num_classes=args.classes)
     with tempfile.TemporaryDirectory() as folder:
         sides = {
             "task": lambda: through_task(copy.deepcopy(reference), loader, args.steps, Path(folder)),
-            "plain": lambda: plain_loop(copy.deepcopy(reference.model), loader, Path(folder)),
+            "plain": lambda: plain(reference, loader, Path(folder)),
         }
         medians = interleaved(sides, args.rounds)
-    print(f"{args.steps} training steps, {args.model} {args.size}px, batch {args.batch_size}, {args.threads} thread(s), "
+    print(f"{args.steps} training steps, {task_name} {args.size}px, batch {args.batch_size}, {args.threads} thread(s), "
           f"{args.rounds} rounds")  # fmt: skip
     for part in ("steps", "run"):
-        ratio = report(part, ("task + Trainer", medians[f"task/{part}"]), ("plain loop", medians[f"plain/{part}"]),
-                       "s", "<= 1.02")  # fmt: skip
+        ratio = report(part, ("task + Trainer", medians[f"task/{part}"]), (plain_name, medians[f"plain/{part}"]),
+                       "s", target)  # fmt: skip
         print(f"  overhead {100 * (ratio - 1):+.1f} %")
+
+
+def main() -> None:
+    args = arguments(__doc__, "resnet18")
+    compare(args, args.model, lambda task, loader, folder: plain_loop(copy.deepcopy(task.model), loader, folder),
+            "plain loop", "<= 1.02")
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from helpers import RESUMABLE, remove_checkpoints
 
 os.environ.setdefault("WANDB_MODE", "disabled")
 os.environ.setdefault("WANDB_SILENT", "true")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # timm weights come from the Hugging Face cache only, never a download
 CORES = len(os.sched_getaffinity(0))  # the cores this process may use
 WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))  # pytest-xdist's processes share them
 THREADS = max(1, min(2, CORES // WORKERS))  # more threads than cores makes torch's workers wait on each other

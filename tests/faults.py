@@ -32,3 +32,14 @@ class FailOnRank(Callback):
 
     def on_predict_batch_start(self, trainer: pl.Trainer, *args: Any) -> None:
         self._maybe_fail(trainer)
+
+
+class StopAfterEpoch(Callback):
+    """Ends a fit after epoch ``epoch`` as an interruption would (its ``last.ckpt`` written), for resume tests."""
+
+    def __init__(self, epoch: int = 0) -> None:
+        self.epoch = epoch
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, *args: Any) -> None:
+        if trainer.current_epoch == self.epoch:
+            trainer.should_stop = True

@@ -50,7 +50,7 @@ def run_cli(*args: str):
     from visiontasks.cli import main
 
     sys.argv = ["visiontasks"]  # pytest's own arguments are not the CLI's
-    cli = main([*args, *FAST_TRAINER] if args[0] in ("fit", "validate", "test", "predict", "export") else list(args))
+    cli = main([*args, *FAST_TRAINER] if args[0] in ("fit", "validate", "test", "predict", "export", "cv") else list(args))
     _LAST[:] = [cli]
     return cli
 

@@ -6,7 +6,7 @@ fenced block, named ``file:line``:
 - ``bash``/``sh``/``shell`` blocks are split into commands (backslash continuations joined, ``#``
   comments dropped, ``;`` and ``&&`` separating). ``python -m visiontasks ...`` and ``visiontasks ...``
   run in-process through ``visiontasks.cli.main`` with shortening arguments APPENDED (few samples,
-  one epoch, few batches, small detector inputs); GPU-only settings are replaced by CPU ones (see
+  one epoch, few batches, small detector inputs; ``tune``: two trials); GPU-only settings are replaced by CPU ones (see
   ``ON_CPU``); under ``torchrun``/``srun`` the visiontasks command runs alone. Data at a documented
   path (``path/to/flowers``, ``data/train.json``, ``my_data``,
   ``photos/``) is written first from the built-in shapes in the format the data module reads.
@@ -51,16 +51,18 @@ YAML = {"yaml", "yml"}
 # Commands that are not run, and why. Anything else that is not `visiontasks` or `pip` fails the test.
 NOT_RUN = {
     "pytest": "the test suite itself: CI runs it",
+    "hf": "the Hugging Face Hub's command (upload, download): needs the network and a login",
 }
 # Launchers of several processes: the visiontasks command they start runs alone, on the CPU (tests/test_ddp.py
 # runs real multi-process and torchrun launches).
 LAUNCHERS = ("torchrun", "srun")
 # Settings that need GPUs: appended CPU equivalents, so the rest of the command still runs here.
 ON_CPU = {"trainer.accelerator": "cpu", "trainer.devices": "1", "trainer.strategy": "auto", "trainer.num_nodes": "1"}
-# Examples slower than ~20 s here (detectors, big backbones): `pytest -m "not slow"` leaves them out.
-SLOW = re.compile(r"faster_rcnn|mask_rcnn|DetectionTask|InstanceSegmentationTask|resnet50")
+# Examples slower than ~20 s here (detectors, big backbones, tune's trials, cv's folds, the learning-rate search):
+# `pytest -m "not slow"` leaves them out.
+SLOW = re.compile(r"faster_rcnn|mask_rcnn|DetectionTask|InstanceSegmentationTask|resnet50|visiontasks tune|visiontasks cv |unet_timm|lr_find")
 
-SUBCOMMANDS = ("fit", "validate", "test", "predict", "export")
+SUBCOMMANDS = ("fit", "validate", "test", "predict", "export", "tune", "cv")
 RUN_MARK = "@RUN@"  # `<run>` / `<run id>` while a command is split into words
 PLACEHOLDER = re.compile(r"<run(?: id)?>")
 
@@ -346,8 +348,10 @@ class DocRun:
                  "--trainer.limit_test_batches=1", "--trainer.limit_predict_batches=2"]  # fmt: skip
         if data_class.endswith("ShapesDataModule"):
             short.append("--data.init_args.num_samples=24")
-        if args[0] == "fit":  # a resumed fit trains one more epoch
+        if args[0] in ("fit", "cv"):  # a resumed fit trains one more epoch
             short.append(f"--trainer.max_epochs={2 if 'ckpt_path' in opts else 1}")
+        if args[0] == "tune":  # a study of two one-epoch trials (each trial's fit gets the arguments above)
+            short += ["--trials=2", "--trainer.max_epochs=1"]
         for key, value in opts.items():  # images of at most 64 px, the size of the shapes; a detector's input too
             if key.startswith("model.") and key.rpartition(".")[2] in ("min_size", "max_size"):
                 short.append(f"--{key}=64")

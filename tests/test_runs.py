@@ -6,13 +6,14 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 import torch
 import yaml
-from helpers import CONFIGS, RESUMABLE, run_cli, tiny
+from helpers import CONFIGS, run_cli, tiny
 
 LENET = str(CONFIGS / "lenet5.yaml")
 SMALL = tiny(num_samples=48, batch_size=8)
@@ -115,6 +116,22 @@ def test_non_finite_loss_stops_at_once_and_keeps_the_last_good_checkpoint():
     broken = [name for name, w in saved["state_dict"].items() if not torch.isfinite(w).all()]
     if broken:  # a known gap, not a pass: the loss is checked, the weights an epoch's last update left are not
         pytest.xfail(f"{last.name} of epoch {saved['epoch']} holds non-finite weights ({', '.join(broken[:3])}, ...)")
+
+
+RESUMABLE = [sys.executable, "-m", "visiontasks", "fit", "--config", LENET, "--data.init_args.num_samples=1500",
+             "--budget.min_steps=80", "--trainer.callbacks+=visiontasks.EMA", "--trainer.enable_progress_bar=false",
+             "--trainer.logger=false"]  # fmt: skip
+"""Three epochs of 29 steps, chosen by the training budget, with the weights' moving average (both kept for resume)."""
+
+
+@pytest.fixture(scope="module")
+def uninterrupted_run(tmp_path_factory) -> Path:
+    """The last checkpoint of the run never stopped, for both kill tests (checkpointing does not change training)."""
+    folder = tmp_path_factory.mktemp("uninterrupted")
+    env = dict(os.environ, WANDB_MODE="disabled")
+    subprocess.run([*RESUMABLE, "--experiment=whole"], env=env, check=True, capture_output=True, timeout=600, cwd=folder)
+    (run,) = (folder / "runs" / "whole").iterdir()
+    return run / "checkpoints" / "last.ckpt"
 
 
 @pytest.mark.slow

@@ -1,6 +1,8 @@
 """visiontasks: classic CNN vision tasks as Lightning modules, one CLI and shared data modules."""
 
 from visiontasks.version import __version__
+from visiontasks.callbacks.averaging import EMA  # noqa: E402
+from visiontasks.callbacks.budget import TrainingBudget  # noqa: E402
 from visiontasks.callbacks.preemption import Preemption  # noqa: E402
 from visiontasks.callbacks.speed import ChannelsLast, Compile  # noqa: E402
 from visiontasks.checkpoints import StepCheckpoint  # noqa: E402
@@ -28,6 +30,7 @@ from visiontasks.tasks import (  # noqa: E402
 __all__ = [
     "BaseTask",
     "ChannelsLast",
+    "EMA",
     "ClassicSegmentationTask",
     "ClassificationTask",
     "CocoDataModule",
@@ -46,6 +49,7 @@ __all__ = [
     "SegmentationTask",
     "ShapesDataModule",
     "StepCheckpoint",
+    "TrainingBudget",
     "TrainingStopped",
     "VisionDataModule",
     "VisionTasksError",

@@ -196,6 +196,11 @@ def stamp(checkpoint: dict[str, Any], task: str, version: str, inputs: dict[str,
     checkpoint[SECTION] = {"task": task, "version": version, "inputs": inputs}
 
 
+def made_by(checkpoint: dict[str, Any]) -> str | None:
+    """The class name of the task that made ``checkpoint`` (``None`` for checkpoints of older versions)."""
+    return checkpoint.get(SECTION, {}).get("task")
+
+
 def saved_inputs(checkpoint: dict[str, Any]) -> dict[str, Any] | None:
     """How the checkpoint's data prepared images; for checkpoints of older versions, the training size that the
     data module's state holds (no eval transforms were kept then)."""
@@ -209,10 +214,10 @@ def saved_inputs(checkpoint: dict[str, Any]) -> dict[str, Any] | None:
 def check_fits(path: str | Path, task: Any) -> None:
     """Say clearly when ``path`` was made by another kind of task or for other classes."""
     checkpoint = read_checkpoint(path)
-    made_by = checkpoint.get(SECTION, {}).get("task")
-    if made_by and made_by != type(task).__name__:
+    maker = made_by(checkpoint)
+    if maker and maker != type(task).__name__:
         raise CheckpointError(
-            f"{path}: this checkpoint is of a {made_by}, but the config builds a {type(task).__name__}; "
+            f"{path}: this checkpoint is of a {maker}, but the config builds a {type(task).__name__}; "
             "use the config the checkpoint was trained with."
         )
     saved = checkpoint.get("hyper_parameters", {})

@@ -1,4 +1,4 @@
-"""The command line: ``python -m visiontasks {fit,validate,test,predict,export} --config cfg.yaml``.
+"""The command line: ``python -m visiontasks {fit,validate,test,predict,export,tune} --config cfg.yaml``.
 
 LightningCLI in subclass mode: a config names any task and any data module by class path (or
 short name). The data module's classes and channels flow into the task, so nobody types them twice.
@@ -23,13 +23,18 @@ from pytorch_lightning.loggers import CSVLogger, WandbLogger
 
 import visiontasks
 from visiontasks import ranks
+from visiontasks.callbacks.budget import TrainingBudget
+from visiontasks.callbacks.lr_finder import LearningRateSearch
 from visiontasks.checkpoints import check_fits, find_checkpoint, run_of_checkpoint
+from visiontasks.commands import PLAIN_COMMANDS
 from visiontasks.data.datamodule import VisionDataModule
+from visiontasks.cv import cross_validate
 from visiontasks.errors import CheckpointError, DataError, VisionTasksError
 from visiontasks.export import SUFFIXES, ExportFormat, export
 from visiontasks.pictures import RunPictures
 from visiontasks.results import PredictionWriter
 from visiontasks.runs import RUNS_DIR, RunFolder, stage_dir
+from visiontasks.search import tune
 from visiontasks.tasks.base import BaseTask
 from visiontasks.wandb_mode import choose_wandb_mode
 
@@ -110,7 +115,7 @@ def place_logger(logger: Namespace, run: RunFolder) -> bool:
     cls, args = _import(logger.class_path), logger.init_args
     if issubclass(cls, WandbLogger):
         args.save_dir, args.id, args.name = str(run.path), run.wandb_id, run.run_id
-        args.group, args.job_type, args.resume = args.get("group") or run.experiment, run.stage, "allow"
+        args.group, args.job_type, args.resume = args.get("group") or run.group, run.stage, "allow"
         return True
     if "save_dir" in args:  # CSV, TensorBoard, ...: files straight into the run (or stage) folder
         args.save_dir = str(run.stage_dir)
@@ -158,8 +163,12 @@ class VisionCLI(LightningCLI):
             help="Experiment name: runs go to <runs_dir>/<experiment>/<run id>/ (default: the config file's name).",
         )  # fmt: skip
         parser.add_argument("--runs_dir", type=str, default=RUNS_DIR, help="Folder holding the experiments' runs.")
+        parser.add_argument("--run_id", type=str | None, default=None, help="The new run's folder name (default: the time).")
         parser.add_lightning_class_args(RunPictures, "pictures")  # --pictures.<switch>: which pictures a run makes
         parser.add_lightning_class_args(PredictionWriter, "writer")  # predict's files: --writer.draw true
+        parser.add_lightning_class_args(TrainingBudget, "budget")  # epochs from the data, early stop, schedule
+        parser.add_argument("--lr_find", type=bool, default=False,
+                            help="Find the peak learning rate with a range test before training (plot: <run>/lr_find.png).")  # fmt: skip
 
     def instantiate_classes(self) -> None:
         """A ``num_classes``/``class_names`` given for the task must agree with the data's, not be replaced by it."""
@@ -218,13 +227,23 @@ class VisionCLI(LightningCLI):
         if run_path is not None:
             self.run = RunFolder.of(run_path, stage)
         else:
-            self.run = RunFolder.new(config.runs_dir, experiment, stage)
+            self.run = RunFolder.new(config.runs_dir, experiment, stage, config.get("run_id"))
         self.run.announce()
         VisionCLI.current_run = self.run
         # the run folder joins the Trainer's callbacks as Lightning's persistent callbacks do (not configurable)
-        self.trainer_defaults = {**self.trainer_defaults, "callbacks": [self.run]}
+        self.trainer_defaults = {**self.trainer_defaults, "callbacks": [self.run, *self._training_choices(config, stage)]}
         self._place_loggers(config.trainer)
         print(f"Run folder: {self.run.stage_dir}")
+
+    @staticmethod
+    def _training_choices(config: Namespace, stage: str) -> list:
+        """A fit given no ``trainer.max_epochs``/``max_steps`` trains as long as the budget says (``-1``: see
+        callbacks/budget.py); ``--lr_find true`` adds the learning-rate search."""
+        if stage != "fit":
+            return []
+        if config.trainer.get("max_epochs") is None and config.trainer.get("max_steps", -1) in (None, -1):
+            config.trainer.max_epochs = -1
+        return [LearningRateSearch()] if config.get("lr_find") else []
 
     def _place_loggers(self, trainer: Namespace) -> None:
         """Every logger writes into the run folder; no logger configured means a CSV logger there."""
@@ -302,12 +321,21 @@ def show_log_lines() -> None:
         log.setLevel(logging.INFO)
 
 
-def main(args: list[str] | None = None, run: bool = True) -> VisionCLI:
-    """Entry point of ``python -m visiontasks`` and the ``visiontasks`` command."""
+def main(args: list[str] | None = None, run: bool = True) -> Any:
+    """Entry point of ``python -m visiontasks`` and the ``visiontasks`` command (``save`` and ``models`` run
+    outside LightningCLI: see :mod:`visiontasks.commands`;
+    ``cv`` gives a :class:`~visiontasks.cv.CrossValidation`)."""
     show_log_lines()
     VisionCLI.current_run = None
     try:
-        check_config_files(list(sys.argv[1:] if args is None else args))
+        words = list(sys.argv[1:] if args is None else args)
+        if words[:1] and words[0] in PLAIN_COMMANDS:  # a model folder, the model names: no Trainer
+            return PLAIN_COMMANDS[words[0]](words[1:])
+        if words[:1] == ["tune"]:  # an Optuna study whose trials are fits (visiontasks.search)
+            return tune(words[1:], fit=lambda fit_args: main(["fit", *fit_args]))
+        if words[:1] == ["cv"]:  # k-fold cross-validation: one fit per fold (visiontasks.cv)
+            return cross_validate(words[1:], fit=main)
+        check_config_files(words)
         return VisionCLI(
             BaseTask,
             VisionDataModule,
@@ -317,7 +345,10 @@ def main(args: list[str] | None = None, run: bool = True) -> VisionCLI:
             save_config_callback=SaveRunConfig,
             parser_kwargs={
                 "prog": "visiontasks",
-                "description": "Train, evaluate and predict with visiontasks tasks from a YAML config.",
+                "description": "Train, evaluate and predict with visiontasks tasks from a YAML config. "
+                               "`visiontasks tune --help`: hyper-parameter search (an Optuna study of fits); "
+                               "`visiontasks cv --help`: k-fold cross-validation; "
+                               "`visiontasks save --help`: a checkpoint as a model folder; `visiontasks models`: the model names.",
                 "version": visiontasks.__version__,
             },
             args=args,

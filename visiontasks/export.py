@@ -19,6 +19,7 @@ from torch import Tensor, nn
 from pytorch_lightning.core.module import _jit_is_scripting
 
 from visiontasks.errors import ExportError
+from visiontasks.models.tta import tta_views
 from visiontasks.tasks.export_graph import ExportGraph
 
 __all__ = ["ExportError", "export"]
@@ -56,6 +57,10 @@ def sidecar(task: Any, fmt: ExportFormat, graph: ExportGraph, size: tuple[int, i
         },
         "outputs": graph.outputs,
     }
+    views = tta_views(task.hparams.get("tta"))
+    if views:  # the task averages views at test and predict; the file holds one forward pass
+        info["tta"] = {"views": list(views), "in_exported_model": False,
+                       "how": "average the softmax of the image and of each view (mapped back for masks) yourself"}  # fmt: skip
     return info | graph.sidecar
 
 

@@ -106,6 +106,20 @@ class Kind:
             out[self.mask] = mask
         return out
 
+    def class_counts(self, sample: dict[str, Any], num_classes: int) -> np.ndarray:
+        """How much of each class a sample's targets hold: its pixels for a mask, else its objects (one for a
+        single label, one per listed class for multi-hot labels); 255 (ignore) and out-of-range values left out."""
+        if self.mask:
+            values = np.asarray(sample[self.mask]).ravel()
+        elif self.multi_hot:
+            return (np.asarray(sample[self.label]) > 0).astype(np.int64)[:num_classes]
+        elif self.label:
+            values = np.atleast_1d(np.asarray(sample[self.label])).ravel()
+        else:
+            return np.zeros(num_classes, np.int64)
+        values = values[(values >= 0) & (values < num_classes)].astype(np.int64)
+        return np.bincount(values, minlength=num_classes)
+
 
 KINDS: dict[str, Kind] = {
     kind.name: kind

@@ -50,6 +50,12 @@ class MultilabelBalancedErrorRate(MultilabelStatScores):
         return (0.5 * (fn / (tp + fn).clamp(min=1) + fp / (fp + tn).clamp(min=1))).mean()
 
 
+TRUSTED = {"validate_args": False}
+"""torchmetrics checks every update's values (a ``torch.unique`` over the predictions and targets: ~20 % of a U-Net
+step on the CPU). The data modules check the labels and masks once at set-up and predictions are the model's own
+scores or their argmax, so the checks are off."""
+
+
 def classification_metrics(num_classes: int, multilabel: bool = False, stage: str = "test") -> MetricCollection:
     """acc, precision, recall, f1 (macro) and ber (balanced error rate) at every stage; auroc for validation
     and test; the confusion matrix and each class's ROC curve only for test (the report draws them).
@@ -57,17 +63,17 @@ def classification_metrics(num_classes: int, multilabel: bool = False, stage: st
     Training leaves out auroc: updating the summaries costs more per step than the others together.
     """
     if multilabel:
-        kind = {"task": "multilabel", "num_labels": num_classes}
+        kind = {"task": "multilabel", "num_labels": num_classes, **TRUSTED}
     elif num_classes == 1:
         raise ValueError("classification needs at least 2 classes (or multilabel: true)")
     else:
-        kind = {"task": "multiclass", "num_classes": num_classes}
+        kind = {"task": "multiclass", "num_classes": num_classes, **TRUSTED}
     metrics = {
         "acc": Accuracy(**kind, average="micro"),
         "precision": Precision(**kind, average="macro"),
         "recall": Recall(**kind, average="macro"),
         "f1": F1Score(**kind, average="macro"),
-        "ber": MultilabelBalancedErrorRate(num_classes) if multilabel else MulticlassBalancedErrorRate(num_classes),
+        "ber": MultilabelBalancedErrorRate(num_classes, **TRUSTED) if multilabel else MulticlassBalancedErrorRate(num_classes, **TRUSTED),
     }
     if stage != "train":
         metrics["auroc"] = AUROC(**kind, average="macro", thresholds=200)  # binned: constant memory per epoch
@@ -126,7 +132,7 @@ def localization_metrics(num_classes: int, iou_threshold: float = 0.5) -> Metric
     ``preds`` holds ``scores`` (BxK class scores) and ``box`` (Bx4 xyxy); ``target`` holds
     ``label`` (B) and ``box`` (Bx4 xyxy, same pixels as the predictions).
     """
-    kind = {"task": "multiclass", "num_classes": num_classes}
+    kind = {"task": "multiclass", "num_classes": num_classes, **TRUSTED}
     scores, label = itemgetter("scores"), itemgetter("label")
     metrics = {
         "acc": LambdaInputTransformer(Accuracy(**kind, average="micro"), scores, label),
@@ -147,7 +153,7 @@ def segmentation_metrics(num_classes: int, ignore_index: int = 255) -> MetricCol
     Updated with predicted class masks (B x H x W) and target masks; macro averages leave out
     classes absent from both, so a batch without some class does not drag the mean down.
     """
-    kind = {"task": "multiclass", "num_classes": num_classes, "ignore_index": ignore_index}
+    kind = {"task": "multiclass", "num_classes": num_classes, "ignore_index": ignore_index, **TRUSTED}
     metrics = {
         "miou": JaccardIndex(**kind, average="macro"),
         "dice": F1Score(**kind, average="macro"),

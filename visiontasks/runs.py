@@ -26,7 +26,7 @@ def timestamp() -> str:
     return time.strftime("%Y%m%d-%H%M%S")
 
 
-def _launched_rank() -> int:
+def launched_rank() -> int:
     """This process's rank as set by a launcher (torchrun, SLURM, Lightning's own), 0 when unset."""
     for name in ("RANK", "SLURM_PROCID", "LOCAL_RANK"):
         if os.environ.get(name, "").isdigit():
@@ -49,11 +49,13 @@ class RunFolder(Callback):
         self.predict_time = timestamp()
 
     @classmethod
-    def new(cls, root: str | Path, experiment: str, stage: str) -> RunFolder:
-        """A new run of ``experiment``, named by the time (``-2``, ``-3``... when that name is taken)."""
+    def new(cls, root: str | Path, experiment: str, stage: str, run_id: str | None = None) -> RunFolder:
+        """A new run of ``experiment``, named ``run_id`` or by the time (``-2``, ``-3``... when that name is taken)."""
         inherited = os.environ.get(cls.ENV)
-        if inherited and _launched_rank() != 0:
+        if inherited and launched_rank() != 0:
             return cls.of(Path(inherited), stage)
+        if run_id:
+            return cls(root, experiment, run_id, stage)
         base = timestamp()
         run_id, count = base, 1
         while (Path(root) / experiment / run_id).exists():
@@ -78,11 +80,17 @@ class RunFolder(Callback):
     @property
     def wandb_id(self) -> str:
         """The W&B run id: the same for every command on this run, so test and predict resume the fit's run."""
-        return f"{self.experiment}-{self.run_id}"
+        return f"{self.experiment}-{self.run_id}".replace("/", "-")
+
+    @property
+    def group(self) -> str:
+        """The W&B group: the experiment, or its runs made together (``cv-<time>/fold-1``: the cross-validation)."""
+        parent = Path(self.run_id).parent.as_posix()
+        return self.experiment if parent == "." else f"{self.experiment}/{parent}"
 
     def announce(self) -> None:
         """Make the folder (on rank zero) and tell the processes a launcher starts after this one which run they belong to."""
-        if _launched_rank() == 0:
+        if launched_rank() == 0:
             try:
                 self.stage_dir.mkdir(parents=True, exist_ok=True)
                 probe = self.stage_dir / ".write-test"

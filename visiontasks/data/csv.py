@@ -119,6 +119,8 @@ class CsvDataModule(VisionDataModule):
         class_names: the classes in label order; labels outside it are an error.
         image_column: column holding the image path, relative to the CSV's folder.
         label_column: column holding the label(s).
+        group_column: column naming each image's group (a patient, a scan, a video), when the CSV has it:
+            cross-validation (``cv``, ``fold``) keeps every group in one fold.
         **kwargs: the shared options of :class:`VisionDataModule`.
     """
 
@@ -130,10 +132,11 @@ class CsvDataModule(VisionDataModule):
         class_names: list[str] | None = None,
         image_column: str = IMAGE_COLUMN,
         label_column: str = LABEL_COLUMN,
+        group_column: str = "group",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.image_column, self.label_column = image_column, label_column
+        self.image_column, self.label_column, self.group_column = image_column, label_column, group_column
         files = {"train": csv_path, "val": val_csv, "test": test_csv}
         self.tables = {split: (Path(p), *_read_rows(Path(p))) for split, p in files.items() if p is not None}
         if len(self.tables) == 1:
@@ -227,7 +230,9 @@ class CsvDataModule(VisionDataModule):
             if self.kind.box:
                 boxes = np.array([_box(row, origin) for row, origin in zip(rows, where)], dtype=np.float32)
             labels = np.stack(targets) if self.kind.multi_hot else targets
-            sources[split] = LabelledFiles(paths, labels, self.in_channels, boxes).check(where, keep=self.keep_decoded)
+            groups = [(row.get(self.group_column) or "").strip() for row in rows] if self.group_column in rows[0] else None
+            source = LabelledFiles(paths, labels, self.in_channels, boxes, groups)
+            sources[split] = source.check(where, keep=self.keep_decoded)
         return sources
 
     def _image_path(self, csv_path: Path, row: dict[str, str], where: str) -> Path:

@@ -19,9 +19,11 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from visiontasks.data.balance import balanced_sampler_weights
 from visiontasks.data.cache import CachedSource, memory_limit, should_cache
 from visiontasks.data.collate import collate
 from visiontasks.data.dataset import SampleDataset, Source
+from visiontasks.data.folds import fold_split
 from visiontasks.data.image_size import auto_image_size, file_sizes, median_size
 from visiontasks.data.inputs import InputImages
 from visiontasks.data.leakage import check_leakage
@@ -87,6 +89,10 @@ class VisionDataModule(pl.LightningDataModule, abc.ABC):
             The set-up's check of every file hands its decoded images to the cache (one decode per file), and the
             splits whose transforms draw no random numbers (the resize alone) are kept after them too (when that
             fits as well), so their epochs only copy ready tensors.
+        balanced_sampling: draw each training epoch with replacement so that every class (counted by the images
+            that show it) comes about equally often; seeded by the epoch, so resume and DDP shards stay exact.
+        fold: ``[k, n]``: validate on fold ``k`` of ``n`` of the training data (stratified by class, grouped by the
+            data's groups, seeded) and train on the others, instead of ``val_fraction``; the ``cv`` command sets it.
     """
 
     task: str = "classification"
@@ -108,6 +114,8 @@ class VisionDataModule(pl.LightningDataModule, abc.ABC):
         pin_memory: bool | None = None,
         uint8_images: bool = False,
         cache_images: bool | Literal["auto"] = "auto",
+        balanced_sampling: bool = False,
+        fold: list[int] | None = None,
     ) -> None:
         super().__init__()
         check_data_options(batch_size, num_workers, image_size, in_channels, val_fraction, test_fraction, min_visibility)
@@ -128,6 +136,8 @@ class VisionDataModule(pl.LightningDataModule, abc.ABC):
         self.pin_memory = torch.cuda.is_available() if pin_memory is None else pin_memory
         self.uint8_images = uint8_images
         self.cache_images = cache_images
+        self.balanced_sampling = balanced_sampling
+        self.fold = fold
         self.class_names: list[str] = []
         self.datasets: dict[str, Dataset] = {}
         self._resume_batches = 0  # batches of the current epoch a resumed run already trained on
@@ -169,8 +179,14 @@ class VisionDataModule(pl.LightningDataModule, abc.ABC):
         if labels is not None and np.ndim(labels) != 1:  # multi-hot rows: no single class to stratify by
             labels = None
         splits: dict[str, tuple[Source, np.ndarray]] = {}
+        if self.fold and "val" in sources:
+            raise DataError(f"{type(self).__name__}: fold {self.fold} makes the validation split from the training "
+                            "data, but the data gives one (val_csv, val/...): leave it out for cross-validation.")  # fmt: skip
         for name in ("test", "val"):
-            if name in sources:
+            if name == "val" and self.fold:
+                pool, taken = fold_split(train, pool, self.fold, self.seed, self.kind, self.class_names)
+                splits[name] = (train, taken)
+            elif name in sources:
                 splits[name] = (sources[name], np.arange(len(sources[name])))
             elif name == "val" or ("all" in sources and self.test_fraction > 0):
                 fraction = self.val_fraction if name == "val" else self.test_fraction
@@ -299,7 +315,8 @@ class VisionDataModule(pl.LightningDataModule, abc.ABC):
             )
         sampler: Sampler | None = ShardSampler(dataset, world, rank) if world > 1 else None
         if shuffle:
-            sampler = EpochSampler(dataset, self.seed, world, rank, skip=self._resume_batches * self.batch_size)
+            weights = balanced_sampler_weights(dataset, self.class_names) if self.balanced_sampling else None
+            sampler = EpochSampler(dataset, self.seed, world, rank, skip=self._resume_batches * self.batch_size, weights=weights)
             self._resume_batches = 0
             if trainer is not None:
                 # workers fetch ahead as soon as the loader is made, before Lightning sets the epoch: a

@@ -18,13 +18,16 @@ from visiontasks.errors import DataError
 class LabelledFiles(Sequence):
     """Samples ``{image, label[, box], path}`` read from disk on demand.
 
-    ``labels`` holds a class index per image, or a multi-hot row per image for multi-label data.
+    ``labels`` holds a class index per image, or a multi-hot row per image for multi-label data; ``groups``
+    (optional) the group of each image (a patient, a scan, a video), which cross-validation keeps in one fold.
     """
 
     def __init__(
-        self, paths: Sequence[Path], labels: Sequence[int] | np.ndarray, channels: int, boxes: np.ndarray | None = None
-    ) -> None:
+        self, paths: Sequence[Path], labels: Sequence[int] | np.ndarray, channels: int, boxes: np.ndarray | None = None,
+        groups: Sequence[str] | None = None,
+    ) -> None:  # fmt: skip
         self.paths, self.labels, self.channels, self.boxes = list(paths), list(labels), channels, boxes
+        self.groups = None if groups is None else list(groups)
         self.decoded: list[np.ndarray] | None = None
         """The images :meth:`check` decoded and kept for a cache to take over (``None``: read from disk)."""
 

@@ -26,6 +26,8 @@ from torchvision.ops.misc import FrozenBatchNorm2d
 
 from visiontasks.models.classifiers import resnet10_network
 from visiontasks.models.registry import register_model
+from visiontasks.models.timm_models import is_timm_backbone, model_mean_std, timm_detection_backbone
+from visiontasks.models.timm_weights import load_timm_weights
 from visiontasks.models.weights import is_weights_file, load_matching, state_dict_for
 
 DetectorKind = Literal["faster_rcnn", "mask_rcnn"]
@@ -113,8 +115,9 @@ def build_detector(
     Args:
         kind: ``faster_rcnn`` (boxes) or ``mask_rcnn`` (boxes and masks).
         num_classes: object classes, without background.
-        backbone: resnet10 (see :func:`~visiontasks.models.classifiers.resnet10_network`), resnet18/34/50/101
-            or mobilenet_v3_large, each with a feature pyramid.
+        backbone: resnet10 (see :func:`~visiontasks.models.classifiers.resnet10_network`), resnet18/34/50/101,
+            mobilenet_v3_large or any timm encoder, ``timm/<name>`` (its deepest four feature maps), each with a
+            feature pyramid.
         trainable_layers: backbone stages that train (0 to 5, MobileNet 0 to 6); default all from
             scratch, 3 when ``pretrained``.
         anchor_sizes: anchor sizes in input pixels, one per feature level (or a list per level).
@@ -139,8 +142,9 @@ def build_detector(
     Registered as ``faster_rcnn`` and ``mask_rcnn``: these arguments, less ``kind`` and
     ``num_classes``, are the models' options.
     """
-    if backbone not in BACKBONES:
-        raise ValueError(f"unknown detection backbone {backbone!r}; choose from {', '.join(BACKBONES)}")
+    timm_backbone = is_timm_backbone(backbone)
+    if backbone not in BACKBONES and not timm_backbone:
+        raise ValueError(f"unknown detection backbone {backbone!r}; choose from {', '.join(BACKBONES)} or timm/<name>")
     if mask_head_layers is not None and kind != "mask_rcnn":
         raise ValueError("mask_head_layers is an option of Mask R-CNN (instance segmentation) only")
     top = max_trainable_layers(backbone)
@@ -149,7 +153,12 @@ def build_detector(
         raise ValueError(f"trainable_layers must be between 0 and {top} for {backbone}, got {layers}")
     if fpn_channels < 1:
         raise ValueError(f"fpn_channels must be a positive number of channels, got {fpn_channels}")
-    features = _backbone(backbone, layers, frozen_norm=pretrained)
+    if timm_backbone:
+        features = timm_detection_backbone(backbone, layers, pretrained, fpn_channels)
+        kwargs.setdefault("image_mean", model_mean_std(backbone)[0])
+        kwargs.setdefault("image_std", model_mean_std(backbone)[1])
+    else:
+        features = _backbone(backbone, layers, frozen_norm=pretrained)
     if fpn_channels != features.out_channels:
         features = _with_fpn_width(features, fpn_channels)
     channels = features.out_channels
@@ -209,7 +218,10 @@ def load_detector_weights(model: GeneralizedRCNN, weights: str, kind: str, backb
 
 
 def load_backbone_weights(model: GeneralizedRCNN, weights: str, backbone: str) -> list[str]:
-    """ImageNet classifier weights (``IMAGENET1K_V1``, ``DEFAULT`` or a file) into the backbone body."""
+    """ImageNet classifier weights (``IMAGENET1K_V1``, ``DEFAULT`` or a file) into the backbone body; a timm
+    backbone's through timm (``DEFAULT``, a tag, ``hf-hub:<repo>`` or a file)."""
+    if load_timm_weights(model.backbone, weights):
+        return []
     state = state_dict_for(weights, backbone)
     if backbone.startswith("mobilenet"):  # the body is the classifier's ``features`` block
         state = {k.removeprefix("features."): v for k, v in state.items()}

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import difflib
 import inspect
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -17,8 +17,24 @@ from torch import nn
 
 from visiontasks.errors import DataError
 from visiontasks.kinds import kind_of
+from visiontasks.models.normalize import IMAGENET_MEAN, IMAGENET_STD
 
 Builder = TypeVar("Builder", bound=Callable[..., nn.Module])
+
+
+@dataclass(frozen=True)
+class ModelFamily:
+    """Models named ``<prefix><name>`` for every name a library knows (``timm/convnext_atto``): too many to
+    register one by one, so the family lists them and makes an entry on demand."""
+
+    prefix: str
+    kind: str
+    names: Callable[[], Sequence[str]]
+    """The family's names without the prefix (may be long: timm knows over a thousand)."""
+    entry: Callable[[str], ModelEntry]
+    """The entry of one known name, prefix included."""
+    accepts: Callable[[str], bool]
+    """Whether a name without the prefix is one of the family (a tagged ``arch.tag`` too)."""
 
 
 @dataclass(frozen=True)
@@ -32,6 +48,10 @@ class ModelEntry:
         backbone_weights: the torchvision classifier whose pretrained weights fill this model's backbone, and the
             prefix of the backbone's layers in the classifier's weights; ``None``: the weights are the model's own.
         by_gradient: a network trained by gradient; ``False``: a classic method (no gradient, no weights).
+        mean: the RGB statistics the model's input is standardised with (ImageNet's, as torchvision's weights
+            expect; a timm model's from its pretrained config).
+        std: ... and their standard deviations.
+        input_size: the (height, width) its pretrained weights were trained at, when known.
     """
 
     name: str
@@ -41,6 +61,9 @@ class ModelEntry:
     trainable_when_frozen: tuple[str, ...] = ()
     backbone_weights: tuple[str, str] | None = None
     by_gradient: bool = True
+    mean: tuple[float, ...] = IMAGENET_MEAN
+    std: tuple[float, ...] = IMAGENET_STD
+    input_size: tuple[int, int] | None = None
 
     @property
     def description(self) -> str:
@@ -55,6 +78,7 @@ class ModelEntry:
 
 
 _MODELS: dict[str, ModelEntry] = {}
+_FAMILIES: list[ModelFamily] = []
 
 
 def register_model(
@@ -80,6 +104,22 @@ def register_model(
     return record
 
 
+def register_family(family: ModelFamily) -> None:
+    """Record a family of models named ``<prefix><name>`` (one per task kind and prefix)."""
+    kind_of(family.kind)
+    _FAMILIES.append(family)
+
+
+def model_families(kind: str | None = None) -> list[ModelFamily]:
+    """The registered families, all or those of one task kind."""
+    return [family for family in _FAMILIES if kind is None or family.kind == kind]
+
+
+def model_kinds() -> list[str]:
+    """The task kinds that have models, in registration order."""
+    return list(dict.fromkeys([entry.kind for entry in _MODELS.values()] + [family.kind for family in _FAMILIES]))
+
+
 def describe(kind: str | None, by_gradient: bool = True) -> str:
     """How errors name a family of models: ``segmentation model``, ``classic segmentation method``."""
     if not by_gradient:
@@ -101,9 +141,24 @@ def model_entry(name: str, kind: str | None = None, by_gradient: bool = True) ->
     if name in _MODELS:
         raise DataError(f"{name!r} is a {_MODELS[name].description}, not a {describe(kind, by_gradient)}: "
                         f"choose from {', '.join(names)}.")  # fmt: skip
-    close = difflib.get_close_matches(str(name), names, n=3)
+    families = model_families(kind) if by_gradient else []
+    for family in families:
+        if str(name).startswith(family.prefix) and family.accepts(name.removeprefix(family.prefix)):
+            return family.entry(name)
+    close = close_names(str(name), names, families)
     hint = f"did you mean {' or '.join(close)}? " if close else ""
-    raise DataError(f"unknown {describe(kind, by_gradient)} {name!r}: {hint}choose from {', '.join(names)}.")
+    more = "".join(f", or any {f.prefix}<name> (`python -m visiontasks models {f.prefix}` lists them)" for f in families)
+    raise DataError(f"unknown {describe(kind, by_gradient)} {name!r}: {hint}choose from {', '.join(names)}{more}.")
+
+
+def close_names(name: str, names: Sequence[str], families: Sequence[ModelFamily]) -> list[str]:
+    """The registered names and family members closest to a misspelt ``name`` (a family member also when
+    ``name`` lacks the prefix: ``convnext_atto`` suggests ``timm/convnext_atto``)."""
+    close = difflib.get_close_matches(name, names, n=3)
+    for family in families:
+        bare = name.removeprefix(family.prefix)
+        close += [family.prefix + match for match in difflib.get_close_matches(bare, family.names(), n=3)]
+    return difflib.get_close_matches(name, close, n=3, cutoff=0) if close else []
 
 
 def model_options(name: str, options: dict[str, Any] | None = None, kind: str | None = None, by_gradient: bool = True) -> dict[str, Any]:

@@ -41,7 +41,7 @@ def _download(weights: torchvision.models.WeightsEnum) -> dict[str, torch.Tensor
         ) from error
 
 
-def _read_file(path: Path) -> dict[str, torch.Tensor]:
+def read_weights_file(path: Path) -> dict[str, torch.Tensor]:
     """Tensors of a weights file, loaded safely: ``weights_only`` (tensors and plain data) or safetensors.
 
     A file that needs full unpickling could run code when loaded, so it is refused, not loaded.
@@ -83,7 +83,7 @@ def state_dict_for(weights: str, arch: str) -> dict[str, torch.Tensor]:
     """The state dict that ``weights`` names: a local file, else a torchvision weights name."""
     path = Path(weights).expanduser()
     if path.is_file():
-        return _read_file(path)
+        return read_weights_file(path)
     if is_weights_file(weights):
         raise DataError(f"{path}: weights file not found.")
     return _download(_torchvision_weights(weights, arch))

@@ -39,12 +39,14 @@ class Result:
         orig_size: (height, width) of the original image; boxes and masks are in its pixels.
         class_names: the task's class names, for captions.
         picture: the original image (HxWx3 uint8) when it has no file; otherwise read from ``path`` when drawn.
+        tta: the test-time augmentation views averaged into the prediction (empty: none); rows then say so.
     """
 
     path: str = ""
     orig_size: tuple[int, int]
     class_names: list[str] = field(default_factory=list, repr=False)
     picture: np.ndarray | None = field(default=None, repr=False)
+    tta: tuple[str, ...] = ()
 
     default_file: ClassVar[str] = "predictions.csv"
     """The file ``save`` writes when given a folder (``{name}`` is the image's file stem)."""
@@ -72,6 +74,10 @@ class Result:
     def row(self) -> dict[str, Any]:
         """The prediction as one flat row (the predict command's CSV columns)."""
         raise NotImplementedError
+
+    def tta_column(self) -> dict[str, str]:
+        """``{"tta": "hflip+scale_up"}`` for a row when test-time augmentation made the prediction, else nothing."""
+        return {"tta": "+".join(self.tta)} if self.tta else {}
 
     def classes(self) -> list[tuple[str, float]] | None:
         """The classes given to the whole image, with their scores; ``None`` for predictions per object or pixel."""
@@ -146,7 +152,7 @@ class ClassificationResult(Result):
 
     def row(self) -> dict[str, Any]:
         return {"path": self.path, "label": self.label, "score": self.score,
-                "top_k": [f"{name}:{score:.4f}" for name, score in self.top_k]}  # fmt: skip
+                "top_k": [f"{name}:{score:.4f}" for name, score in self.top_k], **self.tta_column()}  # fmt: skip
 
     def classes(self) -> list[tuple[str, float]]:
         labels = self.label if isinstance(self.label, list) else [self.label]
@@ -269,7 +275,7 @@ class SegmentationResult(Result):
 
     def row(self) -> dict[str, Any]:
         counts = np.bincount(self.mask.ravel(), minlength=len(self.class_names))
-        return {"path": self.path, **{name: int(n) for name, n in zip(self.class_names, counts)}}
+        return {"path": self.path, **{name: int(n) for name, n in zip(self.class_names, counts)}, **self.tta_column()}
 
     def save(self, path: str | Path = ".") -> Path:
         target = self.target(path)

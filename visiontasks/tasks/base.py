@@ -20,15 +20,19 @@ from pytorch_lightning.trainer.states import TrainerFn
 from torch import Tensor, nn
 from torchmetrics import MetricCollection
 
+from visiontasks.callbacks.budget import TrainingBudget
 from visiontasks.callbacks.preemption import Preemption
-from visiontasks.checkpoints import BestCheckpoint, LastCheckpoint, loadable, saved_inputs, stamp
+from visiontasks.checkpoints import RETIRED_HPARAMS, BestCheckpoint, LastCheckpoint, loadable, saved_inputs, stamp
 from visiontasks.data.inputs import ImageInput
-from visiontasks.errors import DataError, ExportError, OptionError, TrainingStopped, check_option
+from visiontasks.errors import CheckpointError, DataError, ExportError, OptionError, TrainingStopped, check_option
 from visiontasks.inference import predict_images
+from visiontasks.model_folder import ModelFolder, load_folder_weights, model_card, read_model_folder, write_model_folder
+from visiontasks.models.normalize import normalize
 from visiontasks.models.registry import create_model, model_entry
 from visiontasks.tasks.option_checks import check_optimizer
 from visiontasks.pictures import RunPictures
 from visiontasks.results import PredictionWriter, Result, network_picture
+from visiontasks.tasks.balance import use_training_class_weights
 from visiontasks.tasks.data_contract import check_data, register_kinds
 from visiontasks.tasks.export_graph import ExportGraph
 from visiontasks.tasks.loss_means import LossMeans
@@ -37,7 +41,11 @@ from visiontasks.tasks.step_seeds import seed_step
 from visiontasks.version import __version__
 
 STAGES = ("train", "val", "test")
-quiet_expected_lightning_messages()  # at import: the tips come when a Trainer is made, before any task hook
+from visiontasks.callbacks.budget import TrainingBudget
+from visiontasks.callbacks.preemption import Preemption
+from visiontasks.checkpoints import RETIRED_HPARAMS, BestCheckpoint, LastCheckpoint, loadable, saved_inputs, stamp
+from visiontasks.data.inputs import ImageInput
+from visiontasks.errors import CheckpointError, DataError, ExportError, OptionError, TrainingStopped, check_option
 
 
 class BaseTask(pl.LightningModule, abc.ABC):
@@ -52,7 +60,7 @@ class BaseTask(pl.LightningModule, abc.ABC):
         freeze_backbone: train only the head (transfer learning).
         unfreeze_at_epoch: with ``freeze_backbone``, make the whole network trainable from this epoch.
         optimizer: optimiser class and arguments (default AdamW, lr 1e-3, fused kernel where the device has one).
-        lr_scheduler: learning-rate schedule; ``None`` gives cosine decay over the whole run.
+        lr_scheduler: learning-rate schedule; ``None`` gives cosine decay over the run (with the CLI's budget: a warm-up first, to a floor).
     """
 
     monitor: str = "val/loss"
@@ -132,8 +140,8 @@ class BaseTask(pl.LightningModule, abc.ABC):
     def trainable_when_frozen(self) -> tuple[str, ...]:
         """Parameter-name prefixes that stay trainable when the backbone is frozen (the heads): by default the head
         that the registration of ``hparams.model`` names."""
-        name = self.hparams.get("model")
-        return tuple(f"model.{prefix}" for prefix in model_entry(name).trainable_when_frozen) if name else ()
+        registration = getattr(self, "registration", None)
+        return tuple(f"model.{prefix}" for prefix in registration.trainable_when_frozen) if registration else ()
 
     def export_graph(self) -> ExportGraph:
         """The network :func:`visiontasks.export` writes, and how to read its outputs."""
@@ -156,7 +164,14 @@ class BaseTask(pl.LightningModule, abc.ABC):
         taken = sorted(set(options) & set(fixed))
         if taken:
             raise DataError(f"model_options {', '.join(taken)}: {type(self).__name__} sets these itself; remove them.")
+        self.registration = model_entry(self.hparams.model, kind)  # the model's facts, for the task to ask
         return create_model(self.hparams.model, kind, **fixed, **options)
+
+    def standardize(self, images: Tensor) -> Tensor:
+        """A batch in [0, 1] standardised as the model's registration says (ImageNet's statistics unless it says
+        otherwise: a timm model's come from its pretrained config)."""
+        registration = getattr(self, "registration", None)
+        return normalize(images, registration.mean, registration.std) if registration else normalize(images)
 
     @property
     def num_classes(self) -> int:
@@ -169,6 +184,7 @@ class BaseTask(pl.LightningModule, abc.ABC):
     def setup(self, stage: str) -> None:
         datamodule = getattr(self.trainer, "datamodule", None)
         check_data(self, datamodule)
+        use_training_class_weights(self, datamodule)
         if self.hparams.get("weights") and not self.pretrained_loaded and self.trainer.ckpt_path is None:
             self.load_pretrained(self.hparams.weights)
             self.pretrained_loaded = True
@@ -222,19 +238,17 @@ class BaseTask(pl.LightningModule, abc.ABC):
         return self.optimizer_factory(self.parameters())
 
     def _cosine_over_run(self) -> Any:
-        """Cosine decay to zero over the run's steps, looked up at the first step rather than now.
+        """Warm-up, then cosine decay to a floor over the run's steps, as the Trainer's ``TrainingBudget`` says (the
+        CLI always has one; see :mod:`visiontasks.callbacks.budget`), else cosine to zero; the step count is looked
+        up at the first step.
 
         Asking for the step count here would make Lightning build the training loader before a resumed
         run has restored its epoch, and its workers would prefetch epoch 0's order.
         """
 
         def factor(step: int) -> float:
-            if step == 0:
-                return 1.0
-            total = self.trainer.estimated_stepping_batches
-            if not math.isfinite(total):
-                return 1.0
-            return 0.5 * (1 + math.cos(math.pi * min(step, total) / max(1, int(total))))
+            budget = next((c for c in self.trainer.callbacks if isinstance(c, TrainingBudget)), PLAIN_SCHEDULE)
+            return budget.lr_factor(step, self.trainer.estimated_stepping_batches if step else math.inf)
 
         return factor
 
@@ -259,6 +273,36 @@ class BaseTask(pl.LightningModule, abc.ABC):
     def load_from_checkpoint(cls, checkpoint_path: str | Path | IO, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
         """Lightning's loading, for checkpoints of older versions too (see :func:`visiontasks.checkpoints.loadable`)."""
         return super().load_from_checkpoint(loadable(checkpoint_path), *args, **kwargs)
+
+    def save_pretrained(self, path: str | Path, metrics: dict[str, float] | None = None) -> Path:
+        """Write this task as a model folder: weights (safetensors), options and class names, input settings and a
+        model card with ``metrics``; :meth:`from_pretrained` loads it, ``huggingface_hub`` pushes it as it is."""
+        name, path = type(self).__name__, Path(path)
+        hparams = {k: v for k, v in dict(self.hparams).items() if not k.startswith("_")}
+        folder = ModelFolder(name, hparams, self.input_settings(), __version__)
+        usage = f"from visiontasks import {name}\ntask = {name}.from_pretrained({path.name!r})\nresults = task.predict([\"photo.jpg\"])"
+        return write_model_folder(path, self, folder, model_card(path.name, folder, metrics or {}, usage))
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path) -> Any:
+        """The task of a model folder (``python -m visiontasks save``): its options, weights and input settings; in
+        eval mode, nothing downloaded. ``BaseTask.from_pretrained`` gives whichever task the folder holds."""
+        folder = read_model_folder(path)
+        task_class = cls.subclass_named(folder.task)
+        options = {k: v for k, v in folder.hparams.items() if not k.startswith("_") and k not in RETIRED_HPARAMS}
+        options.update({k: None for k in ("weights", "backbone_weights") if k in options})  # the folder has them
+        task = task_class(**options)
+        load_folder_weights(task, path)
+        task.saved_inputs = folder.inputs
+        return task.eval()
+
+    @classmethod
+    def subclass_named(cls, name: str) -> type[BaseTask]:
+        """The task class called ``name``: this one or one below it (a folder or checkpoint of another is an error)."""
+        found = [c for c in (cls, *_all_subclasses(cls)) if c.__name__ == name]
+        if not found:
+            raise CheckpointError(f"this is a {name}'s model, not a {cls.__name__}'s: load it with {name}.")
+        return found[0]
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Record which task made the checkpoint, so that loading it into another one fails clearly, and how

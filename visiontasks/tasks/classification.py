@@ -3,22 +3,25 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Literal
 
-import torch
-from torch import Tensor, nn
+from torch import Tensor
 from torchmetrics import MetricCollection
 
-from visiontasks.errors import OptionError, check_option
+from visiontasks.errors import check_option
 from visiontasks.metrics import classification_metrics
+from visiontasks.models.classification_losses import ClassificationLoss, ClassificationLossName
 from visiontasks.models.classifiers import head_name
-from visiontasks.models.normalize import normalize
+from visiontasks.models.timm_weights import load_timm_weights
+from visiontasks.models.tta import TTAName
 from visiontasks.models.weights import load_matching, state_dict_for
 from visiontasks.pictures.test_plots import confusion_figures, roc_figure
 from visiontasks.reports import per_class_rows, save_report
 from visiontasks.results import ClassificationResult
+from visiontasks.tasks.balance import loss_weights
 from visiontasks.tasks.base import BaseTask
 from visiontasks.tasks.export_graph import CLASSES, ExportGraph, Probabilities
+from visiontasks.tasks.tta import active_views, evaluation_scores
 
 
 class ClassificationTask(BaseTask):
@@ -31,7 +34,14 @@ class ClassificationTask(BaseTask):
         model_options: the model's own options, e.g. ``{dropout: 0.3}`` for ``simple_cnn``.
         multilabel: several labels per image (targets are multi-hot vectors).
         label_smoothing: cross-entropy label smoothing (single-label only).
-        class_weights: per-class loss weights for imbalanced data.
+        class_weights: per-class loss weights for imbalanced data: one per class (``pos_weight`` for multi-label),
+            or ``auto``: inverse class frequency in the training split (logged with the counts).
+        loss: ``ce`` (cross-entropy; binary cross-entropy for multi-label) or ``focal`` (Lin et al., 2017:
+            confident, easy images count less; torchvision's ``sigmoid_focal_loss`` for multi-label).
+        focal_gamma: focusing exponent of the focal loss.
+        tta: test-time augmentation at test and predict: the class probabilities averaged over the image and
+            its views (``hflip``, ``vflip``, ``scale_up``, ``scale_down``: only those that cannot change the
+            label); ``true`` is ``[hflip]``. Results and predictions record the views used.
         top_k: how many ranked classes predictions list.
         **kwargs: the shared options of :class:`BaseTask` (num_classes, weights, optimizer, ...).
     """
@@ -47,8 +57,11 @@ class ClassificationTask(BaseTask):
         model_options: dict[str, Any] | None = None,
         multilabel: bool = False,
         label_smoothing: float = 0.0,
-        class_weights: list[float] | None = None,
+        class_weights: list[float] | Literal["auto"] | None = None,
         top_k: int = 3,
+        loss: ClassificationLossName = "ce",
+        focal_gamma: float = 2.0,
+        tta: bool | list[TTAName] = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -58,27 +71,23 @@ class ClassificationTask(BaseTask):
 
     def configure_losses(self) -> None:
         weights = self.hparams.class_weights
-        if weights is not None and len(weights) != self.num_classes:
-            raise OptionError(f"class_weights has {len(weights)} entries for {self.num_classes} classes")
-        check_option(weights is None or all(math.isfinite(w) and w >= 0 for w in weights), "--model.init_args.class_weights",
-                     weights, "weights are finite numbers, 0 or more.")  # fmt: skip
+        check_option(not isinstance(weights, list) or all(math.isfinite(w) and w >= 0 for w in weights),
+                     "--model.init_args.class_weights", weights, "weights are finite numbers, 0 or more (or auto).")  # fmt: skip
         smoothing = self.hparams.label_smoothing
         check_option(0 <= smoothing < 1, "--model.init_args.label_smoothing", smoothing, "give a number in [0, 1), e.g. 0.1.")
         check_option(self.hparams.top_k >= 1, "--model.init_args.top_k", self.hparams.top_k, "give 1 or more classes to rank.")
-        weight = torch.tensor(weights, dtype=torch.float32) if weights is not None else None
-        if self.hparams.multilabel:
-            self.criterion: nn.Module = nn.BCEWithLogitsLoss(pos_weight=weight)
-        else:
-            self.criterion = nn.CrossEntropyLoss(weight=weight, label_smoothing=self.hparams.label_smoothing)
+        self.criterion = ClassificationLoss(self.hparams.loss, self.hparams.multilabel, loss_weights(self),
+                                            self.hparams.label_smoothing, self.hparams.focal_gamma)  # fmt: skip
 
     def configure_metrics(self, stage: str) -> MetricCollection:
         return classification_metrics(self.num_classes, self.hparams.multilabel, stage)
 
     def load_pretrained(self, weights: str) -> None:
-        load_matching(self.model, state_dict_for(weights, self.hparams.model))
+        if not load_timm_weights(self.model, weights):
+            load_matching(self.model, state_dict_for(weights, self.hparams.model))
 
     def trainable_when_frozen(self) -> tuple[str, ...]:
-        return (f"model.{head_name(self.model)}",)
+        return super().trainable_when_frozen() or (f"model.{head_name(self.model)}",)
 
     def export_graph(self) -> ExportGraph:
         multi = bool(self.hparams.multilabel)
@@ -87,13 +96,13 @@ class ClassificationTask(BaseTask):
 
     def forward(self, images: Tensor) -> Tensor:
         """Class logits of a BxCxHxW batch in [0, 1]."""
-        return self.model(normalize(images))
+        return self.model(self.standardize(images))
 
     def probabilities(self, logits: Tensor) -> Tensor:
         return logits.sigmoid() if self.hparams.multilabel else logits.softmax(dim=1)
 
     def compute(self, batch: dict[str, Any], stage: str) -> tuple[Tensor, Tensor]:
-        logits = self(batch["image"])
+        logits = evaluation_scores(self, batch["image"], multilabel=self.hparams.multilabel)
         return self.criterion(logits, batch["label"]), logits
 
     def sample_losses(self, batch: dict[str, Any]) -> Tensor:
@@ -110,8 +119,9 @@ class ClassificationTask(BaseTask):
 
     def results(self, batch: dict[str, Any], outputs: Tensor | None = None) -> list[ClassificationResult]:
         """Per image: the predicted label(s) and score(s), the top-k classes and every class's probability."""
-        logits = self(batch["image"]) if outputs is None else outputs
+        logits = evaluation_scores(self, batch["image"], multilabel=self.hparams.multilabel) if outputs is None else outputs
         probs = self.probabilities(logits).detach().float().cpu()
+        tta = active_views(self)
         names = self.class_names
         k = min(self.hparams.top_k, self.num_classes)
         results = []
@@ -124,7 +134,7 @@ class ClassificationTask(BaseTask):
                 label, score = names[int(indices[0])], round(float(scores[0]), 4)
             top = [(names[int(c)], float(v)) for v, c in zip(scores, indices)]
             results.append(ClassificationResult(**self.result_fields(batch, i), label=label, score=score, top_k=top,
-                                                probabilities=p.numpy()))  # fmt: skip
+                                                probabilities=p.numpy(), tta=tta))  # fmt: skip
         return results
 
     def report(self, values: dict[str, Any]) -> None:

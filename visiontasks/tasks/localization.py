@@ -12,11 +12,12 @@ from torchvision.ops import box_convert, generalized_box_iou_loss
 
 from visiontasks.metrics import localization_metrics
 from visiontasks.models.localizer import Localizer, boxes_to_pixels
-from visiontasks.models.normalize import normalize
+from visiontasks.models.timm_weights import load_timm_weights
 from visiontasks.models.weights import load_matching, state_dict_for
 from visiontasks.pictures.test_plots import confusion_figures
 from visiontasks.reports import per_class_rows, save_report
 from visiontasks.results import LocalizationResult
+from visiontasks.tasks.balance import loss_weights
 from visiontasks.tasks.base import BaseTask
 from visiontasks.tasks.export_graph import CLASSES, ExportGraph, LocalizerOutputs
 
@@ -36,6 +37,8 @@ class LocalizationTask(BaseTask):
         box_loss: ``smooth_l1`` on the box corners, ``giou`` (generalised IoU) or ``l1+giou`` (both, summed).
         w_cls: weight of the classification loss.
         w_box: weight of the box loss.
+        class_weights: per-class weights of the classification loss, or ``auto``: inverse class frequency in the
+            training split (logged with the counts).
         **kwargs: the shared options of :class:`BaseTask` (num_classes, weights, optimizer, ...).
     """
 
@@ -50,6 +53,7 @@ class LocalizationTask(BaseTask):
         box_loss: BoxLoss = "l1+giou",
         w_cls: float = 0.8,
         w_box: float = 0.2,
+        class_weights: list[float] | Literal["auto"] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -58,11 +62,16 @@ class LocalizationTask(BaseTask):
         classifier = self.build_model("classification", num_classes=self.num_classes, in_channels=self.hparams.in_channels)
         self.model = Localizer(classifier, self.num_classes)
 
+    def configure_losses(self) -> None:
+        self.register_buffer("class_weight", loss_weights(self), persistent=False)
+
     def configure_metrics(self, stage: str) -> MetricCollection:
         return localization_metrics(self.num_classes)
 
     def load_pretrained(self, weights: str) -> None:
         """ImageNet weights or a classification checkpoint fill the backbone; a localization one fills all."""
+        if load_timm_weights(self.model, weights):
+            return
         state = state_dict_for(weights, self.hparams.model)
         whole = any(key.startswith(("backbone.", "model.backbone.")) for key in state)
         load_matching(self.model if whole else self.model.backbone, state)
@@ -78,7 +87,7 @@ class LocalizationTask(BaseTask):
 
     def forward(self, images: Tensor) -> tuple[Tensor, Tensor]:
         """Class logits (BxK) and normalised ``cx, cy, w, h`` boxes (Bx4) of a BxCxHxW batch in [0, 1]."""
-        return self.model(normalize(images))
+        return self.model(self.standardize(images))
 
     def box_loss(self, boxes: Tensor, target: Tensor) -> Tensor:
         """The configured box loss between normalised xyxy boxes."""
@@ -92,7 +101,7 @@ class LocalizationTask(BaseTask):
         logits, boxes = self(batch["image"])
         size = torch.tensor(batch["image"].shape[-2:], device=boxes.device)
         target = batch["box"] / size.flip(0).repeat(2)  # pixel xyxy -> [0, 1]
-        class_loss = F.cross_entropy(logits, batch["label"])
+        class_loss = F.cross_entropy(logits, batch["label"], weight=self.class_weight)
         box_loss = self.box_loss(box_convert(boxes, "cxcywh", "xyxy"), target)
         self.log_losses(stage, {"loss_cls": class_loss, "loss_box": box_loss}, len(logits))
         loss = self.hparams.w_cls * class_loss + self.hparams.w_box * box_loss
@@ -103,7 +112,8 @@ class LocalizationTask(BaseTask):
         size = torch.tensor(batch["image"].shape[-2:], device=boxes.device)
         target, boxes = batch["box"] / size.flip(0).repeat(2), box_convert(boxes, "cxcywh", "xyxy")
         box = torch.stack([self.box_loss(boxes[i : i + 1], target[i : i + 1]) for i in range(len(boxes))])
-        return self.hparams.w_cls * F.cross_entropy(logits, batch["label"], reduction="none") + self.hparams.w_box * box
+        classes = F.cross_entropy(logits, batch["label"], weight=self.class_weight, reduction="none")
+        return self.hparams.w_cls * classes + self.hparams.w_box * box
 
     def update_metrics(self, metrics: MetricCollection, predictions: tuple[Tensor, Tensor], batch: dict[str, Any]) -> None:
         logits, boxes = predictions

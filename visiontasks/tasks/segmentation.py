@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -13,14 +13,17 @@ from torchmetrics import MetricCollection
 from visiontasks.data.collate import original_targets
 from visiontasks.errors import DataError, OptionError
 from visiontasks.metrics import segmentation_metrics
-from visiontasks.models.normalize import normalize
+from visiontasks.models.timm_weights import load_timm_weights
 from visiontasks.models.segmentation import load_segmentation_weights, logits_of
 from visiontasks.models.segmentation_losses import LossName, SegmentationLoss
+from visiontasks.models.tta import TTAName
 from visiontasks.pictures.test_plots import confusion_figures
 from visiontasks.reports import save_report
 from visiontasks.results import SegmentationResult
+from visiontasks.tasks.balance import loss_weights
 from visiontasks.tasks.base import BaseTask
 from visiontasks.tasks.export_graph import CLASSES, ExportGraph, Probabilities
+from visiontasks.tasks.tta import active_views, evaluation_scores
 
 class SegmentationTask(BaseTask):
     """Label every pixel with a class (class 0 is usually the background).
@@ -36,8 +39,12 @@ class SegmentationTask(BaseTask):
             of two with a softmax.
         loss: ``ce`` (cross-entropy), ``dice`` (soft Dice), ``ce+dice`` (their sum) or ``focal``.
         ignore_index: mask value of unlabelled pixels, left out of the loss and the metrics.
-        class_weights: per-class loss weights for imbalanced data (e.g. a small foreground).
+        class_weights: per-class loss weights for imbalanced data (e.g. a small foreground), or ``auto``: inverse
+            pixel frequency in the training masks (logged with the counts).
         focal_gamma: focusing exponent of the focal loss.
+        tta: test-time augmentation at test and predict: every pixel's class probabilities averaged over the image
+            and its views (``hflip``, ``vflip``, ``scale_up``, ``scale_down``), each mapped back onto the image;
+            ``true`` is ``[hflip]``. Results and predictions record the views used.
         **kwargs: the shared options of :class:`BaseTask` (num_classes, weights, optimizer, ...).
     """
 
@@ -52,8 +59,9 @@ class SegmentationTask(BaseTask):
         binary: bool = False,
         loss: LossName = "ce",
         ignore_index: int = 255,
-        class_weights: list[float] | None = None,
+        class_weights: list[float] | Literal["auto"] | None = None,
         focal_gamma: float = 2.0,
+        tta: bool | list[TTAName] = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -67,17 +75,14 @@ class SegmentationTask(BaseTask):
         self.model = self.build_model("segmentation", num_classes=outputs, in_channels=self.hparams.in_channels)
 
     def configure_losses(self) -> None:
-        weights = self.hparams.class_weights
-        if weights is not None and len(weights) != self.num_classes:
-            raise OptionError(f"class_weights has {len(weights)} entries for {self.num_classes} classes")
-        weight = torch.tensor(weights, dtype=torch.float32) if weights is not None else None
-        self.criterion = SegmentationLoss(self.hparams.loss, self.hparams.ignore_index, weight, self.hparams.focal_gamma)
+        self.criterion = SegmentationLoss(self.hparams.loss, self.hparams.ignore_index, loss_weights(self), self.hparams.focal_gamma)
 
     def configure_metrics(self, stage: str) -> MetricCollection:
         return segmentation_metrics(self.num_classes, self.hparams.ignore_index)
 
     def load_pretrained(self, weights: str) -> None:
-        load_segmentation_weights(self.model, self.hparams.model, weights)
+        if not load_timm_weights(self.model, weights):
+            load_segmentation_weights(self.model, self.hparams.model, weights)
 
     def export_graph(self) -> ExportGraph:
         return ExportGraph(Probabilities(self), {
@@ -90,11 +95,11 @@ class SegmentationTask(BaseTask):
         A binary model's sigmoid logit ``z`` comes back as ``[0, z]``, whose softmax is
         ``[1 - sigmoid(z), sigmoid(z)]``, so everything downstream treats both kinds alike.
         """
-        logits = logits_of(self.model(normalize(images)))
+        logits = logits_of(self.model(self.standardize(images)))
         return torch.cat([torch.zeros_like(logits), logits], dim=1) if self.hparams.binary else logits
 
     def compute(self, batch: dict[str, Any], stage: str) -> tuple[Tensor, Tensor]:
-        logits = self(stacked_images(batch))
+        logits = evaluation_scores(self, stacked_images(batch), per_pixel=True)
         return self.criterion(logits, batch["mask"]), logits
 
     def sample_losses(self, batch: dict[str, Any]) -> Tensor:
@@ -106,7 +111,7 @@ class SegmentationTask(BaseTask):
 
     def results(self, batch: dict[str, Any], outputs: Tensor | None = None) -> list[SegmentationResult]:
         """Per input: the predicted class mask (HxW uint8) at the input's original size."""
-        return mask_results(self, self, batch, outputs)
+        return mask_results(self, lambda images: evaluation_scores(self, images, per_pixel=True), batch, outputs, active_views(self))
 
     def report(self, values: dict[str, Any]) -> None:
         save_iou_report(self, values)
@@ -166,11 +171,12 @@ def update_mask_metrics(metrics: MetricCollection, scores: Tensor, batch: dict[s
         metrics.update(class_mask(image_scores, tuple(mask.shape))[None].long(), mask[None])
 
 
-def mask_results(task: BaseTask, scores_of: Callable[[Tensor], Tensor], batch: dict[str, Any], outputs: Any = None) -> list[SegmentationResult]:
+def mask_results(task: BaseTask, scores_of: Callable[[Tensor], Tensor], batch: dict[str, Any], outputs: Any = None,
+                 tta: tuple[str, ...] = ()) -> list[SegmentationResult]:  # fmt: skip
     """Per input: the predicted class mask (HxW uint8) at the input's original size.
 
     ``scores_of`` maps a BxCxHxW batch to class scores (B x classes x H x W, logits or log-probabilities);
-    ``outputs`` are those scores when already computed.
+    ``outputs`` are those scores when already computed; ``tta`` the test-time augmentation views they average.
     """
     images = batch["image"]  # a list when sizes differ (a predict folder without image_size)
     if outputs is None:
@@ -179,7 +185,7 @@ def mask_results(task: BaseTask, scores_of: Callable[[Tensor], Tensor], batch: d
     for i, scores in enumerate(outputs):
         fields = task.result_fields(batch, i)
         mask = class_mask(scores, fields["orig_size"]).to(torch.uint8).cpu().numpy()
-        results.append(SegmentationResult(**fields, mask=mask))
+        results.append(SegmentationResult(**fields, mask=mask, tta=tta))
     return results
 
 

@@ -1,0 +1,122 @@
+"""The training budget (epochs from the data, early stop, warm-up and a floor), the learning-rate search and EMA,
+through the CLI with the shipped LeNet-5 config on a few tiny shapes."""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from helpers import CONFIGS, newest_run, run_cli
+
+from visiontasks.callbacks.budget import WARMUP_START, warmup_cosine
+
+LENET = str(CONFIGS / "lenet5.yaml")
+TINY = ["--data.init_args.batch_size=8", "--data.init_args.num_workers=0", "--trainer.limit_val_batches=1",
+        "--trainer.logger=false", "--pictures.curves=false", "--pictures.grid=0", "--pictures.filters=false"]  # fmt: skip
+BUDGET_LINE = "Training budget: "
+
+
+def budget_line(caplog) -> str:
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith(BUDGET_LINE)]
+    assert len(lines) == 1, lines
+    return lines[0]
+
+
+def last_checkpoint() -> dict:
+    return torch.load(newest_run() / "checkpoints" / "last.ckpt", weights_only=True)
+
+
+@pytest.mark.parametrize(
+    "samples, steps, epochs, why",
+    [(48, 3, 4, "min_steps 12 need 4 epochs"),
+     pytest.param(200, 15, 2, "min_epochs 2 (min_steps 12 need 1)", marks=pytest.mark.slow)],
+    ids=["small-set-more-epochs", "big-set-min-epochs"],
+)
+def test_the_budget_chooses_epochs_from_the_data_and_says_why(caplog, samples, steps, epochs, why):
+    caplog.set_level(logging.INFO, logger="visiontasks")
+    run_cli("fit", "--config", LENET, f"--data.init_args.num_samples={samples}", "--budget.min_steps=12",
+            "--budget.min_epochs=2", *TINY)  # fmt: skip
+    line = budget_line(caplog)
+    assert f"batch 8, {steps} steps an epoch, {epochs} epochs ({steps * epochs} steps): {why}" in line, line
+    last = last_checkpoint()
+    assert (last["epoch"], last["global_step"]) == (epochs - 1, steps * epochs)
+    assert last["callbacks"]["TrainingBudget"]["epochs"] == epochs  # kept for a resumed run
+    # the schedule ended on its floor, not at zero: 5 % of the config's peak 0.003
+    (group,) = last["optimizer_states"][0]["param_groups"]
+    assert group["lr"] == pytest.approx(0.003 * 0.05, rel=1e-6)
+
+
+@pytest.mark.slow
+def test_given_max_epochs_win_over_the_budget(caplog):
+    caplog.set_level(logging.INFO, logger="visiontasks")
+    run_cli("fit", "--config", LENET, "--data.init_args.num_samples=48", "--trainer.max_epochs=1", *TINY)
+    assert "1 epochs (3 steps): trainer.max_epochs=1 given" in budget_line(caplog)
+    assert last_checkpoint()["global_step"] == 3
+
+
+def test_warm_up_then_cosine_to_the_floor():
+    total, warmup, floor = 200, 0.05, 0.05
+    factors = [warmup_cosine(step, total, warmup, floor) for step in range(total + 50)]
+    assert factors[0] == WARMUP_START and factors[10] == 1.0  # 10 warm-up steps, rising
+    assert all(a < b for a, b in zip(factors[:10], factors[1:11]))
+    assert all(a >= b for a, b in zip(factors[10:], factors[11:]))  # then only down
+    assert min(factors) == pytest.approx(floor) and factors[total] == pytest.approx(floor) == factors[-1]
+    assert warmup_cosine(0, math.inf, 0.0, floor) == 1.0
+
+
+@pytest.mark.slow
+def test_early_stop_after_patience_epochs_without_a_better_monitor(caplog):
+    caplog.set_level(logging.INFO, logger="visiontasks")
+    run_cli("fit", "--config", LENET, "--data.init_args.num_samples=48", "--budget.patience=1", "--trainer.max_epochs=6",
+            "--model.init_args.optimizer.init_args.lr=1e-12", *TINY)  # fmt: skip  # val/acc cannot move
+    stops = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Early stop: val/acc")]
+    assert stops and "for 1 epochs (patience 1)" in stops[0], stops
+    assert last_checkpoint()["epoch"] == 1  # epoch 0 set the best, epoch 1 did not beat it: stop
+
+
+@pytest.mark.slow
+def test_ema_weights_are_the_ones_validated_and_kept_in_the_best_checkpoint():
+    run_cli("fit", "--config", LENET, "--data.init_args.num_samples=96", "--trainer.max_epochs=2",
+            "--trainer.callbacks+=visiontasks.EMA", "--trainer.callbacks.decay=0.9", *TINY)  # fmt: skip
+    run = newest_run()
+    (best,) = (run / "checkpoints").glob("best-*.ckpt")
+    saved = torch.load(best, weights_only=True)
+    averaged, trained = saved["state_dict"], saved["current_model_state"]
+    assert any(not torch.equal(averaged[k], trained[k]) for k in averaged)  # two sets of weights, the average first
+    score = next(v["best_model_score"] for k, v in saved["callbacks"].items() if k.startswith("BestCheckpoint"))
+    validated = run_cli("validate", "--config", LENET, f"--ckpt_path={best}", "--data.init_args.num_samples=96", *TINY)
+    assert float(validated.trainer.callback_metrics["val/acc"]) == pytest.approx(float(score), abs=1e-6)
+
+
+@pytest.mark.slow
+def test_lr_find_writes_its_plot_into_this_run_and_trains_with_the_suggestion(caplog):
+    caplog.set_level(logging.INFO, logger="visiontasks")
+    assert not list(Path("runs").rglob("lr_find.png")) if Path("runs").exists() else True
+    run_cli("fit", "--config", LENET, "--data.init_args.num_samples=96", "--trainer.max_epochs=1", "--lr_find=true", *TINY)
+    found = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Learning-rate search: peak lr")]
+    assert found and str(newest_run() / "lr_find.png") in found[0], found
+    assert (newest_run() / "lr_find.png").stat().st_size > 1000
+    peak = float(found[0].split("peak lr ")[1].split(" ")[0])
+    schedule = last_checkpoint()["lr_schedulers"][0]
+    assert schedule["base_lrs"][0] == pytest.approx(peak, rel=1e-2) and peak != 0.003
+
+
+@pytest.mark.slow
+def test_a_budgeted_run_with_ema_resumed_ends_as_the_uninterrupted_run():
+    """The chosen epochs, the schedule's position and the weights' average are all restored (the kill-and-resume
+    tests of test_runs.py do the same with a SIGKILL mid-epoch, in a process of their own)."""
+    args = ["--config", LENET, "--data.init_args.num_samples=48", "--budget.min_steps=12", "--trainer.callbacks+=visiontasks.EMA",
+            "--trainer.callbacks.decay=0.9", *TINY]  # fmt: skip
+    run_cli("fit", *args, "--experiment=whole")
+    whole = last_checkpoint()
+    run_cli("fit", *args, "--experiment=stopped", "--trainer.callbacks+=faults.StopAfterEpoch", "--trainer.callbacks.epoch=1")
+    assert last_checkpoint()["epoch"] == 1  # stopped half-way through the budget's 4 epochs
+    run_cli("fit", *args, "--experiment=stopped", "--ckpt_path=last")
+    again = last_checkpoint()
+    assert (again["epoch"], again["global_step"]) == (whole["epoch"], whole["global_step"]) == (3, 12)
+    for key in ("state_dict", "current_model_state"):  # the average and the weights being trained
+        for name, value in whole[key].items():
+            torch.testing.assert_close(again[key][name], value, rtol=0, atol=1e-6)

@@ -1,0 +1,150 @@
+"""How long to train and how the learning rate moves, chosen from the data: the training budget.
+
+The shipped configs were tuned on a few thousand built-in images; a user's set may be ten times smaller or larger.
+A fixed epoch count trains a small set for too few optimiser steps (the schedule ends before the head has learned)
+and a large one for longer than it needs. The budget asks for a number of optimiser steps instead and turns it into
+epochs for the data at hand; early stopping on the task's monitor ends a run that no longer improves; the schedule
+warms up and then decays by cosine to a floor, never to zero. ``trainer.max_epochs``, when given, wins.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any
+
+import pytorch_lightning as pl
+from pytorch_lightning.callbacks import Callback
+
+log = logging.getLogger(__name__)
+
+WARMUP_START = 0.1
+"""The warm-up starts at this share of the peak learning rate (known before the step count is)."""
+
+
+def warmup_cosine(step: int, total: float, warmup: float, floor: float) -> float:
+    """The learning rate at optimiser step ``step`` of ``total`` as a share of the peak: a linear warm-up from
+    ``WARMUP_START`` over the first ``warmup`` share of the steps, then a cosine from 1 to ``floor``."""
+    if step == 0:  # asked while the optimiser is built, before the step count can be: the warm-up's start
+        return WARMUP_START if warmup > 0 else 1.0
+    if not math.isfinite(total):
+        return 1.0
+    total = max(1, int(total))
+    ramp = round(warmup * total)
+    if step < ramp:
+        return WARMUP_START + (1 - WARMUP_START) * step / ramp
+    progress = min(1.0, (step - ramp) / max(1, total - ramp))
+    return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+class TrainingBudget(Callback):
+    """Epochs from the data, early stopping on the task's monitor, and the warm-up/cosine-to-a-floor schedule.
+
+    The number of epochs is chosen when training starts from scratch, when ``trainer.max_epochs`` is not given
+    (the CLI passes ``-1``): ``ceil(min_steps / steps per epoch)``, at least ``min_epochs``, at most ``max_epochs``.
+    The choice is kept in the checkpoint, so a resumed run trains as long as it would have uninterrupted.
+
+    Args:
+        min_steps: optimiser steps to train at least (small data sets get more epochs).
+        min_epochs: epochs to train at least (large data sets reach ``min_steps`` in fewer).
+        max_epochs: epochs to train at most.
+        patience: stop after this many validations without a better value of the task's monitor (``val/acc``,
+            ``val/miou``, ...); ``null`` never stops early.
+        warmup: share of the steps over which the learning rate rises from a tenth of its peak to the peak.
+        lr_floor: share of the peak learning rate the cosine ends at (never zero: a late-learning head still learns).
+    """
+
+    def __init__(
+        self,
+        min_steps: int = 1000,
+        min_epochs: int = 1,
+        max_epochs: int = 200,
+        patience: int | None = 10,
+        warmup: float = 0.03,
+        lr_floor: float = 0.05,
+    ) -> None:
+        if not 0 <= warmup < 1 or not 0 <= lr_floor <= 1:
+            raise ValueError(f"budget: warmup must be in [0, 1) and lr_floor in [0, 1], got {warmup} and {lr_floor}")
+        if min_epochs < 1 or max_epochs < min_epochs:
+            raise ValueError(f"budget: need 1 <= min_epochs <= max_epochs, got {min_epochs} and {max_epochs}")
+        self.min_steps, self.min_epochs, self.max_epochs = min_steps, min_epochs, max_epochs
+        self.patience, self.warmup, self.lr_floor = patience, warmup, lr_floor
+        self.epochs: int | None = None  # chosen; kept in the checkpoint
+        self.best: float | None = None
+        self.wait = 0
+
+    def lr_factor(self, step: int, total: float) -> float:
+        return warmup_cosine(step, total, self.warmup, self.lr_floor)
+
+    # ----- epochs --------------------------------------------------------------------------------
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        steps, images, batch = self._steps_per_epoch(trainer)
+        if trainer.max_epochs != -1 or trainer.max_steps != -1:
+            given = f"trainer.max_epochs={trainer.max_epochs}" if trainer.max_epochs != -1 else f"trainer.max_steps={trainer.max_steps}"
+            why = f"{given} given (the budget's min_steps {self.min_steps} apply when it is not)"
+        elif self.epochs is not None:
+            why = "as chosen when the run started (resumed)"
+        else:
+            wanted = math.ceil(self.min_steps / max(1, steps))
+            self.epochs = min(self.max_epochs, max(self.min_epochs, wanted))
+            if self.epochs == wanted:
+                why = f"min_steps {self.min_steps} need {wanted} epochs"
+            elif self.epochs == self.min_epochs:
+                why = f"min_epochs {self.min_epochs} (min_steps {self.min_steps} need {wanted})"
+            else:
+                why = f"max_epochs {self.max_epochs} (min_steps {self.min_steps} would need {wanted})"
+        if self.epochs is not None and trainer.max_epochs == -1 and trainer.max_steps == -1:
+            trainer.fit_loop.max_epochs = self.epochs
+        epochs = trainer.max_epochs
+        stop = (f"; stops after {self.patience} epochs without a better {getattr(pl_module, 'monitor', 'val/loss')}"
+                if self.patience is not None else "")  # fmt: skip
+        if trainer.is_global_zero:
+            log.info(
+                f"Training budget: {images} training images, batch {batch}, {steps} steps an epoch, {epochs} epochs "
+                f"({steps * epochs if epochs != -1 else 'unbounded'} steps): {why}{stop}; lr warm-up {self.warmup:.0%} "
+                f"of the steps, cosine to {self.lr_floor:g} of the peak."
+            )
+
+    @staticmethod
+    def _steps_per_epoch(trainer: pl.Trainer) -> tuple[int, int, int]:
+        """Optimiser steps an epoch, training images and images a step, from a loader made for counting only (the
+        fit loop makes its own once a resumed run has restored its epoch)."""
+        loader = trainer.fit_loop._data_source.dataloader()
+        try:
+            batches = len(loader)
+        except TypeError:  # an iterable without a length: counted as one step an epoch, so min/max_epochs decide
+            return 1, 0, getattr(loader, "batch_size", None) or 1
+        limit = trainer.limit_train_batches
+        if isinstance(limit, int):
+            batches = min(batches, limit)
+        elif limit is not None and limit < 1:
+            batches = int(batches * limit)
+        steps = math.ceil(batches / trainer.accumulate_grad_batches)
+        images = len(loader.dataset) if hasattr(loader, "dataset") and hasattr(loader.dataset, "__len__") else batches
+        batch = (loader.batch_size or 1) * trainer.world_size * trainer.accumulate_grad_batches
+        return steps, images, batch
+
+    # ----- early stopping --------------------------------------------------------------------------
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self.patience is None or trainer.sanity_checking:
+            return
+        monitor = getattr(pl_module, "monitor", "val/loss")
+        value = trainer.callback_metrics.get(monitor)
+        if value is None:
+            return
+        value = float(value)  # the same on every process: the monitor is synced
+        better = self.best is None or (value > self.best if getattr(pl_module, "monitor_mode", "min") == "max" else value < self.best)
+        if better:
+            self.best, self.wait = value, 0
+            return
+        self.wait += 1
+        if self.wait >= self.patience:
+            trainer.should_stop = True
+            if trainer.is_global_zero:
+                log.info(f"Early stop: {monitor} has not improved on {self.best:.4f} for {self.wait} epochs (patience {self.patience}).")
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"epochs": self.epochs, "best": self.best, "wait": self.wait}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.epochs, self.best, self.wait = state_dict["epochs"], state_dict["best"], state_dict["wait"]
