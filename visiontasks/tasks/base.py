@@ -41,11 +41,13 @@ from visiontasks.tasks.step_seeds import seed_step
 from visiontasks.version import __version__
 
 STAGES = ("train", "val", "test")
-from visiontasks.callbacks.budget import TrainingBudget
-from visiontasks.callbacks.preemption import Preemption
-from visiontasks.checkpoints import RETIRED_HPARAMS, BestCheckpoint, LastCheckpoint, loadable, saved_inputs, stamp
-from visiontasks.data.inputs import ImageInput
-from visiontasks.errors import CheckpointError, DataError, ExportError, OptionError, TrainingStopped, check_option
+quiet_expected_lightning_messages()  # at import: the tips come when a Trainer is made, before any task hook
+PLAIN_SCHEDULE = TrainingBudget(warmup=0.0, lr_floor=0.0)
+"""The schedule of a Trainer without a ``TrainingBudget`` (plain Python): cosine decay to zero, no warm-up."""
+
+
+def _all_subclasses(cls: type) -> list[type]:
+    return [sub for direct in cls.__subclasses__() for sub in (direct, *_all_subclasses(direct))]
 
 
 class BaseTask(pl.LightningModule, abc.ABC):
