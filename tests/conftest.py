@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import os
+import subprocess
+from pathlib import Path
 from importlib.metadata import version
 
 import pytest
 import torch
 import wandb
 from packaging.version import Version
-from helpers import remove_checkpoints
+from helpers import RESUMABLE, remove_checkpoints
 
 os.environ.setdefault("WANDB_MODE", "disabled")
 os.environ.setdefault("WANDB_SILENT", "true")
@@ -49,3 +51,14 @@ def _isolated(tmp_path, monkeypatch):
         wandb.finish()
     wandb.teardown()  # wandb keeps its first mode (e.g. disabled) process-wide until torn down
     remove_checkpoints(tmp_path)
+
+
+@pytest.fixture(scope="session")
+def uninterrupted_run(tmp_path_factory) -> Path:
+    """The last checkpoint of :data:`helpers.RESUMABLE` never stopped, made once for the kill and signal tests
+    (marked ``xdist_group("resume")`` so one test process runs them all)."""
+    folder = tmp_path_factory.mktemp("uninterrupted")
+    env = dict(os.environ, WANDB_MODE="disabled")
+    subprocess.run([*RESUMABLE, "--experiment=whole"], env=env, check=True, capture_output=True, timeout=600, cwd=folder)
+    (run,) = (folder / "runs" / "whole").iterdir()
+    return run / "checkpoints" / "last.ckpt"

@@ -15,6 +15,10 @@ from PIL import Image
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 
+RESUMABLE = [sys.executable, "-m", "visiontasks", "fit", "--config", str(CONFIGS / "lenet5.yaml"), "--data.init_args.num_samples=1500",
+             "--trainer.max_epochs=3", "--trainer.enable_progress_bar=false", "--trainer.logger=false"]  # fmt: skip
+"""A fit long enough to stop mid-epoch (LeNet-5, 2 workers), for the kill, signal and resume tests."""
+
 FAST_TRAINER = [
     "--trainer.enable_progress_bar=false",
     "--trainer.enable_model_summary=false",

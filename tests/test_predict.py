@@ -73,19 +73,17 @@ def assert_same(result, cli_out: Path, written: dict) -> None:
 
 
 def cli_predictions(folder: Path) -> dict:
-    """What the CLI wrote: CSV rows by path, or COCO entries by file name (masks are compared by their PNGs)."""
-    written = sorted(p.name for p in folder.glob("predictions.*"))
-    if written == ["predictions.csv"]:
-        rows = {row["path"]: row for row in csv.DictReader(open(folder / "predictions.csv"))}
-        assert len(rows) == len(PHOTOS), rows
-        return rows
-    if written == ["predictions.json"]:
+    """What the CLI wrote: COCO entries by file name (detection), else the CSV rows by path (every task writes both
+    files; masks are compared by their PNGs)."""
+    entries = json.loads((folder / "predictions.json").read_text())
+    if entries and "category_id" in entries[0]:
         by_file: dict = {name: [] for name in PHOTOS}
-        for entry in json.loads((folder / "predictions.json").read_text()):
+        for entry in entries:
             by_file[entry["file_name"]].append(entry)
         return by_file
-    assert written == [] and len(list((folder / "predictions").glob("*.png"))) >= len(PHOTOS), written
-    return {}
+    rows = {row["path"]: row for row in csv.DictReader(open(folder / "predictions.csv"))}
+    assert len(rows) == len(PHOTOS) and len(entries) == len(PHOTOS), rows
+    return rows
 
 
 @pytest.mark.parametrize("config, task_class", CONFIG_TASKS)

@@ -3,6 +3,7 @@
 from visiontasks.version import __version__
 from visiontasks.callbacks.averaging import EMA  # noqa: E402
 from visiontasks.callbacks.budget import TrainingBudget  # noqa: E402
+from visiontasks.callbacks.preemption import Preemption  # noqa: E402
 from visiontasks.callbacks.speed import ChannelsLast, Compile  # noqa: E402
 from visiontasks.checkpoints import StepCheckpoint  # noqa: E402
 from visiontasks.data import (  # noqa: E402
@@ -13,7 +14,7 @@ from visiontasks.data import (  # noqa: E402
     ShapesDataModule,
     VisionDataModule,
 )
-from visiontasks.errors import CheckpointError, DataError, TrainingStopped, VisionTasksError  # noqa: E402
+from visiontasks.errors import CheckpointError, DataError, OptionError, TrainingStopped, VisionTasksError  # noqa: E402
 from visiontasks.export import export  # noqa: E402
 from visiontasks.pictures import RunPictures  # noqa: E402
 from visiontasks.tasks import (  # noqa: E402
@@ -37,6 +38,8 @@ __all__ = [
     "CsvDataModule",
     "CheckpointError",
     "DataError",
+    "OptionError",
+    "Preemption",
     "DetectionTask",
     "ImageFolderDataModule",
     "InstanceSegmentationTask",

@@ -11,13 +11,20 @@ never code); those of older versions load too.
 from __future__ import annotations
 
 import io
+import logging
+import os
+import pickle
 from pathlib import Path
 from typing import IO, Any
+from weakref import proxy
 
+import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import ModelCheckpoint
 
 from visiontasks.errors import CheckpointError
+
+log = logging.getLogger(__name__)
 
 FOLDER = "checkpoints"
 """The folder of a run that holds its checkpoints."""
@@ -31,7 +38,28 @@ CHECKED_HPARAMS = ("num_classes", "class_names", "in_channels", "model")
 """Options a checkpoint and the config restoring it must agree on."""
 
 
-class BestCheckpoint(ModelCheckpoint):
+def save_atomically(trainer: pl.Trainer, path: str | Path, weights_only: bool = False) -> None:
+    """Write the checkpoint as ``<path>.partial``, then rename it to ``path``: a full disk, a kill or any other fault
+    mid-write leaves the previous file whole and never a truncated ``.ckpt`` that a later lookup would pick."""
+    partial = f"{path}.partial"
+    trainer.save_checkpoint(partial, weights_only=weights_only)
+    if trainer.is_global_zero:  # only rank zero writes files
+        os.replace(partial, path)
+
+
+class _AtomicSaves(ModelCheckpoint):
+    """Lightning's ModelCheckpoint whose files are written by :func:`save_atomically`."""
+
+    def _save_checkpoint(self, trainer: pl.Trainer, filepath: str) -> None:
+        save_atomically(trainer, filepath, self.save_weights_only)
+        self._last_global_step_saved = trainer.global_step
+        self._last_checkpoint_saved = filepath
+        if trainer.is_global_zero:
+            for logger in trainer.loggers:
+                logger.after_save_checkpoint(proxy(self))
+
+
+class BestCheckpoint(_AtomicSaves):
     """The best checkpoint by the task's monitored metric: ``best-epochNNN.ckpt``."""
 
     def __init__(self, monitor: str, mode: str) -> None:
@@ -40,14 +68,14 @@ class BestCheckpoint(ModelCheckpoint):
         )
 
 
-class LastCheckpoint(ModelCheckpoint):
+class LastCheckpoint(_AtomicSaves):
     """``last.ckpt``: the newest state, rewritten at the end of every epoch whatever the metric did."""
 
     def __init__(self) -> None:
         super().__init__(monitor=None, save_top_k=1, filename="last", enable_version_counter=False)
 
 
-class StepCheckpoint(ModelCheckpoint):
+class StepCheckpoint(_AtomicSaves):
     """``last.ckpt`` also every ``every_n_train_steps`` steps, for long epochs: add it to the Trainer's callbacks
     (``--trainer.callbacks+=visiontasks.StepCheckpoint --trainer.callbacks.every_n_train_steps=500``).
     A run resumed from such a checkpoint goes on mid-epoch, as if never stopped."""
@@ -57,16 +85,64 @@ class StepCheckpoint(ModelCheckpoint):
                          every_n_train_steps=every_n_train_steps)  # fmt: skip
 
 
+FINISHED = "fit-finished"
+"""A file a run's checkpoints folder holds once its ``fit`` ended normally (not stopped by a signal or a kill)."""
+INTERRUPTED_KEY = "interrupted_by"
+"""Set in a checkpoint saved on a signal (``SIGTERM``, ``SIGINT``): the fit did not finish."""
+
+
+def _readable(path: Path) -> dict[str, Any] | None:
+    try:
+        return read_checkpoint(path)
+    except CheckpointError as error:
+        log.warning("Skipped %s", error)
+        return None
+
+
+def _best_score(checkpoint: dict[str, Any]) -> tuple[str, str, float] | None:
+    """(monitor, mode, score) kept by the checkpoint's best-checkpoint callback, if any."""
+    for key, state in checkpoint.get("callbacks", {}).items():  # Lightning's key: "BestCheckpoint{'monitor': ..., 'mode': ...}"
+        if isinstance(state, dict) and state.get("monitor") and state.get("best_model_score") is not None:
+            mode = "max" if "'mode': 'max'" in str(key) else "min"
+            return str(state["monitor"]), mode, float(state["best_model_score"])
+    return None
+
+
 def find_checkpoint(root: str | Path, experiment: str, kind: str) -> Path:
-    """The newest ``last.ckpt`` (``kind="last"``) or best checkpoint among the runs of ``experiment``."""
+    """The checkpoint ``--ckpt_path last`` or ``best`` means among the runs of ``experiment``, said in one line.
+
+    ``last``: the newest readable ``last.ckpt`` (an interrupted one too: it is what ``fit`` resumes; the line
+    says it was interrupted). ``best``: the best score of the task's monitor among the runs whose fit finished
+    (the newest on a tie); when none finished, among all (the line says so). Damaged files are skipped with a
+    warning naming them.
+    """
     pattern = f"{experiment}/*/{FOLDER}/{PATTERNS[kind]}"
-    found = list(Path(root).glob(pattern))
-    if not found:
+    found = sorted(Path(root).glob(pattern), key=lambda p: p.stat().st_mtime, reverse=True)
+    readable = [(path, checkpoint) for path in found if (checkpoint := _readable(path)) is not None]
+    if not readable:
+        damaged = f" ({len(found)} damaged)" if found else ""
         raise CheckpointError(
-            f"--ckpt_path {kind}: no checkpoint found at {Path(root) / pattern} (the runs of experiment {experiment!r}); "
+            f"--ckpt_path {kind}: no checkpoint found at {Path(root) / pattern}{damaged} (the runs of experiment {experiment!r}); "
             "train first with `fit`, give a checkpoint's path, or name the experiment with --experiment."
         )
-    return max(found, key=lambda p: p.stat().st_mtime)
+    if kind == "last":
+        path, checkpoint = readable[0]
+        stopped = checkpoint.get(INTERRUPTED_KEY)
+        state = f"interrupted by {stopped}" if stopped else "finished" if (path.parent / FINISHED).is_file() else "unfinished"
+        print(f"--ckpt_path last: {path} (run {path.parent.parent.name}, epoch {checkpoint.get('epoch')}, {state})")
+        return path
+    finished = [(p, c) for p, c in readable if (p.parent / FINISHED).is_file()]
+    pool = finished or readable
+    scored = [(p, s) for p, c in pool if (s := _best_score(c)) is not None]
+    if not scored:
+        path = pool[0][0]
+    else:
+        mode = scored[0][1][1]
+        path, (monitor, _, score) = (max if mode == "max" else min)(scored, key=lambda item: item[1][2])
+    among = f"among {len(finished)} finished runs" if finished else f"no run finished: among {len(readable)} unfinished runs"
+    metric = f"{monitor} {score:.4g}" if scored else "no score kept"
+    print(f"--ckpt_path best: {path} (run {path.parent.parent.name}, {metric}, {among})")
+    return path
 
 
 def run_of_checkpoint(path: Path) -> Path | None:
@@ -84,11 +160,17 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         raise CheckpointError(f"{path}: checkpoint file not found.")
     try:
         return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except Exception as error:  # noqa: BLE001 - torch raises many types for a file that is no checkpoint
+    except pickle.UnpicklingError as error:  # what weights_only refuses: objects that would run code
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise CheckpointError(
             f"{path}: not a checkpoint that can be loaded safely ({reason[:200]}). Give a .ckpt written by "
             "visiontasks/Lightning; files holding pickled code are refused."
+        ) from None
+    except Exception as error:  # noqa: BLE001 - torch raises many types for a truncated or foreign file
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise CheckpointError(
+            f"{path}: the checkpoint is damaged (truncated or not a checkpoint: {reason[:120]}); use another one "
+            "(the run's last.ckpt or best*.ckpt) or train again."
         ) from None
 
 

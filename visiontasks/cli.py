@@ -261,6 +261,11 @@ class VisionCLI(LightningCLI):
         checkpoint = self.config_init[self.subcommand].get("ckpt_path")
         if checkpoint:
             check_fits(checkpoint, self.model)
+        elif self.subcommand != "fit" and self.model.needs_checkpoint:
+            raise CheckpointError(
+                f"{self.subcommand} needs --ckpt_path (best, last or a checkpoint file): without it the "
+                f"{type(self.model).__name__} would run on untrained weights."
+            )
 
     before_fit = before_validate = before_test = before_predict = before_export = _check_checkpoint
 

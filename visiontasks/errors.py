@@ -19,3 +19,13 @@ class TrainingStopped(VisionTasksError, RuntimeError):
 
 class ExportError(VisionTasksError):
     """The model cannot be exported in the asked format."""
+
+
+class OptionError(VisionTasksError, ValueError):
+    """An option outside its range (a negative learning rate, ``val_fraction=1.5``); the message names the option."""
+
+
+def check_option(ok: bool, name: str, value: object, rule: str) -> None:
+    """Raise :class:`OptionError` ``"<name>=<value>: <rule>"`` unless ``ok``: one line naming the option and the fix."""
+    if not ok:
+        raise OptionError(f"{name}={value!r}: {rule}")

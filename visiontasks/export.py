@@ -84,6 +84,7 @@ def export(
     graph: ExportGraph = task.export_graph()
     training, device = task.training, task.device
     task.cpu().eval()
+    graph.module.eval()  # the wrapper too: torch.onnx warns of a module in training mode
     size = task.input_settings().get("image_size")
     size = tuple(size) if size else None
     try:

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from pathlib import Path
 
 import pytorch_lightning as pl
 from pytorch_lightning.callbacks import Callback, ModelCheckpoint
 
 from visiontasks import checkpoints
+from visiontasks.errors import OptionError
 
 RUNS_DIR = "runs"
 STAGE_FOLDERS = {"fit": "", "validate": "validate", "test": "test", "predict": "predict", "export": "export"}
@@ -89,7 +91,16 @@ class RunFolder(Callback):
     def announce(self) -> None:
         """Make the folder (on rank zero) and tell the processes a launcher starts after this one which run they belong to."""
         if launched_rank() == 0:
-            self.stage_dir.mkdir(parents=True, exist_ok=True)
+            try:
+                self.stage_dir.mkdir(parents=True, exist_ok=True)
+                probe = self.stage_dir / ".write-test"
+                probe.touch()
+                probe.unlink()
+            except OSError as error:
+                raise OptionError(
+                    f"--runs_dir {self.root}: cannot write the run folder {self.stage_dir} ({error.strerror}); "
+                    "give a writable folder with --runs_dir."
+                ) from None
         os.environ[self.ENV] = str(self.path)
 
     def remove_if_empty(self) -> None:
@@ -105,6 +116,8 @@ class RunFolder(Callback):
         self.predict_time = trainer.strategy.broadcast(self.predict_time)
         if trainer.is_global_zero:
             self.stage_dir.mkdir(parents=True, exist_ok=True)
+        # a resumed run writes into its own checkpoints/ again, by design: Lightning's warning would suggest a mistake
+        warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
         for callback in trainer.checkpoint_callbacks:
             if isinstance(callback, ModelCheckpoint) and callback.dirpath is None:
                 callback.dirpath = os.path.realpath(self.path / checkpoints.FOLDER)  # as Lightning keeps it, for resume

@@ -1,7 +1,10 @@
 """Reading one COCO JSON file into checked per-image records; pycocotools indexes it and decodes masks.
 
-Everything a file can get wrong is found here, at set-up, with the file named: a JSON that is
-not COCO, annotations pointing to unknown images or categories, NaN or negative box sizes,
+Everything a file can get wrong is found here, at set-up, with the file named, before
+pycocotools sees it (a NaN polygon coordinate makes pycocotools allocate tens of GB): a JSON
+that is not COCO, ids that are not integers or not unique, annotations pointing to unknown
+images or categories, NaN or negative box sizes, polygons that are not finite point lists or
+lie far outside their image, boxes that disagree with their polygons, RLEs of another size,
 missing image files. Boxes that stick out of the image are clipped and empty ones dropped,
 with a count in the log, since labelling tools produce them routinely.
 """
@@ -78,6 +81,7 @@ def read_coco(path: Path) -> COCO:
     for n, annotation in enumerate(data["annotations"]):
         annotation.setdefault("id", n + 1)
         annotation.setdefault("iscrowd", 0)
+    _check_ids(data, path)
     from pycocotools.coco import COCO
 
     coco = COCO()
@@ -85,6 +89,53 @@ def read_coco(path: Path) -> COCO:
     with contextlib.redirect_stdout(io.StringIO()):
         coco.createIndex()
     return coco
+
+
+ID_FIELDS = {"images": ("id",), "annotations": ("id", "image_id", "category_id"), "categories": ("id",)}
+
+
+def _is_integer(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_ids(data: dict[str, list], path: Path) -> None:
+    """Ids are JSON integers, unique per list; category names unique; image sizes positive integers.
+
+    pycocotools indexes by id: a repeated image id silently drops an image and moves its boxes onto
+    the other, a repeated category merges two classes, and ``"2"`` is not the category ``2``.
+    """
+    for key, fields in ID_FIELDS.items():
+        for n, entry in enumerate(data[key]):
+            for name in fields:
+                value = entry[name]
+                if not _is_integer(value):
+                    fix = f"write {value.strip()} without quotes" if isinstance(value, str) and value.strip().isdigit() else "use whole numbers"
+                    raise DataError(f"{path}: {key}[{n}] has {name} {value!r} ({type(value).__name__}); COCO ids are integers: {fix}.")
+        seen: dict[int, int] = {}
+        for n, entry in enumerate(data[key]):
+            if entry["id"] in seen:
+                raise DataError(
+                    f"{path}: {key}[{n}] repeats id {entry['id']} of {key}[{seen[entry['id']]}]; ids must be unique: "
+                    f"renumber the {key} (and what refers to them)."
+                )
+            seen[entry["id"]] = n
+    names: dict[str, dict] = {}
+    for entry in data["categories"]:
+        key = " ".join(str(entry["name"]).lower().split())
+        if key in names:
+            first = names[key]
+            raise DataError(
+                f"{path}: categories {first['id']} ({first['name']!r}) and {entry['id']} ({entry['name']!r}) have one name "
+                "(compared ignoring case and spaces); give each category one entry, or distinct names."
+            )
+        names[key] = entry
+    for n, entry in enumerate(data["images"]):
+        for name in ("height", "width"):
+            if name in entry and entry[name] is not None and not (_is_integer(entry[name]) and entry[name] > 0):
+                raise DataError(f"{path}: image {entry['id']} has {name} {entry[name]!r}; it must be a positive integer (or left out).")
+    for annotation in data["annotations"]:
+        if annotation["iscrowd"] not in (0, 1) or isinstance(annotation["iscrowd"], float):
+            raise DataError(f"{path}: annotation {annotation['id']} has iscrowd {annotation['iscrowd']!r}; COCO's iscrowd is 0 or 1.")
 
 
 def categories(coco: COCO) -> list[tuple[int, str]]:
@@ -106,18 +157,58 @@ def _checked_box(bbox: Any, where: str) -> list[float]:
     return [x, y, w, h]
 
 
-def _check_segmentation(segmentation: Any, height: int, width: int, where: str) -> None:
+def _check_segmentation(segmentation: Any, height: int, width: int, where: str) -> np.ndarray | None:
+    """Check polygons or RLE before pycocotools reads them; return the polygons' extent (x0, y0, x1, y1)."""
     if isinstance(segmentation, list):
-        for polygon in segmentation:
-            if not isinstance(polygon, list) or len(polygon) < 6 or len(polygon) % 2:
-                raise DataError(
-                    f"{where}: polygon {str(polygon)[:60]} is not a flat [x1, y1, x2, y2, ...] list of 3 or more points."
-                )
-    elif isinstance(segmentation, dict) and "counts" in segmentation and "size" in segmentation:
-        if list(segmentation["size"]) != [height, width]:
-            raise DataError(f"{where}: RLE size {segmentation['size']} differs from the image's [{height}, {width}].")
-    else:
-        raise DataError(f"{where}: segmentation is neither polygons nor RLE; instance segmentation needs one of them.")
+        points = [_checked_polygon(polygon, height, width, where) for polygon in segmentation]
+        every = np.concatenate(points)
+        return np.array([*every.min(0), *every.max(0)])
+    if isinstance(segmentation, dict) and "counts" in segmentation and "size" in segmentation:
+        _check_rle(segmentation, height, width, where)
+        return None
+    raise DataError(f"{where}: segmentation is neither polygons nor RLE; instance segmentation needs one of them.")
+
+
+def _checked_polygon(polygon: Any, height: int, width: int, where: str) -> np.ndarray:
+    shown = str(polygon)[:60]
+    if not isinstance(polygon, list) or len(polygon) < 6 or len(polygon) % 2:
+        raise DataError(f"{where}: polygon {shown} is not a flat [x1, y1, x2, y2, ...] list of 3 or more points.")
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in polygon):
+        raise DataError(f"{where}: polygon {shown} holds a non-number; coordinates are pixel numbers.")
+    points = np.asarray(polygon, dtype=np.float64).reshape(-1, 2)
+    if not np.isfinite(points).all():
+        raise DataError(f"{where}: polygon {shown} holds NaN or infinity; fix or remove the annotation.")
+    far = (points < -width) | (points > 2 * np.array([width, height]))
+    if far.any():  # pycocotools rasterises every pixel on the way: far-off points cost gigabytes
+        raise DataError(f"{where}: polygon {shown} lies far outside the {width}x{height} image; coordinates are pixels of this image.")
+    return points
+
+
+def _check_rle(rle: dict[str, Any], height: int, width: int, where: str) -> None:
+    size, counts = rle["size"], rle["counts"]
+    if not (isinstance(size, list) and len(size) == 2 and all(_is_integer(v) for v in size)):
+        raise DataError(f"{where}: RLE size {size!r} is not [height, width].")
+    if list(size) != [height, width]:
+        raise DataError(f"{where}: RLE size {size} differs from the image's [{height}, {width}].")
+    if isinstance(counts, list):
+        if not all(_is_integer(v) and v >= 0 for v in counts):
+            raise DataError(f"{where}: RLE counts hold a negative or non-integer run; counts are run lengths.")
+        if sum(counts) != height * width:
+            raise DataError(f"{where}: RLE counts add up to {sum(counts)} pixels, the {width}x{height} image has {height * width}.")
+    elif not isinstance(counts, str) or not counts.isascii():
+        raise DataError(f"{where}: RLE counts {str(counts)[:40]!r} are neither a list of run lengths nor a compressed RLE string.")
+
+
+def _check_box_fits_polygon(box: list[float], extent: np.ndarray, where: str) -> None:
+    """The bbox is the polygons' extent, as COCO defines it; a few pixels (or 10 %) of slack for rounding."""
+    x, y, w, h = box
+    slack = np.maximum(2.0, 0.1 * np.array([w, h, w, h]))
+    if (np.abs(np.array([x, y, x + w, y + h]) - extent) > slack).any():
+        x0, y0, x1, y1 = extent.round(1).tolist()
+        raise DataError(
+            f"{where}: bbox {[x, y, w, h]} disagrees with its polygon, which spans [{x0}, {y0}, {x1 - x0:.1f}, {y1 - y0:.1f}] "
+            "(x, y, width, height); fix the bbox or the polygon (bbox is the polygon's extent)."
+        )
 
 
 def _file_sizes(paths: Sequence[Path], where: Path) -> list[tuple[int, int]]:
@@ -163,15 +254,18 @@ def coco_images(coco: COCO, path: Path, images_dir: Path, label_of: dict[int, in
                 f"{where} has category_id {annotation['category_id']}, which is not a known category "
                 f"(ids {sorted(label_of)})."
             )
-        given = xywh_to_xyxy(_checked_box(annotation["bbox"], where))
+        checked = _checked_box(annotation["bbox"], where)
+        segmentation = annotation.get("segmentation") or None
+        if masks or segmentation is not None:
+            extent = _check_segmentation(segmentation, record.height, record.width, where)
+            if extent is not None and not annotation["iscrowd"]:
+                _check_box_fits_polygon(checked, extent, where)
+        given = xywh_to_xyxy(checked)
         box = np.clip(given, 0, [record.width, record.height] * 2)
         if box[2] <= box[0] or box[3] <= box[1]:
             dropped += 1  # empty, or wholly outside the image
             continue
         clipped += not np.allclose(box, given)
-        segmentation = annotation.get("segmentation") or None
-        if masks:
-            _check_segmentation(segmentation, record.height, record.width, where)
         boxes, labels, crowd, segmentations = found[record.image_id]
         boxes.append(box)
         labels.append(label_of[annotation["category_id"]])

@@ -12,7 +12,7 @@ import io
 import logging
 import re
 from collections.abc import Sequence
-from pathlib import Path
+from pathlib import Path, PureWindowsPath
 from typing import Any
 
 import numpy as np
@@ -92,6 +92,19 @@ def _integer_classes(found: set[str], path: Path) -> list[str]:
     return [str(n) for n in range(numbers[-1] + 1)]
 
 
+def _refuse_near_duplicates(labels: Sequence[str], path: Path) -> None:
+    """``Cat`` and ``cat `` would be two classes: a typo in a spreadsheet must not split a class."""
+    seen: dict[str, str] = {}
+    for label in sorted(set(labels)):
+        key = " ".join(label.lower().split())
+        if seen.get(key, label) != label:
+            raise DataError(
+                f"{path}: labels {seen[key]!r} and {label!r} differ only by case or spaces and would be two classes; "
+                "write them the same way."
+            )
+        seen[key] = label
+
+
 class CsvDataModule(VisionDataModule):
     """Images and labels from CSV files; with ``x_min,y_min,x_max,y_max`` columns it is a localization set.
 
@@ -146,6 +159,8 @@ class CsvDataModule(VisionDataModule):
             log.info("%s: several labels in one cell, so the data is multi-label.", several)
         self.task = image_label_kind(box=has_boxes[0], multi_hot=bool(several)).name
         self.given_class_names = bool(class_names)
+        every = [label for cells in self.labels.values() for labels in cells for label in labels]
+        _refuse_near_duplicates([*(class_names or []), *every], next(iter(self.tables.values()))[0])
         self.class_names = list(class_names) if class_names else self._found_classes()
         self._warn_classes_without_training_images()
 
@@ -225,7 +240,7 @@ class CsvDataModule(VisionDataModule):
         name = (row[self.image_column] or "").strip()
         if not name:
             raise DataError(f"{where}: empty {self.image_column!r} cell; every row needs an image path.")
-        image_path = csv_path.parent / name
+        image_path = csv_path.parent / PureWindowsPath(name).as_posix() if "\\" in name else csv_path.parent / name
         if not image_path.is_file():
             raise DataError(f"{where}: image file {image_path} not found.")
         return image_path

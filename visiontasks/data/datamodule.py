@@ -27,6 +27,7 @@ from visiontasks.data.folds import fold_split
 from visiontasks.data.image_size import auto_image_size, file_sizes, median_size
 from visiontasks.data.inputs import InputImages
 from visiontasks.data.leakage import check_leakage
+from visiontasks.data.options import check_data_options
 from visiontasks.data.sampling import EpochSampler, ShardSampler
 from visiontasks.data.splits import split_off
 from visiontasks.data.transforms import (
@@ -117,6 +118,7 @@ class VisionDataModule(pl.LightningDataModule, abc.ABC):
         fold: list[int] | None = None,
     ) -> None:
         super().__init__()
+        check_data_options(batch_size, num_workers, image_size, in_channels, val_fraction, test_fraction, min_visibility)
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.image_size: tuple[int, int] | str | None = image_size if image_size == "auto" else as_size(image_size)

@@ -1,4 +1,9 @@
-"""Reading images from disk into the arrays the transform pipeline expects."""
+"""Reading images from disk into the arrays the transform pipeline expects.
+
+Every image is read upright: the EXIF orientation a phone camera writes is applied (PIL's
+``ImageOps.exif_transpose``), so a mask drawn on the photo as viewers show it fits. A file over
+PIL's pixel limit (a decompression-bomb guard) is a :class:`DataError` naming it.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +12,18 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
+import logging
+
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
 from visiontasks.errors import DataError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm", ".pgm")
 _HIGH_DEPTH_MODES = ("I;16", "I;16B", "I;16L", "I", "F")
+_ORIENTATION = 0x0112  # the EXIF tag; 1 = upright
+
+log = logging.getLogger(__name__)
 
 
 def is_image_file(path: Path) -> bool:
@@ -21,8 +31,21 @@ def is_image_file(path: Path) -> bool:
 
 
 def list_images(folder: Path) -> list[Path]:
-    """Image files directly inside ``folder``, sorted so runs are reproducible."""
-    return sorted(p for p in folder.iterdir() if p.is_file() and is_image_file(p))
+    """Image files directly inside ``folder``, sorted so runs are reproducible.
+
+    What is left out and may be meant as data is logged by name: dangling links and sub-folders
+    holding images (only the folder's own files are read)."""
+    images, dangling, nested = [], [], []
+    for path in sorted(folder.iterdir()):
+        if path.is_file() and is_image_file(path):
+            images.append(path)
+        elif path.is_symlink() and not path.exists() and is_image_file(path):
+            dangling.append(f"{path} (a link to the missing {path.readlink()})")
+        elif path.is_dir() and not path.name.startswith(".") and any(is_image_file(p) for p in path.iterdir()):
+            nested.append(f"{path}/ (a sub-folder with images; only {folder}'s own files are read)")
+    if dangling or nested:
+        log.warning("%s: left out %s", folder, "; ".join(dangling + nested))
+    return images
 
 
 def image_array(image: Image.Image, channels: int) -> np.ndarray:
@@ -32,7 +55,8 @@ def image_array(image: Image.Image, channels: int) -> np.ndarray:
         scale = 65535.0 if image.mode.startswith("I;16") or array.max() > 255 else 255.0
         array = (array / scale)[..., None]
         return np.repeat(array, channels, axis=2) if channels == 3 else array
-    array = np.asarray(image.convert("L" if channels == 1 else "RGB"))
+    mode = "L" if channels == 1 else "RGB"
+    array = np.asarray(image if image.mode == mode else image.convert(mode))  # no full-size copy when the mode fits
     return array[..., None] if channels == 1 else array
 
 
@@ -42,9 +66,19 @@ def open_image(path: str | Path) -> Iterator[Image.Image]:
     try:
         with Image.open(path) as image:
             image.load()
+            if image.getexif().get(_ORIENTATION, 1) != 1:
+                image_format, image = image.format, ImageOps.exif_transpose(image)  # a copy, upright as viewers show it
+                image.format = image_format
             yield image
+    except DataError:
+        raise  # the caller's own check of the opened image
     except FileNotFoundError as error:
         raise DataError(f"{path}: image file not found. Check the path or the data folder.") from error
+    except Image.DecompressionBombError as error:
+        raise DataError(
+            f"{path}: the image has more pixels than PIL's limit of {Image.MAX_IMAGE_PIXELS} (a decompression-bomb "
+            "guard); downscale the file, or raise PIL.Image.MAX_IMAGE_PIXELS if you trust it."
+        ) from error
     except (OSError, SyntaxError, ValueError) as error:
         raise DataError(
             f"{path}: cannot read this image ({error}). It may be corrupt or truncated: "

@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 SPLIT_NAMES = ("train", "val", "test")
 IGNORE = 255
 INDEX_MODES = ("L", "P", "1", "I", "I;16", "I;16B", "I;16L")
+LOSSLESS_FORMATS = ("PNG", "BMP", "TIFF", "GIF", "PPM")  # a JPEG mask changes class numbers at every edge
 
 
 class MaskReader:
@@ -45,6 +46,15 @@ class MaskReader:
 
     def __call__(self, path: Path) -> np.ndarray:
         with open_image(path) as image:
+            if image.format not in LOSSLESS_FORMATS:
+                raise DataError(
+                    f"{path}: mask saved as {image.format}; masks must be lossless ({', '.join(LOSSLESS_FORMATS)}): JPEG and "
+                    "WebP change class numbers along every edge. Save masks as PNG from the labelling tool."
+                )
+            if image.mode == "F":
+                raise DataError(
+                    f"{path}: mask holds floating-point values (mode F); save integer class numbers (8-bit PNG)."
+                )
             if self.colors is not None:
                 return self._by_colour(path, np.asarray(image.convert("RGB")))
             if image.mode == "LA":
@@ -53,7 +63,7 @@ class MaskReader:
             if image.mode not in INDEX_MODES:
                 array = self._grey_from_colour(path, image.mode, array)
         values = np.unique(array)
-        unknown = values[(values >= len(self.class_names)) & (values != IGNORE)]
+        unknown = values[(values < 0) | ((values >= len(self.class_names)) & (values != IGNORE))]
         if len(unknown):
             raise DataError(
                 f"{path}: mask values {unknown[:10].tolist()} are not class numbers 0..{len(self.class_names) - 1} "
@@ -112,6 +122,7 @@ class MaskedImages(Sequence):
     def check(self, workers: int = 8) -> MaskedImages:
         """Decode every image and mask; each mask must have its image's size and only known values."""
         sizes = check_images([image for image, _ in self.pairs], workers)
+        unlabelled: list[str] = []
         with ThreadPoolExecutor(max_workers=workers) as pool:
             masks = pool.map(self.reader, [mask for _, mask in self.pairs])
             for (image_path, mask_path), size, mask in zip(self.pairs, sizes, masks):
@@ -120,6 +131,16 @@ class MaskedImages(Sequence):
                         f"{mask_path}: mask is {mask.shape[1]}x{mask.shape[0]} (WxH) but its image {image_path} is "
                         f"{size[1]}x{size[0]}. A mask must have its image's size."
                     )
+                if (mask == IGNORE).all():
+                    unlabelled.append(str(mask_path))
+        if len(unlabelled) == len(self.pairs):
+            raise DataError(
+                f"{unlabelled[0]}: every mask is all {IGNORE} (ignore), so there is nothing to learn; "
+                "class numbers start at 0: check the masks' values, or class_colors for colour masks."
+            )
+        if unlabelled:
+            shown = ", ".join(unlabelled[:5]) + (", ..." if len(unlabelled) > 5 else "")
+            log.warning("%d masks are all ignore (255) and teach nothing: %s", len(unlabelled), shown)
         return self
 
 

@@ -39,7 +39,8 @@ def curves_figure(rows: Sequence[dict[str, Any]], columns: int = 4) -> Any:
         axis.set_xlabel("epoch", fontsize=8)
         axis.tick_params(labelsize=8)
         axis.grid(alpha=0.3)
-        axis.legend(fontsize=7)
+        if axis.get_legend_handles_labels()[0]:  # a metric logged in no stage yet has no line to name
+            axis.legend(fontsize=7)
     for axis in list(axes.flat)[len(names):]:
         axis.axis("off")
     height = 2.6 * lines  # inches: margins of fixed inches for the titles and the epoch labels

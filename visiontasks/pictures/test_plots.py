@@ -47,7 +47,8 @@ def curves_by_class_figure(
         axis.plot([0, 1], [0, 1], "k--", linewidth=0.8, alpha=0.5)
     axis.set(xlim=(0, 1), ylim=(0, 1.02), xlabel=xlabel, ylabel=ylabel, title=title)
     axis.grid(alpha=0.3)
-    axis.legend(fontsize=8, loc="lower right" if diagonal else "lower left")
+    if axis.get_legend_handles_labels()[0]:
+        axis.legend(fontsize=8, loc="lower right" if diagonal else "lower left")
     figure.tight_layout()
     return figure
 

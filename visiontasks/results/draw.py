@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 from PIL import Image, ImageDraw
-from torchvision.utils import draw_bounding_boxes, draw_segmentation_masks
+from torchvision.utils import draw_bounding_boxes
 
 
 def voc_palette(count: int = 256) -> np.ndarray:
@@ -35,11 +35,25 @@ def class_colour(label: int) -> tuple[int, int, int]:
     return tuple(int(v) for v in PALETTE[(label % 255) + 1])  # type: ignore[return-value]
 
 
+ROWS_AT_ONCE = 256
+"""Rows blended per step: a 12000 px photo is tinted in 8-bit bands, never as a full-size float image."""
+
+
+def _tint(picture: np.ndarray, where: np.ndarray, colours: np.ndarray, alpha: float) -> None:
+    """Blend ``colours`` (HxWx3, or one RGB triple) into ``picture`` (HxWx3 uint8) where ``where`` holds, in place."""
+    if where.any():
+        colour = colours[where] if colours.ndim == 3 else colours
+        blended = picture[where].astype(np.float32) * (1 - alpha) + colour.astype(np.float32) * alpha
+        picture[where] = blended.round().astype(np.uint8)
+
+
 def mask_overlay(picture: np.ndarray, mask: np.ndarray, alpha: float = 0.5) -> np.ndarray:
     """``picture`` with every non-background pixel (class != 0) of ``mask`` (HxW) tinted by its class colour."""
-    colours = PALETTE[mask]
-    blended = (1 - alpha) * picture + alpha * colours
-    return np.where((mask != 0)[..., None], blended, picture).round().astype(np.uint8)
+    drawn = np.array(picture, dtype=np.uint8)
+    for top in range(0, mask.shape[0], ROWS_AT_ONCE):
+        rows = slice(top, top + ROWS_AT_ONCE)
+        _tint(drawn[rows], mask[rows] != 0, PALETTE[mask[rows]], alpha)
+    return drawn
 
 
 def _tensor(picture: np.ndarray) -> torch.Tensor:
@@ -56,13 +70,16 @@ def draw_objects(
 ) -> np.ndarray:
     """``picture`` with boxes (Nx4 xyxy pixels), their captions and, given, instance masks (NxHxW) in class colours."""
     colours = [class_colour(int(label)) for label in labels]
-    drawn = _tensor(picture)
+    drawn = np.array(picture, dtype=np.uint8)
     if masks is not None and len(masks):
-        drawn = draw_segmentation_masks(drawn, torch.from_numpy(np.asarray(masks)).bool(), alpha=alpha, colors=colours)
+        for top in range(0, drawn.shape[0], ROWS_AT_ONCE):
+            rows = slice(top, top + ROWS_AT_ONCE)
+            for mask, colour in zip(masks, colours):
+                _tint(drawn[rows], np.asarray(mask[rows]).astype(bool), np.asarray(colour, np.float32), alpha)
     if len(boxes):
-        drawn = draw_bounding_boxes(drawn, torch.as_tensor(np.asarray(boxes, dtype=np.float32)), labels=list(captions),
-                                    colors=colours, width=max(1, min(picture.shape[:2]) // 150))  # fmt: skip
-    return drawn.permute(1, 2, 0).numpy().copy()
+        drawn = draw_bounding_boxes(_tensor(drawn), torch.as_tensor(np.asarray(boxes, dtype=np.float32)), labels=list(captions),
+                                    colors=colours, width=max(1, min(picture.shape[:2]) // 150)).permute(1, 2, 0).numpy()  # fmt: skip
+    return drawn
 
 
 def draw_caption(picture: np.ndarray, text: str, colour: tuple[int, int, int] = (255, 255, 255)) -> np.ndarray:

@@ -96,10 +96,10 @@ class Result:
         added before the classes (``label + 1``, instance masks) rather than class 0; ``None`` without masks."""
         return None
 
-    def entry(self, folder: Path, name: str, index: int) -> tuple[str, Any]:
-        """What the predict writer keeps of this image for its one file: ``("row", ...)`` for the CSV,
-        ``("coco", ...)`` entries, or ``("mask", None)`` when the mask was written to ``folder`` as ``name`` now."""
-        return "row", self.row()
+    def entry(self, folder: Path, name: str, index: int) -> dict[str, Any]:
+        """What the predict writer keeps of this image: its CSV ``row``, its ``coco`` result entries (``None``
+        where the task has none) and the ``files`` written for it now into ``folder`` as ``name`` (masks)."""
+        return {"row": self.row(), "coco": None, "files": []}
 
     def enlarged(self, factor: int) -> Result:
         """This result, its picture and its geometry scaled up by a whole ``factor`` (pixels stay sharp)."""
@@ -112,9 +112,17 @@ class Result:
         return {}
 
     def target(self, path: str | Path) -> Path:
-        """``path`` itself when it names a file, else :attr:`default_file` inside the folder ``path``."""
+        """``path`` itself when it names a file, else :attr:`default_file` inside the folder ``path``; a file per
+        image never replaces another's: ``image-2.png``, ``image-3.png``... when the name is taken."""
         path = Path(path)
-        return path if path.suffix else path / self.default_file.format(name=self.name)
+        if path.suffix:
+            return path
+        target = path / self.default_file.format(name=self.name)
+        count = 1
+        while "{name}" in self.default_file and target.exists():
+            count += 1
+            target = path / self.default_file.format(name=f"{self.name}-{count}")
+        return target
 
     def save(self, path: str | Path = ".") -> Path:
         """Write the prediction in the task's format to ``path`` (a file, or a folder for the default name);
@@ -239,8 +247,11 @@ class DetectionResult(Result):
         keep = np.asarray(self.scores) >= min_score
         return instance_map(np.asarray(self.masks)[keep], [int(k) for k in np.asarray(self.labels)[keep]], size), True
 
-    def entry(self, folder: Path, name: str, index: int) -> tuple[str, Any]:
-        return "coco", self.coco(index)
+    def entry(self, folder: Path, name: str, index: int) -> dict[str, Any]:
+        entries = self.coco(index)
+        for entry in entries:  # every entry names its file, COCO ids or not
+            entry.setdefault("file_name", Path(self.path).name)
+        return {"row": self.row(), "coco": entries, "files": []}
 
     def enlarged_geometry(self, factor: int) -> dict[str, Any]:
         changes: dict[str, Any] = {"boxes": np.asarray(self.boxes) * factor}
@@ -274,9 +285,8 @@ class SegmentationResult(Result):
     def class_map(self, size: tuple[int, int]) -> tuple[np.ndarray, bool]:
         return resized_mask(np.asarray(self.mask), size), False
 
-    def entry(self, folder: Path, name: str, index: int) -> tuple[str, Any]:
-        self.save(folder / f"{name}.png")
-        return "mask", None
+    def entry(self, folder: Path, name: str, index: int) -> dict[str, Any]:
+        return {"row": self.row(), "coco": None, "files": [self.save(folder / f"{name}.png")]}
 
     def enlarged_geometry(self, factor: int) -> dict[str, Any]:
         return {"mask": enlarge(self.mask, factor)}

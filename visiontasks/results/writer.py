@@ -7,6 +7,8 @@ that predicted them, named as one process names them (see :class:`~visiontasks.r
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
@@ -19,9 +21,10 @@ from visiontasks.results.types import Result
 class PredictionWriter(OrderedWriter):
     """Writes what ``predict`` returns into the run's ``predict/<time>/`` folder.
 
-    Classification and localization: ``predictions.csv`` (one row per image). Detection and instance
-    segmentation: ``predictions.json`` (COCO results; images without a COCO id are numbered in order
-    and carry their ``file_name``). Segmentation: ``predictions/<name>.png`` class masks.
+    Every task: ``predictions.csv`` (one row per image: its ``path``, the prediction, and ``output``: the
+    files written for it, so ``a.jpg`` and ``a.png`` are told apart). Detection and instance segmentation
+    also write ``predictions.json`` (COCO results, each entry naming its ``file_name``); the other tasks
+    write the CSV's rows as ``predictions.json``. Segmentation: ``predictions/<name>.png`` class masks.
 
     Args:
         draw: also save each image with its prediction drawn as ``predictions/<name>_overlay.png``;
@@ -44,25 +47,28 @@ class PredictionWriter(OrderedWriter):
         folder = output_path(trainer, self.folder)
         return [self.add(result, folder, index) for index, result in zip(indices, outputs)]
 
-    def add(self, result: Result, folder: Any, index: int) -> tuple[str, Any]:
-        """Write one image's mask and drawing now; what goes into the one file comes back as ``(kind, item)``."""
+    def add(self, result: Result, folder: Path, index: int) -> dict[str, Any]:
+        """Write one image's mask and drawing now; its row (naming what was written) and COCO entries come back."""
         name = self.stems[index] if self.stems is not None else self._unique(result.name)
         kept = result.entry(folder, name, index)
         if self.draw or (self.draw is None and result.drawn_by_default):
-            write_picture(folder / f"{name}_overlay.png", result.plot(threshold=self.draw_threshold))
+            kept["files"].append(folder / f"{name}_overlay.png")
+            write_picture(kept["files"][-1], result.plot(threshold=self.draw_threshold))
+        kept["row"]["output"] = [str(path.relative_to(folder.parent)) for path in kept.pop("files")]
         return kept
 
     def write(self, trainer: pl.Trainer, items: list[Any]) -> None:
-        rows = [item for kind, item in items if kind == "row"]
-        if rows:
-            path = output_path(trainer, "predictions.csv")
-            write_csv(path, rows)
-            print(f"Predictions written to {path}")
-        if any(kind == "coco" for kind, _ in items):
-            entries = [entry for kind, item in items if kind == "coco" for entry in item]
-            path = output_path(trainer, "predictions.json")
+        rows = [item["row"] for item in items]
+        path = output_path(trainer, "predictions.csv")
+        write_csv(path, rows)
+        print(f"Predictions written to {path}")
+        path = output_path(trainer, "predictions.json")
+        if any(item["coco"] is not None for item in items):
+            entries = [entry for item in items for entry in item["coco"] or []]
             write_coco(path, entries)
             print(f"COCO results ({len(entries)} detections) written to {path}")
+        else:
+            path.write_text(json.dumps(rows, default=float))
         if output_path(trainer, self.folder).is_dir():
             print(f"Predicted masks or drawn images written to {output_path(trainer, self.folder)}")
 

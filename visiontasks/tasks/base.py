@@ -21,23 +21,27 @@ from torch import Tensor, nn
 from torchmetrics import MetricCollection
 
 from visiontasks.callbacks.budget import TrainingBudget
+from visiontasks.callbacks.preemption import Preemption
 from visiontasks.checkpoints import RETIRED_HPARAMS, BestCheckpoint, LastCheckpoint, loadable, saved_inputs, stamp
 from visiontasks.data.inputs import ImageInput
-from visiontasks.errors import CheckpointError, DataError, ExportError, TrainingStopped
+from visiontasks.errors import CheckpointError, DataError, ExportError, OptionError, TrainingStopped, check_option
 from visiontasks.inference import predict_images
 from visiontasks.model_folder import ModelFolder, load_folder_weights, model_card, read_model_folder, write_model_folder
 from visiontasks.models.normalize import normalize
 from visiontasks.models.registry import create_model, model_entry
+from visiontasks.tasks.option_checks import check_optimizer
 from visiontasks.pictures import RunPictures
 from visiontasks.results import PredictionWriter, Result, network_picture
 from visiontasks.tasks.balance import use_training_class_weights
 from visiontasks.tasks.data_contract import check_data, register_kinds
 from visiontasks.tasks.export_graph import ExportGraph
 from visiontasks.tasks.loss_means import LossMeans
+from visiontasks.tasks.quiet import quiet_expected_lightning_messages
 from visiontasks.tasks.step_seeds import seed_step
 from visiontasks.version import __version__
 
 STAGES = ("train", "val", "test")
+quiet_expected_lightning_messages()  # at import: the tips come when a Trainer is made, before any task hook
 PLAIN_SCHEDULE = TrainingBudget(warmup=0.0, lr_floor=0.0)
 """The schedule of a Trainer without a ``TrainingBudget`` (plain Python): cosine decay to zero, no warm-up."""
 
@@ -62,6 +66,9 @@ class BaseTask(pl.LightningModule, abc.ABC):
     """
 
     monitor: str = "val/loss"
+    needs_checkpoint: bool = True
+    """``validate``, ``test``, ``predict`` and ``export`` need ``--ckpt_path``: without it they would run untrained
+    weights and write normal-looking results (the classic baselines, which need no training, say ``False``)."""
     monitor_mode: str = "min"
     kinds: tuple[str, ...] = ()
     """The sample kinds (see :mod:`visiontasks.kinds`) this task trains on; checked at set-up. The first task
@@ -87,10 +94,13 @@ class BaseTask(pl.LightningModule, abc.ABC):
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["optimizer", "lr_scheduler"])
-        if num_classes < 1:
-            raise ValueError(f"num_classes must be at least 1, got {num_classes}")
+        check_option(num_classes >= 1, "--model.init_args.num_classes", num_classes, "give at least 1 class.")
         if class_names is not None and len(class_names) != num_classes:
-            raise ValueError(f"{len(class_names)} class_names given for num_classes={num_classes}")
+            raise OptionError(f"--model.init_args.class_names: {len(class_names)} names given for num_classes={num_classes}.")
+        check_option(in_channels >= 1, "--model.init_args.in_channels", in_channels, "give 1 (grayscale) or 3 (RGB).")
+        check_option(unfreeze_at_epoch is None or unfreeze_at_epoch >= 0, "--model.init_args.unfreeze_at_epoch",
+                     unfreeze_at_epoch, "give an epoch number (0 or more), or null.")  # fmt: skip
+        check_optimizer(optimizer)
         self.optimizer_factory = optimizer
         self.lr_scheduler_factory = lr_scheduler
         self.pretrained_loaded = False
@@ -257,6 +267,8 @@ class BaseTask(pl.LightningModule, abc.ABC):
                 callbacks.append(kind())
         if self.trainer.state.fn == TrainerFn.FITTING:
             callbacks = [BestCheckpoint(self.monitor, self.monitor_mode), LastCheckpoint(), *callbacks]
+            if not any(isinstance(c, Preemption) for c in self.trainer.callbacks):
+                callbacks.append(Preemption())  # SIGTERM / Ctrl+C: a resumable checkpoint and a non-zero exit
         return callbacks
 
     @classmethod

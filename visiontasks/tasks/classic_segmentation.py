@@ -15,6 +15,7 @@ from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
 from torch import Tensor
 from torchmetrics import MetricCollection
 
+from visiontasks.errors import OptionError
 from visiontasks.metrics import segmentation_metrics
 from visiontasks.models.classic_segmentation import ClassicMethod, ClassicSegmentation
 from visiontasks.results import SegmentationResult
@@ -40,6 +41,8 @@ class ClassicSegmentationTask(BaseTask):
         ignore_index: mask value of unlabelled pixels: no vote, no metric.
     """
 
+    needs_checkpoint = False  # its vote is learned in seconds; test and predict may run without a fit
+
     monitor = "val/miou"
     monitor_mode = "max"
     kinds = ("segmentation",)
@@ -58,7 +61,7 @@ class ClassicSegmentationTask(BaseTask):
 
     def configure_models(self) -> None:
         if self.num_classes < 2:
-            raise ValueError("segmentation needs at least 2 classes: background and one object class")
+            raise OptionError("segmentation needs at least 2 classes: background and one object class")
         hp = self.hparams
         self.model = ClassicSegmentation(hp.model, self.num_classes, hp.ignore_index, **(hp.model_options or {}))
         self.register_buffer("new_votes", self.model.votes.clone(), persistent=False)  # this epoch's, per rank

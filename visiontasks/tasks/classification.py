@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any, Literal
 
 from torch import Tensor
 from torchmetrics import MetricCollection
 
+from visiontasks.errors import check_option
 from visiontasks.metrics import classification_metrics
 from visiontasks.models.classification_losses import ClassificationLoss, ClassificationLossName
 from visiontasks.models.classifiers import head_name
@@ -68,6 +70,12 @@ class ClassificationTask(BaseTask):
         self.model = self.build_model("classification", num_classes=self.num_classes, in_channels=self.hparams.in_channels)
 
     def configure_losses(self) -> None:
+        weights = self.hparams.class_weights
+        check_option(not isinstance(weights, list) or all(math.isfinite(w) and w >= 0 for w in weights),
+                     "--model.init_args.class_weights", weights, "weights are finite numbers, 0 or more (or auto).")  # fmt: skip
+        smoothing = self.hparams.label_smoothing
+        check_option(0 <= smoothing < 1, "--model.init_args.label_smoothing", smoothing, "give a number in [0, 1), e.g. 0.1.")
+        check_option(self.hparams.top_k >= 1, "--model.init_args.top_k", self.hparams.top_k, "give 1 or more classes to rank.")
         self.criterion = ClassificationLoss(self.hparams.loss, self.hparams.multilabel, loss_weights(self),
                                             self.hparams.label_smoothing, self.hparams.focal_gamma)  # fmt: skip
 

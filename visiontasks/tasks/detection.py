@@ -13,6 +13,7 @@ from torch import Tensor
 from torchmetrics import MetricCollection
 
 from visiontasks.data.collate import original_targets
+from visiontasks.errors import OptionError
 from visiontasks.kinds import kind_of
 from visiontasks.metrics import detection_metrics
 from visiontasks.models.detection import coco_model_name, detect, load_backbone_weights, load_detector_weights
@@ -59,7 +60,7 @@ class DetectionTask(BaseTask):
         model = model or self.default_model  # saved as such in the checkpoint's hyper-parameters
         super().__init__(**kwargs)
         if category_ids is not None and len(category_ids) != self.num_classes:
-            raise ValueError(f"{len(category_ids)} category_ids given for num_classes={self.num_classes}")
+            raise OptionError(f"{len(category_ids)} category_ids given for num_classes={self.num_classes}")
         self.test_metrics["map"].class_metrics = True  # per-class AP for the test report only
         self.test_metrics["map"].extended_summary = True  # and the precision-recall curves
 

@@ -11,7 +11,7 @@ from torch import Tensor
 from torchmetrics import MetricCollection
 
 from visiontasks.data.collate import original_targets
-from visiontasks.errors import DataError
+from visiontasks.errors import DataError, OptionError
 from visiontasks.metrics import segmentation_metrics
 from visiontasks.models.timm_weights import load_timm_weights
 from visiontasks.models.segmentation import load_segmentation_weights, logits_of
@@ -68,9 +68,9 @@ class SegmentationTask(BaseTask):
 
     def configure_models(self) -> None:
         if self.num_classes < 2:
-            raise ValueError("segmentation needs at least 2 classes: background and one object class (binary: true)")
+            raise OptionError("segmentation needs at least 2 classes: background and one object class (binary: true)")
         if self.hparams.binary and self.num_classes != 2:
-            raise ValueError(f"binary: true needs exactly 2 classes (background, object), got {self.num_classes}")
+            raise OptionError(f"binary: true needs exactly 2 classes (background, object), got {self.num_classes}")
         outputs = 1 if self.hparams.binary else self.num_classes
         self.model = self.build_model("segmentation", num_classes=outputs, in_channels=self.hparams.in_channels)
 
@@ -127,14 +127,37 @@ def stacked_images(batch: dict[str, Any]) -> Tensor:
     return batch["image"]
 
 
+ROWS_AT_ONCE = 512
+"""Output rows resized per step: a 12000 x 12000 mask of 21 classes needs 0.5 GB at a time, not 12 GB."""
+
+
 def class_mask(scores: Tensor, size: tuple[int, int]) -> Tensor:
-    """The class of every pixel (HxW long) at ``size`` from one image's class scores (C x h x w, logits or
+    """The class of every pixel (HxW uint8) at ``size`` from one image's class scores (C x h x w, logits or
     log-probabilities): probabilities are resized, not labels, for smooth borders. Predictions and the
-    evaluation both use it, so the written masks are the ones that were scored."""
-    probs = scores[None].softmax(dim=1)
-    if probs.shape[-2:] != tuple(size):
-        probs = F.interpolate(probs, size=tuple(size), mode="bilinear", align_corners=False)
-    return probs[0].argmax(dim=0)
+    evaluation both use it, so the written masks are the ones that were scored.
+
+    Bilinear resizing is separable: rows ``A_h @ P @ A_w^T`` with PyTorch's own linear weights, made a band
+    of output rows at a time, so memory follows the mask (one byte a pixel), not classes x pixels x 4 bytes."""
+    probs = scores.softmax(dim=0)
+    height, width = (int(v) for v in size)
+    if probs.shape[-2:] == (height, width):
+        return probs.argmax(dim=0).to(torch.uint8)
+    if probs.shape[0] * height * width <= ROWS_AT_ONCE * 32768:  # small: one resize (the same classes, faster)
+        resized = F.interpolate(probs[None], size=(height, width), mode="bilinear", align_corners=False)[0]
+        return resized.argmax(dim=0).to(torch.uint8)
+    across = probs @ _linear_weights(probs.shape[2], width, probs).T  # C x h x W
+    down = _linear_weights(probs.shape[1], height, probs)  # H x h
+    mask = torch.empty((height, width), dtype=torch.uint8, device=scores.device)
+    for top in range(0, height, ROWS_AT_ONCE):
+        rows = slice(top, top + ROWS_AT_ONCE)
+        mask[rows] = torch.einsum("rh,chw->crw", down[rows], across).argmax(dim=0).to(torch.uint8)
+    return mask
+
+
+def _linear_weights(size: int, new_size: int, like: Tensor) -> Tensor:
+    """``new_size x size``: row ``i`` holds the weights of the inputs for output ``i`` (``align_corners=False``)."""
+    identity = torch.eye(size, dtype=like.dtype, device=like.device)[None]
+    return F.interpolate(identity, size=new_size, mode="linear", align_corners=False)[0].T
 
 
 def update_mask_metrics(metrics: MetricCollection, scores: Tensor, batch: dict[str, Any]) -> None:
@@ -145,7 +168,7 @@ def update_mask_metrics(metrics: MetricCollection, scores: Tensor, batch: dict[s
         metrics.update(scores.argmax(dim=1), batch["mask"])
         return
     for image_scores, mask in zip(scores, originals):
-        metrics.update(class_mask(image_scores, tuple(mask.shape))[None], mask[None])
+        metrics.update(class_mask(image_scores, tuple(mask.shape))[None].long(), mask[None])
 
 
 def mask_results(task: BaseTask, scores_of: Callable[[Tensor], Tensor], batch: dict[str, Any], outputs: Any = None,
