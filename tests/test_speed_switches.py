@@ -10,7 +10,7 @@ import torch
 from helpers import CONFIGS, run_cli, tiny
 
 from visiontasks import ChannelsLast, ClassificationTask, Compile, ImageFolderDataModule, SegmentationTask, ShapesDataModule
-from visiontasks.data import base, labelled, workers
+from visiontasks.data import dataset, labelled, workers
 from visiontasks.data.cache import CachedSource
 from visiontasks.data.images import check_images, read_image
 from visiontasks.data.transforms import apply_pipeline
@@ -112,7 +112,7 @@ def test_fixed_pipelines_run_once_per_image_and_give_the_same_tensors(monkeypatc
     plain, prepared = ImageFolderDataModule(**options, cache_images=False), ImageFolderDataModule(**options)
     plain.setup("fit"), prepared.setup("fit")
     runs = []
-    monkeypatch.setattr(base, "apply_pipeline", lambda *args: runs.append(args) or apply_pipeline(*args))
+    monkeypatch.setattr(dataset, "apply_pipeline", lambda *args: runs.append(args) or apply_pipeline(*args))
     keys = {"train": [(i, epoch) for epoch in (0, 1) for i in range(len(plain.datasets["train"]))],
             "val": [i for _ in (0, 1) for i in range(len(plain.datasets["val"]))]}  # fmt: skip
     for split, split_keys in keys.items():

@@ -249,8 +249,10 @@ class BaseTask(pl.LightningModule, abc.ABC):
         """
 
         def factor(step: int) -> float:
-            budget = next((c for c in self.trainer.callbacks if isinstance(c, TrainingBudget)), PLAIN_SCHEDULE)
-            return budget.lr_factor(step, self.trainer.estimated_stepping_batches if step else math.inf)
+            trainer = self._trainer  # None when the optimiser is built outside a Trainer (LambdaLR asks for step 0)
+            callbacks = trainer.callbacks if trainer is not None else []
+            budget = next((c for c in callbacks if isinstance(c, TrainingBudget)), PLAIN_SCHEDULE)
+            return budget.lr_factor(step, trainer.estimated_stepping_batches if step and trainer is not None else math.inf)
 
         return factor
 
