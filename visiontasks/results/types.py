@@ -6,6 +6,7 @@ prediction is formatted, drawn and written in one place whatever front end made 
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +32,7 @@ def network_picture(image: Tensor, size: tuple[int, int]) -> np.ndarray:
 
 
 @dataclass(kw_only=True)
-class Result:
+class Result(abc.ABC):
     """What every prediction carries: where the image came from and its size (height, width).
 
     Args:
@@ -67,13 +68,13 @@ class Result:
         array = read_image(self.path, 3)
         return array if array.dtype == np.uint8 else (array * 255).round().astype(np.uint8)  # 16-bit files
 
+    @abc.abstractmethod
     def plot(self, **options: Any) -> np.ndarray:
         """The original image with the prediction drawn on it (HxWx3 uint8)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def row(self) -> dict[str, Any]:
         """The prediction as one flat row (the predict command's CSV columns)."""
-        raise NotImplementedError
 
     def tta_column(self) -> dict[str, str]:
         """``{"tta": "hflip+scale_up"}`` for a row when test-time augmentation made the prediction, else nothing."""

@@ -153,10 +153,10 @@ class BaseTask(pl.LightningModule, abc.ABC):
         """The loss of each sample of ``batch`` (the top-losses picture ranks the test images by it)."""
         raise NotImplementedError(f"{type(self).__name__} gives no per-sample losses")
 
+    @abc.abstractmethod
     def results(self, batch: dict[str, Any], outputs: Any = None) -> list[Result]:
         """One typed result per image of ``batch``, in the original images' pixels, from ``outputs`` (what
         ``forward`` gives for the batch's images; computed when ``None``)."""
-        raise NotImplementedError(f"{type(self).__name__} gives no per-image results")
 
     # ----- shared behaviour ---------------------------------------------------------------------
     def build_model(self, kind: str, **fixed: Any) -> nn.Module:
