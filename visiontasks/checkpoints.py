@@ -51,12 +51,22 @@ class _AtomicSaves(ModelCheckpoint):
     """Lightning's ModelCheckpoint whose files are written by :func:`save_atomically`."""
 
     def _save_checkpoint(self, trainer: pl.Trainer, filepath: str) -> None:
+        broken = non_finite_weight(trainer.lightning_module)
+        if broken is not None:  # a diverged run must not replace the last good checkpoint with broken weights
+            log.warning("%s not written: the weight %s is not finite; the previous checkpoint is kept", Path(filepath).name, broken)
+            return
         save_atomically(trainer, filepath, self.save_weights_only)
         self._last_global_step_saved = trainer.global_step
         self._last_checkpoint_saved = filepath
         if trainer.is_global_zero:
             for logger in trainer.loggers:
                 logger.after_save_checkpoint(proxy(self))
+
+
+def non_finite_weight(module: torch.nn.Module) -> str | None:
+    """The name of the first floating-point weight or buffer of ``module`` holding NaN or infinity, else ``None``."""
+    return next((name for name, value in module.state_dict().items()
+                 if value.is_floating_point() and not torch.isfinite(value).all()), None)  # fmt: skip
 
 
 class BestCheckpoint(_AtomicSaves):
