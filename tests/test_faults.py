@@ -456,13 +456,40 @@ def test_a_full_disk_mid_save_leaves_the_previous_checkpoint_whole(monkeypatch):
         real(checkpoint, path)
 
     monkeypatch.setattr(torch_io, "_atomic_save", failing)
-    with pytest.raises(OSError, match="No space left on device"):
+    with pytest.raises(SystemExit) as stopped:  # one line naming the file and the fix, no traceback
         run_cli("fit", "--config", LENET, *SMALL, "--trainer.max_steps=-1", "--trainer.limit_train_batches=1", "--trainer.max_epochs=2",
                 "--trainer.logger=false")
     (run,) = Path("runs/lenet5").iterdir()
+    said = str(stopped.value.code)
+    assert re.fullmatch(rf"visiontasks: error: \S*{re.escape(str(run / 'checkpoints'))}/(last|best-epoch001)\.ckpt: cannot write the checkpoint "
+                        r"\(No space left on device\); the previous checkpoint is kept whole\. Free space on that disk, or give --runs_dir "
+                        r"on another one\.", said), said  # fmt: skip
     kept = sorted(p.name for p in (run / "checkpoints").glob("*.ckpt"))
     assert kept and all(torch.load(run / "checkpoints" / name, weights_only=True)["epoch"] == 0 for name in kept), kept
     assert len(saves) > 2 and all(str(p).endswith(".partial") for p in saves)  # only ever a .partial is half-written
+    assert not list((run / "checkpoints").glob("*.partial"))  # and it is not left behind
+
+
+def test_a_checkpoint_of_a_run_brings_the_runs_config():
+    """test/predict/export need only ``--ckpt_path`` of a run; options on top override; a config whose data differs
+    from the run's still exports (the task is the checkpoint's)."""
+    fit = run_cli("fit", "--config", LENET, *SMALL, "--data.init_args.in_channels=3", "--run_id=rgb")  # lenet5.yaml says 1 channel
+    checkpoint = fit.run.path / "checkpoints" / "last.ckpt"
+    assert checkpoint.is_file() and (fit.run.path / "config.yaml").is_file()
+
+    exported = run_cli("export", f"--ckpt_path={checkpoint}")
+    assert exported.run.path == fit.run.path.resolve() and (fit.run.path / "export" / "model.onnx").is_file()
+    assert exported.datamodule.in_channels == 3  # the run's data, not a default
+
+    write_image(Path("photos") / "a.png", size=12)
+    predicted = run_cli("predict", "--ckpt_path", str(checkpoint), "--data.init_args.predict_dir=photos/", "--data.init_args.batch_size=2")
+    assert predicted.datamodule.batch_size == 2 and predicted.datamodule.in_channels == 3  # on top of the run's config
+    rows = list(csv.DictReader(open(predicted.run.stage_dir / "predictions.csv")))
+    assert [r["path"] for r in rows] == ["photos/a.png"]
+
+    (fit.run.path / "export" / "model.onnx").unlink()
+    run_cli("export", "--config", LENET, f"--ckpt_path={checkpoint}")  # the config's 1 channel: the checkpoint's 3 are used
+    assert (fit.run.path / "export" / "model.onnx").is_file()
 
 
 # ----- the runner -------------------------------------------------------------------------------

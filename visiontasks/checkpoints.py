@@ -42,7 +42,14 @@ def save_atomically(trainer: pl.Trainer, path: str | Path, weights_only: bool = 
     """Write the checkpoint as ``<path>.partial``, then rename it to ``path``: a full disk, a kill or any other fault
     mid-write leaves the previous file whole and never a truncated ``.ckpt`` that a later lookup would pick."""
     partial = f"{path}.partial"
-    trainer.save_checkpoint(partial, weights_only=weights_only)
+    try:
+        trainer.save_checkpoint(partial, weights_only=weights_only)
+    except OSError as error:  # a full disk, a quota, a read-only mount: the user's to fix, said in one line
+        Path(partial).unlink(missing_ok=True)
+        raise CheckpointError(
+            f"{path}: cannot write the checkpoint ({error.strerror or error}); the previous checkpoint is kept whole. "
+            "Free space on that disk, or give --runs_dir on another one."
+        ) from error
     if trainer.is_global_zero:  # only rank zero writes files
         os.replace(partial, path)
 
@@ -221,8 +228,9 @@ def saved_inputs(checkpoint: dict[str, Any]) -> dict[str, Any] | None:
     return None if state is None else {"image_size": state["image_size"]}
 
 
-def check_fits(path: str | Path, task: Any) -> None:
-    """Say clearly when ``path`` was made by another kind of task or for other classes."""
+def check_fits(path: str | Path, task: Any, options: bool = True) -> None:
+    """Say clearly when ``path`` was made by another kind of task or, with ``options``, for other classes
+    (``options=False`` where the task is rebuilt from the checkpoint's own options, as export does)."""
     checkpoint = read_checkpoint(path)
     maker = made_by(checkpoint)
     if maker and maker != type(task).__name__:
@@ -232,7 +240,7 @@ def check_fits(path: str | Path, task: Any) -> None:
         )
     saved = checkpoint.get("hyper_parameters", {})
     own = getattr(task, "hparams", {})
-    for name in CHECKED_HPARAMS:
+    for name in CHECKED_HPARAMS if options else ():
         if name in saved and name in own and saved[name] is not None and own[name] is not None and saved[name] != own[name]:
             raise CheckpointError(
                 f"{path}: the checkpoint has {name}={saved[name]!r} but the config and data give {own[name]!r}; "

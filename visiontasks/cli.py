@@ -51,6 +51,7 @@ class VisionTrainer(pl.Trainer):
         ckpt_path: str | None = None,
         format: ExportFormat = "onnx",
         output: str | None = None,
+        weights_only: bool | None = None,
     ) -> Path:
         """Export a checkpoint's task to ONNX or TorchScript, with a JSON of its inputs and outputs beside it.
 
@@ -59,10 +60,11 @@ class VisionTrainer(pl.Trainer):
             ckpt_path: the checkpoint: ``best``, ``last`` (of the experiment) or a file.
             format: ``onnx`` or ``torchscript``.
             output: the model file; default ``<run>/export/model.onnx`` (``.pt`` for TorchScript).
+            weights_only: as for the other commands (a run's ``config.yaml`` holds it): how the checkpoint is loaded.
         """
         if not ckpt_path:
             raise CheckpointError("export needs --ckpt_path: best, last or a checkpoint file.")
-        task = type(model).load_from_checkpoint(ckpt_path, map_location="cpu")
+        task = type(model).load_from_checkpoint(ckpt_path, map_location="cpu", weights_only=weights_only)
         default = stage_dir(self) / f"model{SUFFIXES.get(format, '')}"
         path = export(task, format, output or default)
         print(f"Exported {type(task).__name__} to {path} (inputs and outputs described in {path.with_suffix('.json')})")
@@ -200,12 +202,20 @@ class VisionCLI(LightningCLI):
     def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
         """The config and the command line define the task, for a checkpoint path as for ``last``/``best``.
 
+        A checkpoint of a run given without ``--config`` brings the run's ``config.yaml`` (see
+        :func:`run_config_first`); options given on top override it.
+
         Lightning would otherwise replace the model options with the checkpoint's when ``--ckpt_path``
         is a file, silently dropping ``--model.init_args...`` given for predict or test (thresholds,
         drawing); the weights still come from the checkpoint. So ``ckpt_path`` is set aside here and
         given back, resolved, by :meth:`before_instantiate_classes`.
         """
-        super().parse_arguments(parser, args)
+        words = sys.argv[1:] if args is None else args
+        with_run_config = run_config_first(words) if isinstance(words, list) else None
+        if with_run_config is None:
+            super().parse_arguments(parser, args)
+        else:  # not through Lightning's, which warns of args given beside sys.argv
+            self.config = parser.parse_args(with_run_config)
         command = self.config.get("subcommand")
         if command and self.config[command].get("ckpt_path"):
             self.checkpoint, self.config[command].ckpt_path = self.config[command].ckpt_path, None
@@ -259,8 +269,8 @@ class VisionCLI(LightningCLI):
     def _check_checkpoint(self) -> None:
         """Say clearly, before Lightning loads it, when ``--ckpt_path`` was made by another task or for other classes."""
         checkpoint = self.config_init[self.subcommand].get("ckpt_path")
-        if checkpoint:
-            check_fits(checkpoint, self.model)
+        if checkpoint:  # export builds the task from the checkpoint's own options: the config's data cannot disagree
+            check_fits(checkpoint, self.model, options=self.subcommand != "export")
         elif self.subcommand != "fit" and self.model.needs_checkpoint:
             raise CheckpointError(
                 f"{self.subcommand} needs --ckpt_path (best, last or a checkpoint file): without it the "
@@ -278,6 +288,35 @@ class VisionCLI(LightningCLI):
             ranks.end_started_processes(self.trainer)
             raise
         ranks.wait_for_all_ranks()
+
+
+def _option_value(words: list[str], name: str) -> str | None:
+    """The value of ``--name value`` or ``--name=value`` among ``words`` (the last one given), else ``None``."""
+    found = None
+    for i, word in enumerate(words):
+        if word == name and i + 1 < len(words):
+            found = words[i + 1]
+        elif isinstance(word, str) and word.startswith(f"{name}="):
+            found = word.split("=", 1)[1]
+    return found
+
+
+def run_config_first(words: list[str]) -> list[str] | None:
+    """``words`` with ``--config <run>/config.yaml`` after the command when ``--ckpt_path`` names a checkpoint
+    inside a run folder and no config is given: the run's own config (written by its ``fit``) defines the task
+    and the data, so ``test``/``predict``/``export``/``validate`` need only the checkpoint. ``None`` otherwise."""
+    if not words or words[0] not in COMMANDS or words[0] == "fit":
+        return None
+    if any(w in ("--config", "-c") or str(w).startswith(("--config=", "-c=")) for w in words):
+        return None
+    checkpoint = _option_value(words, "--ckpt_path")
+    if not checkpoint or not Path(checkpoint).is_file():
+        return None
+    run = run_of_checkpoint(Path(checkpoint))
+    if run is None:
+        return None
+    print(f"Using the config of the checkpoint's run: {run / 'config.yaml'}")
+    return [words[0], "--config", str(run / "config.yaml"), *words[1:]]
 
 
 def check_config_files(args: list[str]) -> None:
