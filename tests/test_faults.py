@@ -471,7 +471,7 @@ def test_a_full_disk_mid_save_leaves_the_previous_checkpoint_whole(monkeypatch):
 
 
 def test_a_checkpoint_of_a_run_brings_the_runs_config():
-    """test/predict/export need only ``--ckpt_path`` of a run; options on top override; a config whose data differs
+    """validate/predict/export need only ``--ckpt_path`` of a run; options on top override; a config whose data differs
     from the run's still exports (the task is the checkpoint's)."""
     fit = run_cli("fit", "--config", LENET, *SMALL, "--data.init_args.in_channels=3", "--run_id=rgb")  # lenet5.yaml says 1 channel
     checkpoint = fit.run.path / "checkpoints" / "last.ckpt"
@@ -480,6 +480,9 @@ def test_a_checkpoint_of_a_run_brings_the_runs_config():
     exported = run_cli("export", f"--ckpt_path={checkpoint}")
     assert exported.run.path == fit.run.path.resolve() and (fit.run.path / "export" / "model.onnx").is_file()
     assert exported.datamodule.in_channels == 3  # the run's data, not a default
+
+    validated = run_cli("validate", f"--ckpt_path={checkpoint}")
+    assert validated.run.stage_dir == fit.run.path.resolve() / "validate" and "val/acc" in validated.trainer.callback_metrics
 
     write_image(Path("photos") / "a.png", size=12)
     predicted = run_cli("predict", "--ckpt_path", str(checkpoint), "--data.init_args.predict_dir=photos/", "--data.init_args.batch_size=2")
