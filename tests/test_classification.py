@@ -151,7 +151,7 @@ def test_offline_torchvision_weights_fail_fast_with_where_to_put_the_file(monkey
 
 
 def test_class_names_must_match_num_classes():
-    with pytest.raises(ValueError, match="2 class_names given for num_classes=3"):
+    with pytest.raises(ValueError, match=r"class_names: 2 names given for num_classes=3"):
         ClassificationTask(num_classes=3, class_names=["a", "b"])
 
 

@@ -58,7 +58,7 @@ def test_cli_fit_validate_test_predict_with_the_shipped_config(tmp_path):
                   f"--data.init_args.predict_dir={photos}", "--writer.draw=true")  # fmt: skip
     (predictions,) = Path("runs").glob("localization/*/predict/*/predictions.csv")
     rows = read_csv(predictions)
-    assert list(rows[0]) == ["path", "label", "score", "x_min", "y_min", "x_max", "y_max"]
+    assert list(rows[0]) == ["path", "label", "score", "x_min", "y_min", "x_max", "y_max", "output"]
     assert len(rows) == 3
     for row in rows:
         width, height = Image.open(row["path"]).size

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+
 import logging
 from pathlib import Path
 
@@ -255,8 +257,9 @@ def test_tta_at_test_and_predict_from_the_cli_is_recorded(weighted_run):
     tested = run_cli("test", "--config", str(config), f"--ckpt_path={checkpoint}", "--model.init_args.tta=[hflip,scale_down]", *FAST)
     assert yaml.safe_load((tested.run.stage_dir / "config.yaml").read_text())["model"]["init_args"]["tta"] == ["hflip", "scale_down"]
     predicted = run_cli("predict", "--config", str(config), f"--ckpt_path={checkpoint}", "--model.init_args.tta=true", *FAST)
-    rows = (predicted.run.stage_dir / "predictions.csv").read_text().splitlines()
-    assert rows[0].endswith(",tta") and len(rows) > 1 and all(row.endswith(",hflip") for row in rows[1:])
+    with open(predicted.run.stage_dir / "predictions.csv", newline="") as file:
+        rows = list(csv.DictReader(file))
+    assert rows and all(row["tta"] == "hflip" for row in rows)
 
 
 @pytest.mark.slow  # two processes, two folds: ~1 min here

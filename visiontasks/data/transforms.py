@@ -89,7 +89,9 @@ def build_pipeline(
     )
     # albumentations keeps its own random generator: seed it from torch so that `seed_everything`
     # makes the augmentation repeatable too (data loader workers reseed it, see `seed_augmentation`).
-    return A.Compose(steps, bbox_params=bbox_params, seed=torch.initial_seed() % 2**32)
+    with warnings.catch_warnings():  # a pipeline without a spatial step has nothing to do to the boxes: fine
+        warnings.filterwarnings("ignore", message="Got processor for bboxes, but no transform to process it")
+        return A.Compose(steps, bbox_params=bbox_params, seed=torch.initial_seed() % 2**32)
 
 
 FIXED_TRANSFORMS = ("Resize", "CenterCrop", "Crop", "Normalize", "ToFloat", "FromFloat", "PadIfNeeded", "LongestMaxSize",
@@ -124,7 +126,9 @@ def pipeline_from_dict(serialised: dict[str, Any]) -> A.Compose:
     """The pipeline :func:`pipeline_to_dict` wrote."""
     import albumentations as A
 
-    return A.from_dict(serialised)
+    with warnings.catch_warnings():  # as in build_pipeline
+        warnings.filterwarnings("ignore", message="Got processor for bboxes, but no transform to process it")
+        return A.from_dict(serialised)
 
 
 def seed_augmentation(worker_id: int) -> None:

@@ -93,6 +93,7 @@ class BaseTask(pl.LightningModule, abc.ABC):
         lr_scheduler: LRSchedulerCallable | None = None,
     ) -> None:
         super().__init__()
+        quiet_expected_lightning_messages()  # again: a caller's warnings.catch_warnings may have reset the filters
         self.save_hyperparameters(ignore=["optimizer", "lr_scheduler"])
         check_option(num_classes >= 1, "--model.init_args.num_classes", num_classes, "give at least 1 class.")
         if class_names is not None and len(class_names) != num_classes:

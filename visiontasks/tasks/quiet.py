@@ -26,3 +26,5 @@ def quiet_expected_lightning_messages() -> None:
         logger.addFilter(_ExpectedMessages())
     warnings.filterwarnings("ignore", message=r"Be aware that when using `ckpt_path`, callbacks used to create the checkpoint")
     warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")  # Lightning's own code
+    # the classic segmentation methods are not trained by gradient: no optimiser, by design
+    warnings.filterwarnings("ignore", message=r"`LightningModule.configure_optimizers` returned `None`")
