@@ -77,7 +77,9 @@ class TrainingBudget(Callback):
         return warmup_cosine(step, total, self.warmup, self.lr_floor)
 
     # ----- epochs --------------------------------------------------------------------------------
-    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Chosen once the fit loop has made its training loader (and a resumed run has restored its place in the
+        epoch): a loader made earlier only to count would take the data module's mid-epoch resume position."""
         steps, images, batch = self._steps_per_epoch(trainer)
         if trainer.max_epochs != -1 or trainer.max_steps != -1:
             given = f"trainer.max_epochs={trainer.max_epochs}" if trainer.max_epochs != -1 else f"trainer.max_steps={trainer.max_steps}"
@@ -107,18 +109,12 @@ class TrainingBudget(Callback):
 
     @staticmethod
     def _steps_per_epoch(trainer: pl.Trainer) -> tuple[int, int, int]:
-        """Optimiser steps an epoch, training images and images a step, from a loader made for counting only (the
-        fit loop makes its own once a resumed run has restored its epoch)."""
-        loader = trainer.fit_loop._data_source.dataloader()
-        try:
-            batches = len(loader)
-        except TypeError:  # an iterable without a length: counted as one step an epoch, so min/max_epochs decide
+        """Optimiser steps an epoch, training images and images a step, from the fit loop's training loader."""
+        loader = trainer.train_dataloader
+        batches = trainer.num_training_batches  # after limit_train_batches
+        if not math.isfinite(batches):  # an iterable without a length: counted as one step an epoch, so min/max_epochs decide
             return 1, 0, getattr(loader, "batch_size", None) or 1
-        limit = trainer.limit_train_batches
-        if isinstance(limit, int):
-            batches = min(batches, limit)
-        elif limit is not None and limit < 1:
-            batches = int(batches * limit)
+        batches = int(batches)
         steps = math.ceil(batches / trainer.accumulate_grad_batches)
         images = len(loader.dataset) if hasattr(loader, "dataset") and hasattr(loader.dataset, "__len__") else batches
         batch = (loader.batch_size or 1) * trainer.world_size * trainer.accumulate_grad_batches
