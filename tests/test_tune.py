@@ -271,8 +271,10 @@ def two_workers(args: list[str], storage: str, tmp_path: Path) -> optuna.Study:
     assert other.wait(timeout=600) == 0, log.read_text()[-3000:]
     study = load(storage)
     workers = {t.user_attrs["worker"] for t in study.trials}
-    assert [t.state.name for t in study.trials] == ["COMPLETE"] * 3 and len(workers) == 2, workers
-    assert sorted(p.name for p in STUDY.glob("trial-*")) == [f"trial-00{n}" for n in range(3)]  # each trial ran once
+    states = [t.state.name for t in study.trials]
+    # each worker counts the finished trials before it asks for one: two asking at the same moment finish one more
+    assert states in (["COMPLETE"] * 3, ["COMPLETE"] * 4) and len(workers) == 2, (states, workers)
+    assert sorted(p.name for p in STUDY.glob("trial-*")) == [f"trial-{n:03d}" for n in range(len(states))]  # each ran once
     return study
 
 
