@@ -204,10 +204,11 @@ class RunPictures(Callback):
             return
         if self.worst is not None:
             with self.timed("top_losses"):
-                try:
-                    self.worst.add(pl_module.sample_losses(batch), batch)
-                except NotImplementedError:
+                losses = pl_module.sample_losses(batch)
+                if losses is None:  # a task without a loss: no top-losses picture
                     self.worst = None
+                else:
+                    self.worst.add(losses, batch)
         if batch_idx == 0 and self.grad_cam and trainer.is_global_zero and getattr(pl_module, "explained_by_grad_cam", False):
             layer = cam_layer(pl_module, batch["image"]) if isinstance(batch["image"], Tensor) else None
             if layer is not None:

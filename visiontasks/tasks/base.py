@@ -150,9 +150,10 @@ class BaseTask(pl.LightningModule, abc.ABC):
         """The network :func:`visiontasks.export` writes, and how to read its outputs."""
         raise ExportError(f"{type(self).__name__} cannot be exported (no network to export: it is not trained by gradient).")
 
-    def sample_losses(self, batch: dict[str, Any]) -> Tensor:
-        """The loss of each sample of ``batch`` (the top-losses picture ranks the test images by it)."""
-        raise NotImplementedError(f"{type(self).__name__} gives no per-sample losses")
+    def sample_losses(self, batch: dict[str, Any]) -> Tensor | None:
+        """The loss of each sample of ``batch`` (the top-losses picture ranks the test images by it); ``None`` for a
+        task without a loss (the classic methods), which then has no top-losses picture."""
+        return None
 
     @abc.abstractmethod
     def results(self, batch: dict[str, Any], outputs: Any = None) -> list[Result]:
