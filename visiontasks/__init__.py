@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from visiontasks.export import export  # light; bound here, as the submodule of the same name would take its place
 from visiontasks.version import __version__
 
 _EXPORTS = {
@@ -29,7 +30,6 @@ _EXPORTS = {
     "OptionError": "visiontasks.errors",
     "TrainingStopped": "visiontasks.errors",
     "VisionTasksError": "visiontasks.errors",
-    "export": "visiontasks.export",
     "RunPictures": "visiontasks.pictures",
     "BaseTask": "visiontasks.tasks",
     "ClassicSegmentationTask": "visiontasks.tasks",
@@ -41,7 +41,7 @@ _EXPORTS = {
 }
 """Every public name and the module that defines it."""
 
-__all__ = sorted([*_EXPORTS, "__version__"])
+__all__ = sorted([*_EXPORTS, "__version__", "export"])
 
 
 def __getattr__(name: str) -> Any:
@@ -71,7 +71,6 @@ if TYPE_CHECKING:  # what type checkers and IDEs see: the names themselves
         VisionDataModule,
     )
     from visiontasks.errors import CheckpointError, DataError, OptionError, TrainingStopped, VisionTasksError
-    from visiontasks.export import export
     from visiontasks.pictures import RunPictures
     from visiontasks.tasks import (
         BaseTask,
