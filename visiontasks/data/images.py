@@ -217,7 +217,6 @@ def _upright(array: np.ndarray, orientation: int) -> np.ndarray:
     return turned.get(orientation, array)
 
 
-
 def _checked_size(path: Path) -> tuple[int, int]:
     with open_image(path) as image:
         return image.height, image.width
