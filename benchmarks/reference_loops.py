@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 LOOPS = {  # config: (data folder, image size, channels, model, lr, batch) as the config trains on the digits
     "lenet5": ("classification", 32, 1, "lenet5", 3e-3, 32),
     "classification": ("classification", 64, 3, "resnet18", 1e-3, 32),
-    "localization": ("localization", 80, 3, "resnet18", 1e-3, 8),
+    "localization": ("localization", 80, 3, "resnet18", 2e-3, 32),
     "unet": ("segmentation", 96, 3, "unet", 3e-3, 8),
 }
 
