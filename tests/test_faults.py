@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import pytorch_lightning as pl
 import torch
 from PIL import Image
 from helpers import CONFIGS, RESUMABLE, class_folders, edit_coco, run_cli, tiny, write_coco, write_image, write_pairs
@@ -493,6 +494,52 @@ def test_a_checkpoint_of_a_run_brings_the_runs_config():
     (fit.run.path / "export" / "model.onnx").unlink()
     run_cli("export", "--config", LENET, f"--ckpt_path={checkpoint}")  # the config's 1 channel: the checkpoint's 3 are used
     assert (fit.run.path / "export" / "model.onnx").is_file()
+
+
+@pytest.mark.slow  # four commands: 8 s
+def test_fit_of_a_runs_checkpoint_without_a_config_resumes_that_run(caplog):
+    """``fit --ckpt_path <run>/checkpoints/last.ckpt`` needs no config, as the other commands; validate and test of it
+    print no warning (Lightning's "Be aware that when using `ckpt_path`..." is about callbacks the run owns)."""
+    import warnings
+
+    fit = run_cli("fit", "--config", LENET, *SMALL, "--data.init_args.in_channels=3", "--trainer.max_steps=-1",
+                  "--trainer.max_epochs=1", "--trainer.limit_train_batches=1", "--run_id=first")  # fmt: skip
+    checkpoint = fit.run.path / "checkpoints" / "last.ckpt"
+    assert torch.load(checkpoint, weights_only=True)["epoch"] == 0
+    resumed = run_cli("fit", f"--ckpt_path={checkpoint}", "--trainer.max_epochs=2")
+    assert resumed.run.path == fit.run.path.resolve() and [p.name for p in Path("runs/lenet5").iterdir()] == ["first"]
+    assert resumed.datamodule.in_channels == 3 and resumed.trainer.current_epoch == 2  # the run's data, trained on
+    again = torch.load(checkpoint, weights_only=True)
+    assert (again["epoch"], again["global_step"]) == (1, 2)  # epoch 1 added to the run's own last.ckpt
+    with warnings.catch_warnings(record=True) as caught, caplog.at_level(logging.WARNING):
+        warnings.simplefilter("always", append=True)  # after the filters of what is expected by design
+        for command in ("validate", "test"):
+            run_cli(command, f"--ckpt_path={checkpoint}")
+    said = [str(w.message) for w in caught] + [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert (fit.run.path / "test").is_dir() and not said, said
+
+
+class DeleteImagesMidEpoch(pl.Callback):
+    """Deletes every image file of ``data/`` at the second training batch, while the loader workers read them."""
+
+    def on_train_batch_start(self, trainer: Any, pl_module: Any, batch: Any, batch_idx: int) -> None:
+        if batch_idx == 1:
+            for path in Path("data").rglob("*.png"):
+                path.unlink()
+
+
+def test_a_file_deleted_mid_epoch_in_a_loader_worker_is_one_line_naming_it():
+    class_folders(Path("data"), per_class=16)
+    with pytest.raises(SystemExit) as stopped:
+        run_cli("fit", "--config", LENET, "--trainer.logger=false", "--data=ImageFolderDataModule", "--data.root=data",
+                "--data.num_workers=2", "--data.cache_images=false", "--data.batch_size=2", "--data.image_size=16",
+                "--data.in_channels=1", "--data.test_fraction=0", "--trainer.max_epochs=1",
+                f"--trainer.callbacks+={__name__}.DeleteImagesMidEpoch")  # fmt: skip
+    said = str(stopped.value.code)
+    assert re.fullmatch(r"visiontasks: error: data/(cat|dog)/\d+\.png: image file not found \(was it moved or deleted while the data "
+                        r"was in use\?\)\. Put it back or fix the path, and keep the data folder unchanged while a command reads it\.",
+                        said), said  # fmt: skip
+    assert not list(Path("data").rglob("*.png"))  # the callback did delete them, mid-epoch
 
 
 # ----- the runner -------------------------------------------------------------------------------

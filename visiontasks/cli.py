@@ -29,7 +29,7 @@ from visiontasks.checkpoints import check_fits, find_checkpoint, run_of_checkpoi
 from visiontasks.commands import PLAIN_COMMANDS
 from visiontasks.data.datamodule import VisionDataModule
 from visiontasks.cv import cross_validate
-from visiontasks.errors import CheckpointError, DataError, VisionTasksError
+from visiontasks.errors import CheckpointError, DataError, OptionError, VisionTasksError
 from visiontasks.export import SUFFIXES, ExportFormat, export
 from visiontasks.pictures import RunPictures
 from visiontasks.results import PredictionWriter
@@ -301,20 +301,34 @@ def _option_value(words: list[str], name: str) -> str | None:
     return found
 
 
+def has_config(words: list[str]) -> bool:
+    """A ``--config``/``-c`` is among the command's ``words``."""
+    return any(w in ("--config", "-c") or str(w).startswith(("--config=", "-c=")) for w in words)
+
+
 def run_config_first(words: list[str]) -> list[str] | None:
     """``words`` with ``--config <run>/config.yaml`` after the command when ``--ckpt_path`` names a checkpoint
     inside a run folder and no config is given: the run's own config (written by its ``fit``) defines the task
-    and the data, so ``test``/``predict``/``export``/``validate`` need only the checkpoint. ``None`` otherwise."""
-    if not words or words[0] not in COMMANDS or words[0] == "fit":
-        return None
-    if any(w in ("--config", "-c") or str(w).startswith(("--config=", "-c=")) for w in words):
+    and the data, so ``fit`` (which resumes the run) and ``test``/``predict``/``export``/``validate`` need only
+    the checkpoint. ``None`` otherwise."""
+    if not words or words[0] not in COMMANDS or has_config(words):
         return None
     checkpoint = _option_value(words, "--ckpt_path")
-    if not checkpoint or not Path(checkpoint).is_file():
-        return None
+    if not checkpoint or any(str(w) in ("--data", "--model") or str(w).startswith(("--data=", "--model=")) for w in words):
+        return None  # no checkpoint, or the task and data classes given on the command line
+    if checkpoint in ("best", "last"):
+        raise OptionError(
+            f"--ckpt_path {checkpoint} needs --config (the config names the experiment whose runs are searched); "
+            "give the config, or the checkpoint file (runs/<experiment>/<run>/checkpoints/last.ckpt)."
+        )
+    if not Path(checkpoint).is_file():
+        raise CheckpointError(f"--ckpt_path {checkpoint}: checkpoint file not found.")
     run = run_of_checkpoint(Path(checkpoint))
     if run is None:
-        return None
+        raise OptionError(
+            f"--ckpt_path {checkpoint}: a checkpoint outside a run folder (no config.yaml beside its checkpoints/ folder) "
+            "does not say which task and data it was made with; give --config too."
+        )
     print(f"Using the config of the checkpoint's run: {run / 'config.yaml'}")
     return [words[0], "--config", str(run / "config.yaml"), *words[1:]]
 
