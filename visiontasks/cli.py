@@ -20,6 +20,7 @@ import yaml
 from jsonargparse import Namespace
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 from pytorch_lightning.loggers import CSVLogger, WandbLogger
+from pytorch_lightning.utilities.exceptions import MisconfigurationException
 
 import visiontasks
 from visiontasks import ranks
@@ -29,7 +30,7 @@ from visiontasks.checkpoints import check_fits, find_checkpoint, run_of_checkpoi
 from visiontasks.commands import PLAIN_COMMANDS
 from visiontasks.data.datamodule import VisionDataModule
 from visiontasks.cv import cross_validate
-from visiontasks.errors import CheckpointError, DataError, OptionError, VisionTasksError
+from visiontasks.errors import CheckpointError, DataError, OptionError, VisionTasksError, check_option
 from visiontasks.export import SUFFIXES, ExportFormat, export
 from visiontasks.pictures import RunPictures
 from visiontasks.results import PredictionWriter
@@ -186,6 +187,32 @@ class VisionCLI(LightningCLI):
                 )
         self._follow_multilabel_data()
 
+    @staticmethod
+    def _check_trainer_options(config: Namespace) -> None:
+        """What Lightning takes unchecked and then divides by (``accumulate_grad_batches=0``), or hands to NumPy
+        (``seed_everything=-1``): one line naming the option, before anything is built."""
+        trainer = config.get("trainer") or Namespace()
+        for name in ("accumulate_grad_batches", "check_val_every_n_epoch"):
+            value = trainer.get(name)
+            check_option(value is None or (isinstance(value, int) and value >= 1), f"--trainer.{name}", value, "give 1 or more.")
+        interval = trainer.get("val_check_interval")
+        check_option(interval is None or (isinstance(interval, (int, float)) and interval > 0), "--trainer.val_check_interval",
+                     interval, "give a share of the epoch in (0, 1] or a number of steps (1 or more).")  # fmt: skip
+        clip = trainer.get("gradient_clip_val")
+        check_option(clip is None or (isinstance(clip, (int, float)) and clip >= 0), "--trainer.gradient_clip_val", clip,
+                     "give 0 (no clipping) or a positive gradient norm.")  # fmt: skip
+        seed = config.get("seed_everything")
+        check_option(seed is None or isinstance(seed, bool) or (isinstance(seed, int) and 0 <= seed < 2**32), "--seed_everything",
+                     seed, "give a seed in 0..4294967295, or true (a random one, printed).")  # fmt: skip
+
+    def instantiate_trainer(self, **kwargs: Any) -> pl.Trainer:
+        """A Trainer option Lightning refuses (``max_epochs=-2``, ``devices=0``) is one line naming it, not a traceback."""
+        try:
+            return super().instantiate_trainer(**kwargs)
+        except MisconfigurationException as error:
+            reason = " ".join(str(error).split())
+            raise OptionError(f"--trainer: {reason} Fix the trainer option in the config or on the command line.") from None
+
     def _follow_multilabel_data(self) -> None:
         """Multi-label data makes a task that can be multi-label one, as the data sets ``num_classes``.
 
@@ -223,6 +250,7 @@ class VisionCLI(LightningCLI):
     def before_instantiate_classes(self) -> None:
         """Choose the run folder: the checkpoint's run for ``--ckpt_path``, else a new run of the experiment."""
         config = self.config[self.subcommand] if self.subcommand else self.config  # no subcommand: main(run=False)
+        self._check_trainer_options(config)
         stage = self.subcommand or "fit"
         experiment = experiment_name(config)
         checkpoint = self.checkpoint
