@@ -244,13 +244,13 @@ class VisionCLI(LightningCLI):
         else:  # not through Lightning's, which warns of args given beside sys.argv
             self.config = parser.parse_args(with_run_config)
         command = self.config.get("subcommand")
+        self._check_trainer_options(self.config[command] if command else self.config)  # before Lightning seeds
         if command and self.config[command].get("ckpt_path"):
             self.checkpoint, self.config[command].ckpt_path = self.config[command].ckpt_path, None
 
     def before_instantiate_classes(self) -> None:
         """Choose the run folder: the checkpoint's run for ``--ckpt_path``, else a new run of the experiment."""
         config = self.config[self.subcommand] if self.subcommand else self.config  # no subcommand: main(run=False)
-        self._check_trainer_options(config)
         stage = self.subcommand or "fit"
         experiment = experiment_name(config)
         checkpoint = self.checkpoint

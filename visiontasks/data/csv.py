@@ -245,11 +245,11 @@ class CsvDataModule(VisionDataModule):
             boxes = None
             if self.kind.box:
                 boxes = np.array([_box(row, origin) for row, origin in zip(rows, where)], dtype=np.float32)
-            _refuse_repeated_images(paths, where)  # after each row's own checks, which name a bad cell more precisely
             labels = np.stack(targets) if self.kind.multi_hot else targets
             groups = [(row.get(self.group_column) or "").strip() for row in rows] if self.group_column in rows[0] else None
             source = LabelledFiles(paths, labels, self.in_channels, boxes, groups)
             sources[split] = source.check(where, keep=self.keep_decoded)
+            _refuse_repeated_images(paths, where)  # after each row's own checks, which name a bad cell more precisely
         return sources
 
     def _image_path(self, csv_path: Path, row: dict[str, str], where: str) -> Path:

@@ -58,13 +58,8 @@ def _memory_bytes() -> int:
 
 
 def _check_memory(batch_size: int, pixels: int, image_size: Any, in_channels: Any) -> None:
-    """An ``image_size`` (or a batch of it) larger than memory holds is refused before it is allocated: 100000 would
-    make every image a 120 GB array and the kernel end the process, or another one, on the way."""
-    from PIL import Image
-
-    limit = Image.MAX_IMAGE_PIXELS or float("inf")
-    check_option(pixels <= limit, PREFIX + "image_size", image_size,
-                 f"{pixels:,} pixels per image is over PIL's limit of {limit:,} (a decompression-bomb guard); give a smaller size.")  # fmt: skip
+    """A batch of ``image_size`` images larger than memory holds is refused before it is allocated: 100000 would make
+    every image a 120 GB array, and the kernel end the process (or another one) on the way."""
     batch = batch_size * pixels * (in_channels if in_channels in (1, 3) else 3) * 4  # float32 tensors
     memory = _memory_bytes()
     check_option(not memory or batch <= memory // 2, PREFIX + "image_size", image_size,
