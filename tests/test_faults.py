@@ -873,3 +873,21 @@ def test_a_fit_of_each_shipped_config_warns_only_of_what_the_user_can_act_on(con
     said = [f"{w.category.__name__}: {w.message}" for w in caught] + [r.getMessage() for r in caplog.records if r.name.startswith(("pytorch_lightning", "lightning"))]
     unexpected = [line for line in said if not any(re.search(pattern, line) for pattern in ACTIONABLE)]
     assert not unexpected, unexpected
+
+
+# ----- start-up: a data error does not wait on the tasks' imports -------------------------------------
+def test_import_visiontasks_imports_its_names_when_first_used():
+    """``import visiontasks`` loads neither torch nor Lightning (a COCO check fails fast); each name, when first
+    used, comes from its module."""
+    import sys
+
+    import visiontasks
+
+    code = "import sys, visiontasks; print(sorted({'torch', 'pytorch_lightning'} & set(sys.modules)))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout.strip() == "[]", done.stderr[-300:]
+    assert {name: getattr(visiontasks, name).__name__ for name in visiontasks.__all__ if name != "__version__"} == {
+        name: name for name in visiontasks.__all__ if name != "__version__"}  # fmt: skip
+    assert "SegmentationTask" in dir(visiontasks) and visiontasks.DataError.__module__ == "visiontasks.errors"
+    with pytest.raises(AttributeError, match="no attribute 'Nothing'"):
+        visiontasks.Nothing  # noqa: B018

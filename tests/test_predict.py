@@ -188,6 +188,26 @@ def test_predict_takes_floats_tensors_and_grey_arrays_and_says_what_it_cannot_ta
         task.predict([3])
 
 
+@pytest.mark.parametrize("suffix", [".png", ".jpg"])
+def test_a_large_photo_is_read_smaller_for_the_network_and_predicted_in_its_own_pixels(tmp_path, monkeypatch, suffix):
+    """Over LARGE_PIXELS (lowered here) a photo that is resized next is read shrunk (a JPEG by its decoder's
+    scaling, a PNG by whole blocks), upright; the mask and the drawing keep the file's own upright size."""
+    from visiontasks.data import images
+
+    monkeypatch.setattr(images, "LARGE_PIXELS", 100 * 100)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored 200 wide x 120 high, shown 120 wide x 200 high
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (120, 200, 3), dtype=np.uint8)).save(tmp_path / f"big{suffix}", exif=exif)
+    settings = {"image_size": 16, "in_channels": 3}
+    sample = input_dataset(tmp_path / f"big{suffix}", settings).source[0]
+    read = sample["image"].shape  # PNG: 200 // 3 x 120 // 3 (the shorter side kept >= 2 x 16); JPEG: decoded at 1/2
+    assert read == ((66, 40, 3) if suffix == ".png" else (100, 60, 3)) and sample["orig_size"] == (200, 120)
+    task = SegmentationTask(num_classes=3, model_options={"base_channels": 4, "depth": 2})
+    task.saved_inputs = settings
+    (result,) = task.predict(tmp_path / f"big{suffix}")
+    assert result.orig_size == (200, 120) and result.mask.shape == (200, 120) and result.plot().shape == (200, 120, 3)
+
+
 def test_predict_skips_an_unreadable_photo_as_the_predict_command_does(tmp_path, caplog):
     """One policy for both ways to predict: an unreadable file is skipped with one warning naming it and
     why; nothing readable left is an error naming the folder."""

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import csv
 import json
+import zlib
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 from pycocotools import mask as mask_utils
 
+from visiontasks.data import images
+from visiontasks.results import formats
 from visiontasks.results.draw import class_colour
 from visiontasks.results import ClassificationResult, DetectionResult, LocalizationResult, SegmentationResult
 
@@ -64,3 +68,64 @@ def test_a_result_without_picture_reads_its_file(tmp_path):
     Image.fromarray(GREY[..., 0]).save(path)  # a grey-scale file is drawn on in RGB
     result = ClassificationResult(path=str(path), orig_size=(40, 60), label="circle", score=1.0)
     assert result.image().shape == (40, 60, 3) and Path(result.path).is_file()
+
+
+# ----- large images: read, drawn and written with bounded memory (the paths run on tiny files here) -----
+@pytest.fixture
+def all_large(monkeypatch):
+    """Every image counts as large, so the bounded-memory paths run on tiny files."""
+    monkeypatch.setattr(images, "LARGE_PIXELS", 0)
+    monkeypatch.setattr(formats, "LARGE_PIXELS", 0)
+
+
+def exif_photo(path: Path, mode: str, orientation: int, seed: int = 0) -> None:
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    pixels = np.random.default_rng(seed).integers(0, 256, (37, 53, 3), dtype=np.uint8)
+    Image.fromarray(pixels).convert(mode).save(path, exif=exif)
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_a_large_picture_is_decoded_straight_to_rgb_and_upright_as_pil_reads_it(tmp_path, all_large, monkeypatch, orientation):
+    import cv2
+
+    decoded = []
+    monkeypatch.setattr(cv2, "imread", lambda *args, real=cv2.imread: decoded.append(args[0]) or real(*args))
+    for mode in ("RGB", "L"):
+        path = tmp_path / f"{mode}.png"
+        exif_photo(path, mode, orientation, seed=orientation)
+        with images.open_image(path) as image:
+            expected = np.asarray(image.convert("RGB"))
+        picture = images.read_picture(path)
+        assert decoded[-1] == str(path)  # OpenCV read it, not PIL
+        assert picture.shape == expected.shape and (picture == expected).all()
+        assert images.upright_size(path) == expected.shape[:2]
+        picture[0, 0] = 0  # a new array: drawn on in place
+
+
+def test_a_large_png_is_written_a_band_at_a_time_as_pil_reads_it_back(tmp_path, all_large):
+    pixels = np.random.default_rng(0).integers(0, 256, (37, 53, 3), dtype=np.uint8)
+    turned = np.rot90(pixels)  # a view, as a rotated photo's picture is
+    formats.write_png_rows(tmp_path / "a.png", turned, rows=4)
+    assert (np.asarray(Image.open(tmp_path / "a.png")) == turned).all()
+    formats.write_picture(tmp_path / "b.png", pixels)  # LARGE_PIXELS 0: this writer, not PIL's
+    assert (np.asarray(Image.open(tmp_path / "b.png")) == pixels).all()
+    data, rest = b"", (tmp_path / "b.png").read_bytes()[8:]
+    while rest:  # the rows PNG holds: every one of them filtered by "Up" (2), as this writer filters
+        length, kind = int.from_bytes(rest[:4], "big"), rest[4:8]
+        data, rest = data + (rest[8 : 8 + length] if kind == b"IDAT" else b""), rest[12 + length :]
+    assert set(np.frombuffer(zlib.decompress(data), np.uint8).reshape(37, 53 * 3 + 1)[:, 0]) == {2}
+
+
+def test_drawing_a_large_photo_keeps_the_callers_picture_and_draws_on_the_read_one(tmp_path, all_large):
+    path = tmp_path / "photo.png"
+    exif_photo(path, "RGB", 6)  # stored 53 x 37, upright 37 x 53
+    mask = np.zeros((53, 37), np.uint8)
+    mask[:, 20:] = 1
+    from_file = SegmentationResult(path=str(path), orig_size=(53, 37), class_names=["bg", "thing"], mask=mask)
+    drawn = from_file.plot()
+    upright = images.read_picture(path)
+    assert (drawn[:, :20] == upright[:, :20]).all() and (drawn[:, 20:] != upright[:, 20:]).any()
+    given = upright.copy()
+    kept = SegmentationResult(path=str(path), orig_size=(53, 37), class_names=["bg", "thing"], mask=mask, picture=given)
+    assert (kept.plot() == drawn).all() and (given == upright).all()  # the caller's picture is left as it was

@@ -180,3 +180,17 @@ def test_logged_miou_equals_numpy_on_the_written_masks_at_a_resized_input(tmp_pa
         assert logged[f"val/{name}"] == pytest.approx(value, abs=1e-5), (name, logged, expected)
     # not an empty comparison: most pixels right, and more than one class predicted
     assert expected["acc"] > 0.5 and len(np.unique(np.concatenate([p.ravel() for p in predicted]))) > 1
+
+
+def test_a_large_mask_resized_a_band_of_rows_at_a_time_is_the_one_resize_mask(monkeypatch):
+    """Masks over ONE_RESIZE values are resized in bands of ROWS_AT_ONCE rows (memory of a 12000 px photo); the
+    classes are those of one bilinear resize of the probabilities (up to float rounding at near-ties)."""
+    from visiontasks.tasks import segmentation
+
+    scores = torch.randn(4, 12, 9, generator=torch.Generator().manual_seed(0)) * 3
+    whole = segmentation.class_mask(scores, (301, 203))
+    monkeypatch.setattr(segmentation, "ONE_RESIZE", 0)
+    monkeypatch.setattr(segmentation, "ROWS_AT_ONCE", 64)  # 5 bands, the last one short
+    banded = segmentation.class_mask(scores, (301, 203))
+    assert banded.shape == whole.shape == (301, 203) and banded.dtype == torch.uint8
+    assert (banded == whole).float().mean() > 0.999 and len(whole.unique()) == 4

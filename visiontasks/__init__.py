@@ -1,58 +1,83 @@
-"""visiontasks: classic CNN vision tasks as Lightning modules, one CLI and shared data modules."""
+"""visiontasks: classic CNN vision tasks as Lightning modules, one CLI and shared data modules.
 
+The names below are imported when first used (PEP 562), so ``import visiontasks`` is instant and a data
+module or an error class does not pay for the tasks' models; each submodule still imports what it needs.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from visiontasks.export import export  # light; bound here, as the submodule of the same name would take its place
 from visiontasks.version import __version__
-from visiontasks.callbacks.averaging import EMA  # noqa: E402
-from visiontasks.callbacks.budget import TrainingBudget  # noqa: E402
-from visiontasks.callbacks.preemption import Preemption  # noqa: E402
-from visiontasks.callbacks.speed import ChannelsLast, Compile  # noqa: E402
-from visiontasks.checkpoints import StepCheckpoint  # noqa: E402
-from visiontasks.data import (  # noqa: E402
-    CocoDataModule,
-    CsvDataModule,
-    ImageFolderDataModule,
-    SegmentationFolderDataModule,
-    ShapesDataModule,
-    VisionDataModule,
-)
-from visiontasks.errors import CheckpointError, DataError, OptionError, TrainingStopped, VisionTasksError  # noqa: E402
-from visiontasks.export import export  # noqa: E402
-from visiontasks.pictures import RunPictures  # noqa: E402
-from visiontasks.tasks import (  # noqa: E402
-    BaseTask,
-    ClassicSegmentationTask,
-    ClassificationTask,
-    DetectionTask,
-    InstanceSegmentationTask,
-    LocalizationTask,
-    SegmentationTask,
-)
 
-__all__ = [
-    "BaseTask",
-    "ChannelsLast",
-    "EMA",
-    "ClassicSegmentationTask",
-    "ClassificationTask",
-    "CocoDataModule",
-    "Compile",
-    "CsvDataModule",
-    "CheckpointError",
-    "DataError",
-    "OptionError",
-    "Preemption",
-    "DetectionTask",
-    "ImageFolderDataModule",
-    "InstanceSegmentationTask",
-    "LocalizationTask",
-    "RunPictures",
-    "SegmentationFolderDataModule",
-    "SegmentationTask",
-    "ShapesDataModule",
-    "StepCheckpoint",
-    "TrainingBudget",
-    "TrainingStopped",
-    "VisionDataModule",
-    "VisionTasksError",
-    "__version__",
-    "export",
-]
+_EXPORTS = {
+    "EMA": "visiontasks.callbacks.averaging",
+    "TrainingBudget": "visiontasks.callbacks.budget",
+    "Preemption": "visiontasks.callbacks.preemption",
+    "ChannelsLast": "visiontasks.callbacks.speed",
+    "Compile": "visiontasks.callbacks.speed",
+    "StepCheckpoint": "visiontasks.checkpoints",
+    "CocoDataModule": "visiontasks.data",
+    "CsvDataModule": "visiontasks.data",
+    "ImageFolderDataModule": "visiontasks.data",
+    "SegmentationFolderDataModule": "visiontasks.data",
+    "ShapesDataModule": "visiontasks.data",
+    "VisionDataModule": "visiontasks.data",
+    "CheckpointError": "visiontasks.errors",
+    "DataError": "visiontasks.errors",
+    "OptionError": "visiontasks.errors",
+    "TrainingStopped": "visiontasks.errors",
+    "VisionTasksError": "visiontasks.errors",
+    "RunPictures": "visiontasks.pictures",
+    "BaseTask": "visiontasks.tasks",
+    "ClassicSegmentationTask": "visiontasks.tasks",
+    "ClassificationTask": "visiontasks.tasks",
+    "DetectionTask": "visiontasks.tasks",
+    "InstanceSegmentationTask": "visiontasks.tasks",
+    "LocalizationTask": "visiontasks.tasks",
+    "SegmentationTask": "visiontasks.tasks",
+}
+"""Every public name and the module that defines it."""
+
+__all__ = sorted([*_EXPORTS, "__version__", "export"])
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'visiontasks' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    globals()[name] = value  # once imported, an ordinary attribute
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS})
+
+
+if TYPE_CHECKING:  # what type checkers and IDEs see: the names themselves
+    from visiontasks.callbacks.averaging import EMA
+    from visiontasks.callbacks.budget import TrainingBudget
+    from visiontasks.callbacks.preemption import Preemption
+    from visiontasks.callbacks.speed import ChannelsLast, Compile
+    from visiontasks.checkpoints import StepCheckpoint
+    from visiontasks.data import (
+        CocoDataModule,
+        CsvDataModule,
+        ImageFolderDataModule,
+        SegmentationFolderDataModule,
+        ShapesDataModule,
+        VisionDataModule,
+    )
+    from visiontasks.errors import CheckpointError, DataError, OptionError, TrainingStopped, VisionTasksError
+    from visiontasks.pictures import RunPictures
+    from visiontasks.tasks import (
+        BaseTask,
+        ClassicSegmentationTask,
+        ClassificationTask,
+        DetectionTask,
+        InstanceSegmentationTask,
+        LocalizationTask,
+        SegmentationTask,
+    )

@@ -12,15 +12,14 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Any, Literal
-
-import torch
-from torch import Tensor, nn
-from pytorch_lightning.core.module import _jit_is_scripting
+from typing import TYPE_CHECKING, Any, Literal
 
 from visiontasks.errors import ExportError
-from visiontasks.models.tta import tta_views
-from visiontasks.tasks.export_graph import ExportGraph
+
+if TYPE_CHECKING:  # torch, Lightning and the tasks are imported when a file is written: `visiontasks.export` is light
+    from torch import Tensor, nn
+
+    from visiontasks.tasks.export_graph import ExportGraph
 
 __all__ = ["ExportError", "export"]
 
@@ -57,6 +56,8 @@ def sidecar(task: Any, fmt: ExportFormat, graph: ExportGraph, size: tuple[int, i
         },
         "outputs": graph.outputs,
     }
+    from visiontasks.models.tta import tta_views
+
     views = tta_views(task.hparams.get("tta"))
     if views:  # the task averages views at test and predict; the file holds one forward pass
         info["tta"] = {"views": list(views), "in_exported_model": False,
@@ -87,6 +88,8 @@ def export(
     graph.module.eval()  # the wrapper too: torch.onnx warns of a module in training mode
     size = task.input_settings().get("image_size")
     size = tuple(size) if size else None
+    import torch
+
     try:
         if graph.one_image:  # torchvision's detector: one image in, its detections out
             _export_detector(graph.module, format, path, graph.outputs, size or (64, 64))
@@ -100,6 +103,9 @@ def export(
 
 
 def _export_network(module: nn.Module, fmt: ExportFormat, path: Path, outputs: dict[str, str], example: Tensor, any_size: bool) -> None:
+    import torch
+    from pytorch_lightning.core.module import _jit_is_scripting
+
     if fmt == "torchscript":
         with torch.no_grad(), _jit_is_scripting():  # the wrapped LightningModule then has no Trainer to ask for
             torch.jit.trace(module, example).save(str(path))
@@ -112,6 +118,8 @@ def _export_network(module: nn.Module, fmt: ExportFormat, path: Path, outputs: d
 
 
 def _export_detector(model: nn.Module, fmt: ExportFormat, path: Path, outputs: dict[str, str], size: tuple[int, int]) -> None:
+    import torch
+
     if fmt == "torchscript":
         torch.jit.script(model).save(str(path))
         return

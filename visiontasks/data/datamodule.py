@@ -215,6 +215,11 @@ class VisionDataModule(pl.LightningDataModule, abc.ABC):
         """The resize to ``image_size`` as a pipeline of its own, for evaluation and prediction (``None``: no resize)."""
         return build_pipeline(None, self.image_size, kind) if self.image_size is not None else None
 
+    def predict_fit(self) -> tuple[int, int] | None:
+        """The size photos to predict on are resized to when no eval transform comes first: a large file is then
+        read smaller (:attr:`InputImages.fit`)."""
+        return self.image_size if isinstance(self.image_size, tuple) and not self.eval_transforms else None
+
     def dataset(self, source: Source, indices: Sequence[int], training: bool, kind: Kind) -> SampleDataset:
         pipeline = self.pipeline(training) if kind is self.kind else build_pipeline(self.eval_transforms, None, kind)
         resize = None if training else self.resize(kind)
@@ -227,6 +232,7 @@ class VisionDataModule(pl.LightningDataModule, abc.ABC):
             source = InputImages(self.predict_dir, self.in_channels)
             if self.image_size == "auto":  # no training files here: the photos' own sizes decide
                 self.image_size = auto_image_size(file_sizes(source, range(len(source))))
+            source.fit = self.predict_fit()
             self.datasets["predict"] = self.dataset(source, range(len(source)), False, IMAGES_ONLY)  # images, no targets
             return
         if "train" in self.datasets:
@@ -371,6 +377,8 @@ class VisionDataModule(pl.LightningDataModule, abc.ABC):
         for dataset in self.datasets.values():
             if isinstance(dataset, SampleDataset) and not dataset.training:
                 dataset.resize = self.resize(dataset.kind)
+                if isinstance(dataset.source, InputImages):
+                    dataset.source.fit = self.predict_fit()
                 if dataset.prepared is not None:  # made at the old size
                     dataset.prepare(limit=memory_limit())
 

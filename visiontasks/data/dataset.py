@@ -96,8 +96,9 @@ class SampleDataset(Dataset):
         original = None
         if self.resize is not None:  # evaluation: the transforms, then the resize to the network's size
             original, sample = sample, apply_pipeline(self.resize, sample, self.kind)
-        # to map predictions back to the file's pixels (where evaluation scores them, against `original`)
-        sample["orig_size"] = tuple((raw if original is None else original)["image"].shape[:2])
+        # to map predictions back to the file's pixels (where evaluation scores them, against `original`); a
+        # source that read a large file smaller says the file's own size
+        sample["orig_size"] = tuple(raw.get("orig_size") or (raw if original is None else original)["image"].shape[:2])
         if self.kind.box and sample[self.kind.box] is None:
             if self.training:
                 return None  # the augmentation cropped the object away: skip, don't learn a wrong box

@@ -14,7 +14,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
 from visiontasks.data.balance import label_table, strata
 from visiontasks.errors import DataError
@@ -36,6 +35,8 @@ def fold_split(
                 f"fold: class {names[value]!r} has {count} images in the training data, fewer than the {n} folds: "
                 f"use --folds {max(2, count)} or fewer, or add images of {names[value]!r}."
             )
+    from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold  # here: start-up time of every command
+
     groups = getattr(source, "groups", None)
     if groups is None:
         splitter: Any = StratifiedKFold(n_splits=n, shuffle=True, random_state=seed)

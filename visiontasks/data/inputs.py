@@ -17,7 +17,7 @@ import torch
 from PIL import Image
 
 from visiontasks.data.dataset import SampleDataset
-from visiontasks.data.images import image_array, is_image_file, list_images, read_image, readable_images
+from visiontasks.data.images import image_array, is_image_file, list_images, read_image, readable_images, upright_size
 from visiontasks.data.transforms import as_size, build_pipeline, pipeline_from_dict
 from visiontasks.errors import DataError
 from visiontasks.kinds import IMAGES_ONLY
@@ -98,7 +98,7 @@ class InputImages(Sequence):
     none is left, that is an error.
     """
 
-    def __init__(self, inputs: ImageInput | Sequence[ImageInput], channels: int) -> None:
+    def __init__(self, inputs: ImageInput | Sequence[ImageInput], channels: int, fit: tuple[int, int] | None = None) -> None:
         items = _expand(inputs)
         if not items:
             raise DataError("nothing to predict on: the list of inputs is empty.")
@@ -113,6 +113,9 @@ class InputImages(Sequence):
             raise DataError(f"{where}: none of the {len(files)} images can be read ({self.skipped[0]}).")
         self.items = items
         self.channels = channels
+        self.fit = fit
+        """The (height, width) the images are resized to next, with no transform before: a large file is then
+        read smaller (:func:`~visiontasks.data.images.reduction`); ``orig_size`` keeps the file's own size."""
 
     @property
     def paths(self) -> list[Path] | None:
@@ -125,7 +128,8 @@ class InputImages(Sequence):
     def __getitem__(self, i: int) -> dict[str, Any]:
         item = self.items[i]
         if isinstance(item, Path):
-            return {"image": read_image(item, self.channels), "path": str(item), "picture": None}
+            sample = {"image": read_image(item, self.channels, self.fit), "path": str(item), "picture": None}
+            return sample if self.fit is None else {**sample, "orig_size": upright_size(item)}
         array = image_array(item, self.channels) if isinstance(item, Image.Image) else _as_array(item)
         original = image_array(item, 3) if isinstance(item, Image.Image) else array
         return {"image": _channels(array, self.channels), "path": "", "picture": _picture(original)}
@@ -136,9 +140,9 @@ def input_dataset(inputs: ImageInput | Sequence[ImageInput], settings: dict[str,
     serialised pipeline), then the resize to the training size; ``settings`` as the checkpoint keeps them."""
     import albumentations as A  # here, not at the top: start-up time of every command
 
-    source = InputImages(inputs, settings.get("in_channels") or 3)
     given = settings.get("eval_transforms")
     pipeline = pipeline_from_dict(given) if given else build_pipeline(None, None, IMAGES_ONLY)
     size = as_size(settings.get("image_size"))
+    source = InputImages(inputs, settings.get("in_channels") or 3, fit=None if pipeline.transforms else size)
     resize = build_pipeline(None, size, IMAGES_ONLY) if size else None
     return SampleDataset(source, range(len(source)), pipeline, False, IMAGES_ONLY, resize=resize)

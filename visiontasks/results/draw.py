@@ -35,8 +35,8 @@ def class_colour(label: int) -> tuple[int, int, int]:
     return tuple(int(v) for v in PALETTE[(label % 255) + 1])  # type: ignore[return-value]
 
 
-ROWS_AT_ONCE = 256
-"""Rows blended per step: a 12000 px photo is tinted in 8-bit bands, never as a full-size float image."""
+ROWS_AT_ONCE = 64
+"""Rows blended per step: a 12000 px photo is tinted in 8-bit bands of 2 MB, never as a full-size float image."""
 
 
 def _tint(picture: np.ndarray, where: np.ndarray, colours: np.ndarray, alpha: float) -> None:
@@ -47,9 +47,10 @@ def _tint(picture: np.ndarray, where: np.ndarray, colours: np.ndarray, alpha: fl
         picture[where] = blended.round().astype(np.uint8)
 
 
-def mask_overlay(picture: np.ndarray, mask: np.ndarray, alpha: float = 0.5) -> np.ndarray:
-    """``picture`` with every non-background pixel (class != 0) of ``mask`` (HxW) tinted by its class colour."""
-    drawn = np.array(picture, dtype=np.uint8)
+def mask_overlay(picture: np.ndarray, mask: np.ndarray, alpha: float = 0.5, *, in_place: bool = False) -> np.ndarray:
+    """``picture`` with every non-background pixel (class != 0) of ``mask`` (HxW) tinted by its class colour;
+    ``in_place``: drawn on ``picture`` itself (uint8), else on a copy."""
+    drawn = picture if in_place else np.array(picture, dtype=np.uint8)
     for top in range(0, mask.shape[0], ROWS_AT_ONCE):
         rows = slice(top, top + ROWS_AT_ONCE)
         _tint(drawn[rows], mask[rows] != 0, PALETTE[mask[rows]], alpha)
@@ -67,10 +68,13 @@ def draw_objects(
     captions: Sequence[str],
     masks: np.ndarray | None = None,
     alpha: float = 0.4,
+    *,
+    in_place: bool = False,
 ) -> np.ndarray:
-    """``picture`` with boxes (Nx4 xyxy pixels), their captions and, given, instance masks (NxHxW) in class colours."""
+    """``picture`` with boxes (Nx4 xyxy pixels), their captions and, given, instance masks (NxHxW) in class colours;
+    ``in_place``: the masks drawn on ``picture`` itself (uint8), else on a copy."""
     colours = [class_colour(int(label)) for label in labels]
-    drawn = np.array(picture, dtype=np.uint8)
+    drawn = picture if in_place else np.array(picture, dtype=np.uint8)
     if masks is not None and len(masks):
         for top in range(0, drawn.shape[0], ROWS_AT_ONCE):
             rows = slice(top, top + ROWS_AT_ONCE)

@@ -7,6 +7,8 @@ themselves (CSV rows, COCO boxes, RLE) are defined once, in :mod:`visiontasks.da
 from __future__ import annotations
 
 import json
+import struct
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -15,6 +17,7 @@ import numpy as np
 from PIL import Image
 
 from visiontasks.data.formats import rle_encode, write_csv, xyxy_to_xywh
+from visiontasks.data.images import LARGE_PIXELS
 
 __all__ = ["coco_entries", "write_coco", "write_csv", "write_mask_png", "write_picture"]
 
@@ -46,6 +49,31 @@ def write_mask_png(path: Path, mask: np.ndarray) -> None:
 
 
 def write_picture(path: Path, picture: np.ndarray) -> None:
-    """A drawn picture (HxWx3 uint8) as an image file."""
+    """A drawn picture (HxWx3 uint8) as an image file; a large one as a PNG written a band of rows at a time."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(picture).save(path)
+    if path.suffix.lower() == ".png" and picture.shape[0] * picture.shape[1] > LARGE_PIXELS:
+        write_png_rows(path, picture)
+    else:
+        Image.fromarray(picture).save(path)
+
+
+def write_png_rows(path: Path, picture: np.ndarray, rows: int = 64) -> None:
+    """An HxWx3 uint8 picture (any strides: a rotated view too) as an RGB PNG, ``rows`` rows at a time: PIL would
+    first copy all of it at 4 bytes a pixel. Each row is PNG's "Up" filter of the row above, then deflated."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    height, width = picture.shape[:2]
+    deflate = zlib.compressobj(6)
+    above = np.zeros((1, width * 3), np.uint8)
+    with open(path, "wb") as file:
+        file.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)))
+        for top in range(0, height, rows):
+            band = np.ascontiguousarray(picture[top : top + rows], dtype=np.uint8).reshape(-1, width * 3)
+            filtered = np.empty((len(band), width * 3 + 1), np.uint8)
+            filtered[:, 0] = 2  # the "Up" filter: each byte minus the byte above, modulo 256 (uint8 arithmetic)
+            filtered[:, 1:] = band - np.concatenate([above, band[:-1]])
+            above = band[-1:].copy()
+            file.write(chunk(b"IDAT", deflate.compress(filtered.tobytes())))
+        file.write(chunk(b"IDAT", deflate.flush()) + chunk(b"IEND", b""))

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from visiontasks.data.formats import BOX_COLUMNS
-from visiontasks.data.images import read_image
+from visiontasks.data.images import read_picture
 from visiontasks.results.draw import draw_caption, draw_objects, enlarge, instance_map, mask_overlay, resized_mask
 from visiontasks.results.formats import coco_entries, write_coco, write_csv, write_mask_png
 
@@ -60,13 +60,18 @@ class Result(abc.ABC):
         return Path(self.path).stem or "image"
 
     def image(self) -> np.ndarray:
-        """The original image as HxWx3 uint8."""
+        """The original image as HxWx3 uint8: :attr:`picture`, or else a new array read from the file."""
         if self.picture is not None:
             return self.picture
         if not self.path:
             raise ValueError("this result keeps no picture and has no image file to read one from")
-        array = read_image(self.path, 3)
-        return array if array.dtype == np.uint8 else (array * 255).round().astype(np.uint8)  # 16-bit files
+        return read_picture(self.path)
+
+    def _drawable(self) -> tuple[np.ndarray, bool]:
+        """:meth:`image`, and whether it may be drawn on in place (a new array read from the file, not the caller's
+        picture): a 12000 px photo is then drawn without a second full-size copy."""
+        picture = self.image()
+        return picture, picture is not self.picture
 
     @abc.abstractmethod
     def plot(self, **options: Any) -> np.ndarray:
@@ -174,7 +179,8 @@ class LocalizationResult(Result):
 
     def plot(self, **options: Any) -> np.ndarray:
         index = self.class_names.index(self.label) if self.label in self.class_names else 0
-        return draw_objects(self.image(), np.asarray([self.box]), [index], [f"{self.label} {self.score:.2f}"])
+        picture, own = self._drawable()
+        return draw_objects(picture, np.asarray([self.box]), [index], [f"{self.label} {self.score:.2f}"], in_place=own)
 
     def row(self) -> dict[str, Any]:
         return {"path": self.path, "label": self.label, "score": self.score,
@@ -217,7 +223,8 @@ class DetectionResult(Result):
         keep = np.asarray(self.scores) >= threshold
         captions = [f"{name} {score:.2f}" for name, score, k in zip(self.names, self.scores.tolist(), keep) if k]
         masks = self.masks[keep] if self.masks is not None else None
-        return draw_objects(self.image(), self.boxes[keep], self.labels[keep], captions, masks, alpha)
+        picture, own = self._drawable()
+        return draw_objects(picture, self.boxes[keep], self.labels[keep], captions, masks, alpha, in_place=own)
 
     def coco(self, image_id: int | None = None) -> list[dict[str, Any]]:
         """COCO result entries; an image without a COCO id takes ``image_id`` (default 0) and its ``file_name``."""
@@ -272,7 +279,8 @@ class SegmentationResult(Result):
 
     def plot(self, alpha: float = 0.5, **options: Any) -> np.ndarray:
         """The image with every non-background class tinted by its colour."""
-        return mask_overlay(self.image(), self.mask, alpha)
+        picture, own = self._drawable()
+        return mask_overlay(picture, self.mask, alpha, in_place=own)
 
     def row(self) -> dict[str, Any]:
         counts = np.bincount(self.mask.ravel(), minlength=len(self.class_names))

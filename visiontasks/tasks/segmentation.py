@@ -127,8 +127,10 @@ def stacked_images(batch: dict[str, Any]) -> Tensor:
     return batch["image"]
 
 
-ROWS_AT_ONCE = 512
-"""Output rows resized per step: a 12000 x 12000 mask of 21 classes needs 0.5 GB at a time, not 12 GB."""
+ROWS_AT_ONCE = 128
+"""Output rows resized per step: a 12000 x 12000 mask of 21 classes needs 0.13 GB at a time, not 12 GB."""
+ONE_RESIZE = 512 * 32768
+"""Class scores up to this many values (classes x output pixels) are resized at once: the same classes, faster."""
 
 
 def class_mask(scores: Tensor, size: tuple[int, int]) -> Tensor:
@@ -142,7 +144,7 @@ def class_mask(scores: Tensor, size: tuple[int, int]) -> Tensor:
     height, width = (int(v) for v in size)
     if probs.shape[-2:] == (height, width):
         return probs.argmax(dim=0).to(torch.uint8)
-    if probs.shape[0] * height * width <= ROWS_AT_ONCE * 32768:  # small: one resize (the same classes, faster)
+    if probs.shape[0] * height * width <= ONE_RESIZE:
         resized = F.interpolate(probs[None], size=(height, width), mode="bilinear", align_corners=False)[0]
         return resized.argmax(dim=0).to(torch.uint8)
     across = probs @ _linear_weights(probs.shape[2], width, probs).T  # C x h x W
