@@ -497,8 +497,13 @@ def test_a_checkpoint_of_a_run_brings_the_runs_config():
     assert exported.run.path == fit.run.path.resolve() and (fit.run.path / "export" / "model.onnx").is_file()
     assert exported.datamodule.in_channels == 3  # the run's data, not a default
 
-    validated = run_cli("validate", f"--ckpt_path={checkpoint}")
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", append=True)  # after the filters of what is expected by design
+        validated = run_cli("validate", f"--ckpt_path={checkpoint}")
     assert validated.run.stage_dir == fit.run.path.resolve() / "validate" and "val/acc" in validated.trainer.callback_metrics
+    assert not [str(w.message) for w in caught], [str(w.message) for w in caught]  # not Lightning's "Be aware that when using `ckpt_path`"
 
     write_image(Path("photos") / "a.png", size=12)
     predicted = run_cli("predict", "--ckpt_path", str(checkpoint), "--data.init_args.predict_dir=photos/", "--data.init_args.batch_size=2")
