@@ -9,13 +9,13 @@ or two (7188 files, class folders train/ and val/). Both sides: LeNet-5 at 32 px
 batch 32, a validation pass every epoch, 1 thread each. The command includes what a user waits for:
 start-up, set-up (the in-memory cache of decoded images, ``cache_images: auto``), checkpoints.
 
-The same work on both sides: lenet5.yaml gives no ``train_transforms``, so the fit's only transform is the
-resize from 28 to 32 px, which the plain script does once per file too (the fit now also runs it once per file
+The same work on both sides: the fit runs with lenet5.yaml's ``train_transforms`` off
+(``--data.train_transforms=null``), so its only transform is the resize from 28 to 32 px, which the plain script does once per file too (the fit now also runs it once per file
 at set-up: a pipeline without random transforms is prepared once). What only the fit does: the set-up's checks
 (every file decoded, no file in two splits), training metrics every step, AUROC (and the other metrics) at
 validation, ``last.ckpt`` and the best checkpoint, ``metrics.csv`` and the run pictures (``curves.png``,
-``val_predictions.png``, ``filters.png``). With random augmentations (``train_transforms``) the training
-samples go through albumentations every epoch, which this benchmark does not measure.
+``val_predictions.png``, ``filters.png``). With the config's random augmentations the training samples go
+through albumentations every epoch, which this benchmark does not measure.
 """
 
 from __future__ import annotations
@@ -97,6 +97,7 @@ def main() -> None:
         fit = [sys.executable, "-m", "visiontasks", "fit", "--config", str(ROOT / "configs" / "lenet5.yaml"),
                "--data=ImageFolderDataModule", f"--data.root={data}", "--data.image_size=32", "--data.in_channels=1",
                "--data.batch_size=32", "--data.num_workers=0", f"--data.cache_images={args.cache_images}",
+               "--data.train_transforms=null",
                f"--trainer.max_epochs={args.epochs}", "--trainer.enable_progress_bar=false",
                f"--runs_dir={folder}/runs", "--trainer.logger=false"]  # fmt: skip
         plain = [sys.executable, "-c", PLAIN, str(data), str(args.epochs)]

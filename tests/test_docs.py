@@ -137,8 +137,11 @@ def visiontasks_args(words: list[str]) -> list[str] | None:
     """The arguments after ``python -m visiontasks`` / ``visiontasks``; ``None`` for another command.
 
     Under a launcher (``torchrun [options] -m visiontasks``, ``srun [options] python -m visiontasks``) the
-    command runs without it, as one process on the CPU (see ``ON_CPU``).
+    command runs without it, as one process on the CPU (see ``ON_CPU``). Leading environment settings
+    (``OMP_NUM_THREADS=1 python -m visiontasks ...``) are for the user's shell; the command runs in-process.
     """
+    while len(words) > 1 and re.fullmatch(r"[A-Z_][A-Z0-9_]*=\S*", words[0]):
+        words = words[1:]
     if words[0] in LAUNCHERS:
         for i in range(1, len(words)):
             if words[i:i + 2] == ["-m", "visiontasks"] and words[0] == "torchrun":

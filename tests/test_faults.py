@@ -23,10 +23,26 @@ from typing import Any
 
 import numpy as np
 import pytest
+import pytorch_lightning as pl
 import torch
 from PIL import Image
+from visiontasks import CsvDataModule, OptionError
 from helpers import CONFIGS, RESUMABLE, class_folders, edit_coco, run_cli, tiny, write_coco, write_image, write_pairs
-from test_bad_inputs import LENET, SMALL, Case, csv_data, csv_file, folders, photos, predict_dir, run_case, segmentation, sizes, two_classes
+from test_bad_inputs import (
+    LENET,
+    SMALL,
+    Case,
+    csv_data,
+    csv_file,
+    distinct_pictures,
+    folders,
+    photos,
+    predict_dir,
+    run_case,
+    segmentation,
+    sizes,
+    two_classes,
+)
 from test_bad_inputs import coco as coco_data
 
 FAULTS: dict[str, Case] = {}
@@ -222,7 +238,7 @@ fault("csv: labels that differ only by inner spaces",
       lambda: csv_data(csv_path=csv_file("t.csv", [*two_classes(labels=("golden retriever", "pug")), "img/0.png,golden  retriever"])),
       r"t\.csv: labels 'golden  retriever' and 'golden retriever' differ only by case or spaces")
 fault("csv: class_names that differ only by case", lambda: csv_data(csv_path=csv_file("t.csv", two_classes()), class_names=["cat", "CAT"]),
-      r"t\.csv: labels 'CAT' and 'cat' differ only by case")
+      r"^--data\.init_args\.class_names=\['cat', 'CAT'\]: 'cat' and 'CAT' name one class", raises=OptionError)
 fault("csv: Windows path separators are accepted",
       lambda: csv_data(csv_path=csv_file("t.csv", [r.replace("/", "\\") for r in two_classes()]), val_fraction=0.3),
       check=lambda data, log: sum(sizes(data)) == 6 and data.class_names == ["cat", "dog"])
@@ -481,8 +497,13 @@ def test_a_checkpoint_of_a_run_brings_the_runs_config():
     assert exported.run.path == fit.run.path.resolve() and (fit.run.path / "export" / "model.onnx").is_file()
     assert exported.datamodule.in_channels == 3  # the run's data, not a default
 
-    validated = run_cli("validate", f"--ckpt_path={checkpoint}")
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", append=True)  # after the filters of what is expected by design
+        validated = run_cli("validate", f"--ckpt_path={checkpoint}")
     assert validated.run.stage_dir == fit.run.path.resolve() / "validate" and "val/acc" in validated.trainer.callback_metrics
+    assert not [str(w.message) for w in caught], [str(w.message) for w in caught]  # not Lightning's "Be aware that when using `ckpt_path`"
 
     write_image(Path("photos") / "a.png", size=12)
     predicted = run_cli("predict", "--ckpt_path", str(checkpoint), "--data.init_args.predict_dir=photos/", "--data.init_args.batch_size=2")
@@ -493,6 +514,298 @@ def test_a_checkpoint_of_a_run_brings_the_runs_config():
     (fit.run.path / "export" / "model.onnx").unlink()
     run_cli("export", "--config", LENET, f"--ckpt_path={checkpoint}")  # the config's 1 channel: the checkpoint's 3 are used
     assert (fit.run.path / "export" / "model.onnx").is_file()
+
+
+# ----- more of the same kinds: every field of every format, every option's bad values --------------
+def coco_read(change: Callable[[dict], Any] | None = None, *damage: Callable[[Path], Any], task: str = "detection",
+              annotations: list[dict] | None = None) -> Callable[[], Any]:  # fmt: skip
+    """``c/train.json`` (2 images, an annotation each) after ``change``, read whole (no split: two images are too few)."""
+    from visiontasks import CocoDataModule
+
+    path = write_coco(Path("c"), annotations or [{"bbox": [1, 1, 5, 5]}, {"bbox": [2, 2, 5, 5], "image_id": 2}])
+    if change is not None:
+        edit_coco(Path("c"), change)
+    for step in damage:
+        step(Path("c"))
+    return lambda: CocoDataModule(train_json=str(path), task=task).make_sources()["all"]
+
+
+def annotation(**fields: Any) -> Callable[[dict], Any]:
+    return lambda c: c["annotations"][0].update(fields)
+
+
+def image_entry(**fields: Any) -> Callable[[dict], Any]:
+    return lambda c: c["images"][0].update(fields)
+
+
+def records(source: Any) -> list[tuple[str, list[int], list[list[float]]]]:
+    """(file, labels, xyxy boxes) of every image of a COCO source, each image read."""
+    assert all(source[i]["image"].ndim == 3 for i in range(len(source)))
+    return [(str(r.path), r.labels.tolist(), r.boxes.tolist()) for r in source.records]
+
+
+BOXES_READ = [("c/img0.png", [0], [[1.0, 1.0, 6.0, 6.0]]), ("c/img1.png", [0], [[2.0, 2.0, 7.0, 7.0]])]
+ANNOTATION_1 = r"c/train\.json: annotation 1: "
+for name, fields, error in [
+    ("bbox of three numbers", {"bbox": [1, 1, 5]}, r"bbox \[1, 1, 5\] is not \[x, y, width, height\]"),
+    ("bbox null", {"bbox": None}, r"bbox None is not \[x, y, width, height\]"),
+    ("bbox with a negative width", {"bbox": [1, 1, -5, 5]}, r"bbox \[1, 1, -5, 5\] has a negative width or height"),
+    ("bbox of quoted numbers", {"bbox": ["1", "1", "5", "5"]}, r"bbox \['1', '1', '5', '5'\] holds a non-number; .*without quotes"),
+    ("bbox holding true", {"bbox": [True, 1, 5, 5]}, r"bbox \[True, 1, 5, 5\] holds a non-number"),
+    ("bbox holding infinity", {"bbox": [1, 1, float("inf"), 5]}, r"bbox \[1, 1, inf, 5\] holds NaN or infinity"),
+]:
+    fault(f"coco: {name}", lambda fields=fields: coco_read(annotation(**fields)), ANNOTATION_1 + error)
+fault("coco: bbox NaN written as JSON's NaN", lambda: coco_read(None, lambda r: (r / "train.json").write_text(
+      (r / "train.json").read_text().replace('"bbox": [1, 1, 5, 5]', '"bbox": [1, 1, NaN, 5]'))),
+      ANNOTATION_1 + r"bbox \[1, 1, nan, 5\] holds NaN or infinity")  # fmt: skip
+fault("coco: annotation without bbox", lambda: coco_read(lambda c: c["annotations"][0].pop("bbox")),
+      r"c/train\.json: annotations\[0\] lacks \['bbox'\]; COCO annotations need")
+fault("coco: annotation that is not an object", lambda: coco_read(lambda c: c["annotations"].append(5)),
+      r"c/train\.json: annotations\[2\] lacks \['image_id', 'category_id', 'bbox'\]")
+fault("coco: image without file_name", lambda: coco_read(lambda c: c["images"][0].pop("file_name")),
+      r"c/train\.json: images\[0\] lacks \['file_name'\]")
+fault("coco: area is not read (negative, or text)", lambda: coco_read(lambda c: (annotation(area=-3)(c), c["annotations"][1].update(area="big"))),
+      check=lambda source, log: records(source) == BOXES_READ)
+fault("coco: iscrowd as the text '0'", lambda: coco_read(annotation(iscrowd="0")), r"c/train\.json: annotation 1 has iscrowd '0'; COCO's iscrowd is 0 or 1")
+fault("coco: iscrowd true", lambda: coco_read(annotation(iscrowd=True)), r"c/train\.json: annotation 1 has iscrowd True")
+fault("coco: compressed RLE that does not decode",
+      lambda: coco_read(annotations=[{"bbox": [0, 0, 4, 4], "iscrowd": 1, "segmentation": {"size": [30, 40], "counts": "!!!!"}}],
+                        task="instance_segmentation"),
+      ANNOTATION_1 + r"RLE counts '!!!!' are neither a list of run lengths nor a compressed RLE string")  # fmt: skip
+fault("coco: height that disagrees with the file", lambda: coco_read(image_entry(height=31)),
+      r"c/img0\.png: the file is 40x30 but c/train\.json says 40x31; fix width/height in the JSON")
+fault("coco: width as the text '40'", lambda: coco_read(image_entry(width="40")), r"c/train\.json: image 1 has width '40'; it must be a positive integer")
+fault("coco: an absolute file_name is read", lambda: coco_read(image_entry(file_name=str(Path("c/img0.png").resolve()))),
+      check=lambda source, log: records(source)[1:] == BOXES_READ[1:] and records(source)[0][0] == str(Path("c/img0.png").resolve()))
+fault("coco: a file_name with Windows separators is read",
+      lambda: coco_read(image_entry(file_name="sub\\img0.png"), lambda r: (r / "sub").mkdir(), lambda r: (r / "img0.png").rename(r / "sub" / "img0.png")),
+      check=lambda source, log: records(source) == [("c/sub/img0.png", *BOXES_READ[0][1:]), BOXES_READ[1]])  # fmt: skip
+fault("coco: empty file_name", lambda: coco_read(image_entry(file_name="")),
+      r"c/train\.json: images\[0\] has file_name ''; give the image file's path, relative to the images folder")
+fault("coco: file_name null", lambda: coco_read(image_entry(file_name=None)), r"c/train\.json: images\[0\] has file_name None")
+fault("coco: two images with one file_name", lambda: coco_read(lambda c: c["images"][1].update(file_name="img0.png")),
+      r"c/train\.json: images\[1\] repeats file_name 'img0\.png' of images\[0\]; list each image once")
+fault("coco: absolute file_name of a missing file", lambda: coco_read(image_entry(file_name="/nonexistent/img0.png")),
+      r"^/nonexistent/img0\.png: image file not found \(listed in c/train\.json\)")
+fault("coco: category without a name", lambda: coco_read(lambda c: c["categories"][0].update(name="")),
+      r"c/train\.json: category 1 has name ''; give each category a name")
+fault("coco: category named by a number", lambda: coco_read(lambda c: c["categories"][0].update(name=7)), r"c/train\.json: category 1 has name 7")
+fault("coco: annotation of a missing image id", lambda: coco_read(annotation(image_id=99)),
+      r"c/train\.json: annotation 1 refers to image_id 99, which is not among the file's images")
+fault("coco: image id beyond 64 bits", lambda: coco_read(lambda c: (image_entry(id=2**70)(c), annotation(image_id=2**70)(c))),
+      r"c/train\.json: images\[0\] has id 1180591620717411303424 \(int\); COCO ids are integers")
+fault("coco: segmentation that is a number", lambda: coco_read(annotation(segmentation=5), task="instance_segmentation"),
+      ANNOTATION_1 + r"segmentation is neither polygons nor RLE")
+fault("coco: polygon of [x, y] pairs", lambda: coco_read(annotation(segmentation=[[[1, 1], [6, 1], [6, 6]]]), task="instance_segmentation"),
+      ANNOTATION_1 + r"polygon \[\[1, 1\], \[6, 1\], \[6, 6\]\] is not a flat \[x1, y1, x2, y2, \.\.\.\] list")
+fault("coco: empty polygon", lambda: coco_read(annotation(segmentation=[[]]), task="instance_segmentation"), ANNOTATION_1 + r"polygon \[\] is not a flat")
+fault("coco: unicode file and category names are read",
+      lambda: coco_read(lambda c: (image_entry(file_name="chat_é猫.png")(c), c["categories"][0].update(name="chat 猫")),
+                        lambda r: (r / "img0.png").rename(r / "chat_é猫.png")),
+      check=lambda source, log: records(source)[0][0] == "c/chat_é猫.png")  # fmt: skip
+fault("coco: empty JSON file", lambda: coco_read(None, lambda r: (r / "train.json").write_text("")), r"c/train\.json: not a valid JSON file")
+fault("coco: JSON that is a list", lambda: coco_read(None, lambda r: (r / "train.json").write_text("[]")),
+      r"c/train\.json: not a COCO JSON file: it needs 'images', 'annotations' and 'categories' lists \(found list\)")
+fault("coco: a byte-order mark is read",
+      lambda: coco_read(None, lambda r: (r / "train.json").write_text((r / "train.json").read_text(), encoding="utf-8-sig")),
+      check=lambda source, log: records(source) == BOXES_READ)
+fault("coco: no annotations: the images are negatives", lambda: coco_read(lambda c: c.update(annotations=[])),
+      check=lambda source, log: [r[1:] for r in records(source)] == [([], [])] * 2)
+fault("coco: a box wholly outside its image is dropped, counted", lambda: coco_read(annotation(bbox=[100, 100, 5, 5])),
+      check=lambda source, log: "c/train.json: 0 boxes clipped to their image, 1 empty or outside boxes dropped" in log
+      and records(source) == [("c/img0.png", [], []), BOXES_READ[1]])
+
+
+# CSV
+def box_rows(*bad: str) -> Callable[[], Any]:
+    good = [f"{p},{'cat' if i % 2 else 'dog'},1,1,6,6" for i, p in enumerate(distinct_pictures())]
+    return csv_data(csv_path=csv_file("b.csv", [*good, *bad], header="image,label,x_min,y_min,x_max,y_max"))
+
+
+def csv_bytes(data: bytes) -> Callable[[], Any]:
+    Path("t.csv").write_bytes(data)
+    return csv_data(csv_path="t.csv")
+
+
+fault("csv: empty file", lambda: csv_bytes(b""), r"t\.csv: the CSV has no rows")
+fault("csv: UTF-16 file", lambda: csv_bytes("image,label\nimg/0.png,cat\n".encode("utf-16")), r"t\.csv: not UTF-8 text .*save it as 'CSV UTF-8'")
+fault("csv: extra columns are ignored", lambda: csv_data(csv_path=csv_file("t.csv", [r + ",x,1" for r in two_classes()], header="image,label,note,n")),
+      check=lambda data, log: data.class_names == ["cat", "dog"] and sum(sizes(data)) == 6)
+fault("csv: a label of spaces is empty", lambda: csv_data(csv_path=csv_file("t.csv", [*two_classes(), "img/0.png,   "])), r"t\.csv row 8: empty label cell")
+fault("csv: header in capitals", lambda: csv_data(csv_path=csv_file("t.csv", two_classes(), header="Image,Label")),
+      r"t\.csv: missing column\(s\) \['image', 'label'\]; found \['Image', 'Label'\]")
+fault("csv box: x_max below x_min", lambda: box_rows("img/0.png,cat,6,1,1,6"),
+      r"b\.csv row 8: box \[6\.0, 1\.0, 1\.0, 6\.0\] is empty or inverted; need x_min < x_max")
+fault("csv box: outside the image", lambda: box_rows("img/0.png,cat,1,1,60,6"),
+      r"b\.csv row 8: box \[1\.0, 1\.0, 60\.0, 6\.0\] lies outside the 8x8 image img/0\.png")
+fault("csv box: NaN", lambda: box_rows("img/0.png,cat,1,1,nan,6"), r"b\.csv row 8: box \[1\.0, 1\.0, nan, 6\.0\] is empty or inverted")
+fault("csv box: empty cell", lambda: box_rows("img/0.png,cat,1,1,,6"), r"b\.csv row 8: box columns .* need pixel numbers, found \['1', '1', '', '6'\]")
+fault("csv box: short row", lambda: box_rows("img/0.png,cat,1,1"), r"b\.csv row 8: box columns .* found \['1', '1', None, None\]")
+fault("csv: one image on two rows with two labels", lambda: csv_data(csv_path=csv_file("t.csv", [*two_classes(), "img/1.png,cat"])),
+      r"t\.csv row 8: image img/1\.png is listed again \(first on t\.csv row 3\); list each image once")
+fault("csv: one image on two identical rows", lambda: csv_data(csv_path=csv_file("t.csv", [*two_classes(), "img/0.png,dog"])),
+      r"t\.csv row 8: image img/0\.png is listed again \(first on t\.csv row 2\)")
+fault("csv: a quoted label holding a comma", lambda: csv_data(csv_path=csv_file("t.csv", [f'{p},"cat, tabby"' if i % 2 else f"{p},dog"
+                                                                                     for i, p in enumerate(distinct_pictures())])),
+      check=lambda data, log: data.class_names == ["cat, tabby", "dog"] and sum(sizes(data)) == 6)  # fmt: skip
+fault("csv: repeated class_names", lambda: lambda: CsvDataModule(csv_path=csv_file("t.csv", two_classes()), class_names=["cat", "dog", "Cat"]),
+      r"^--data\.init_args\.class_names=\['cat', 'dog', 'Cat'\]: 'cat' and 'Cat' name one class", raises=OptionError)
+
+
+# image folders
+def sample_of(data: Any, name: str) -> dict[str, Any]:
+    source = data.datasets["train"].source
+    return source[[str(p) for p in source.paths].index(name)]
+
+
+def truncated_jpeg(path: Path) -> None:
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(path, quality=90)
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def animated_gif(path: Path) -> None:
+    frames = [Image.new("L", (16, 16), 40 * i) for i in range(3)]
+    frames[0].save(path, save_all=True, append_images=frames[1:])
+
+
+def read_from_folders(damage: Callable[[Path], Any]) -> Callable[[], Any]:
+    return folders(class_folders, damage, test_fraction=0.0, val_fraction=0.3, image_size=16)
+
+
+fault("folder: zero-byte image", lambda: folders(class_folders, lambda r: (r / "cat" / "z.png").write_bytes(b"")),
+      r"data/cat/z\.png: cannot read this image \(cannot identify image file")
+fault("folder: a text file named .png", lambda: folders(class_folders, lambda r: (r / "cat" / "n.png").write_text("hello")),
+      r"data/cat/n\.png: cannot read this image .*replace it or remove it")
+fault("folder: truncated JPEG", lambda: folders(class_folders, lambda r: truncated_jpeg(r / "dog" / "t.jpg")),
+      r"data/dog/t\.jpg: cannot read this image \(image file is truncated")
+fault("folder: a CMYK JPEG is read as RGB", lambda: read_from_folders(lambda r: Image.new("CMYK", (16, 16), (0, 50, 100, 0)).save(r / "cat" / "k.jpg")),
+      check=lambda data, log: sample_of(data, "data/cat/k.jpg")["image"].shape == (16, 16, 3))
+fault("folder: a 1-pixel image is read", lambda: read_from_folders(lambda r: Image.new("RGB", (1, 1), (9, 9, 9)).save(r / "cat" / "p.png")),
+      check=lambda data, log: sample_of(data, "data/cat/p.png")["image"].shape == (1, 1, 3) and len(data.datasets["train"].source) == 7)
+fault("folder: an animated GIF is read as its first frame", lambda: read_from_folders(lambda r: animated_gif(r / "cat" / "g.gif")),
+      check=lambda data, log: (sample_of(data, "data/cat/g.gif")["image"] == 0).all())
+fault("folder: a 16-bit PNG is read", lambda: read_from_folders(lambda r: Image.fromarray(np.full((16, 16), 40000, np.uint16)).save(r / "cat" / "h.png")),
+      check=lambda data, log: abs(float(sample_of(data, "data/cat/h.png")["image"].max()) - 40000 / 65535) < 1e-3)
+fault("folder: Thumbs.db, .DS_Store and ._ files are ignored",
+      lambda: read_from_folders(lambda r: [(r / "cat" / n).write_bytes(b"\0\1") for n in ("Thumbs.db", ".DS_Store", "._0.png")]),
+      check=lambda data, log: len(data.datasets["train"].source) == 6 and "cannot read" not in log)
+fault("folder: a __MACOSX folder is named", lambda: folders(class_folders, lambda r: (r / "__MACOSX" / "cat").mkdir(parents=True)),
+      r"data/__MACOSX: class folder has no images; add some or remove the folder")
+
+
+# segmentation masks
+def only_background(objects: int) -> Callable[[Path], Any]:
+    """Every mask's objects saved as ``objects`` (255: a 0/255 binary mask; 0: no object at all)."""
+    return lambda root: [Image.fromarray(np.where(MASK, objects, 0).astype(np.uint8)).save(m) for m in (root / "masks").iterdir()]
+
+
+def palette_mask(root: Path) -> None:
+    mask = Image.fromarray(MASK * 2, "L").convert("P")
+    mask.putpalette([0, 0, 0, 255, 0, 0, 0, 255, 0] * 85)
+    mask.save(root / "masks" / "0.png")
+
+
+fault("mask: an image without its mask", lambda: masks(lambda r: (r / "masks" / "1.png").unlink()),
+      r"seg/images/1\.png: image without a mask \(looked for seg/masks/1\.png\)\. .*unmatched_images: skip")
+fault("mask: a mask without its image", lambda: masks(lambda r: Image.fromarray(MASK).save(r / "masks" / "9.png")),
+      r"seg/masks/9\.png: mask without an image \(looked for seg/images/9\.\*\)")
+fault("mask: an RGB colour mask without class_colors", lambda: masks(save_mask(np.stack([MASK * 200, MASK * 10, MASK], -1))),
+      r"seg/masks/0\.png: mask is a colour \(RGB\) image\. .*class_colors")
+fault("mask: a palette index above the classes", lambda: masks(palette_mask), r"seg/masks/0\.png: mask values \[2\] are not class numbers 0\.\.1")
+fault("mask: a 16-bit mask in range is read", lambda: masks(save_mask(MASK.astype(np.uint16)), val_fraction=0.25, test_fraction=0),
+      check=lambda data, log: (sample_of(data, "seg/images/0.png")["mask"] == MASK).all())
+fault("mask: 0/255 binary masks (objects saved as ignore)", lambda: masks(only_background(255)),
+      r"seg/masks: no mask holds a class other than 0 \('background'\), so \['bright'\] cannot be learnt; 255 means ignore.*save them as 1")
+fault("mask: every mask all background", lambda: masks(only_background(0)),
+      r"seg/masks: no mask holds a class other than 0 \('background'\).*check the masks' values")
+fault("mask: zero-byte mask", lambda: masks(lambda r: (r / "masks" / "0.png").write_bytes(b"")), r"seg/masks/0\.png: cannot read this image")
+fault("mask: repeated class_names", lambda: masks(lambda r: None, class_names=["bg", "BG"]),
+      r"^--data\.init_args\.class_names=\['bg', 'BG'\]: 'bg' and 'BG' name one class", raises=OptionError)
+
+
+# options
+option_fault("option: negative batch_size", ["--data.init_args.batch_size=-1"], r"--data\.init_args\.batch_size=-1: give a positive number", cli=True)
+fault("option: batch_size 2.5", lambda: option("--data.init_args.batch_size=2.5"), r"batch_size.*2\.5", raises=SystemExit)
+fault("option: batch_size true", lambda: option("--data.init_args.batch_size=true"), r"batch_size.*(true|True)", raises=SystemExit)
+option_fault("option: image_size 0", ["--data.init_args.image_size=0"], r"--data\.init_args\.image_size=0: give a positive number of pixels", cli=True)
+option_fault("option: image_size 100000 (larger than memory)", ["--data.init_args.image_size=100000"],
+             r"--data\.init_args\.image_size=100000: a batch of 8 such images is \d+ GiB of float32, over half of this machine's", cli=True)
+option_fault("option: val_fraction 1", ["--data.init_args.val_fraction=1"], r"--data\.init_args\.val_fraction=1(\.0)?: a share of the samples")
+fault("option: val_fraction 0 leaves no validation", lambda: option("--data.init_args.val_fraction=0"),
+      r"^visiontasks: error: ShapesDataModule: the val split is empty; add data or change val_fraction/test_fraction", raises=SystemExit)
+option_fault("option: num_workers beyond the machine", ["--data.init_args.num_workers=1000"],
+             r"--data\.init_args\.num_workers=1000: more worker processes than this machine can run", cli=True)
+option_fault("option: negative data seed", ["--data.init_args.seed=-1"], r"--data\.init_args\.seed=-1: give a seed in 0\.\.", cli=True)
+option_fault("option: negative num_samples", ["--data.init_args.num_samples=-4"], r"--data\.init_args\.num_samples=-4: give a number of images")
+option_fault("option: infinite learning rate", [f"{LR}=.inf"], r"--model\.init_args\.optimizer\.init_args\.lr=inf: the learning rate must be a positive", cli=True)
+option_fault("option: max_epochs -2", ["--trainer.max_epochs=-2"], r"--trainer: `max_epochs` must be a non-negative integer or -1\. You passed in -2", cli=True)
+option_fault("option: accumulate_grad_batches 0", ["--trainer.accumulate_grad_batches=0"], r"--trainer\.accumulate_grad_batches=0: give 1 or more", cli=True)
+option_fault("option: check_val_every_n_epoch 0", ["--trainer.check_val_every_n_epoch=0"], r"--trainer\.check_val_every_n_epoch=0: give 1", cli=True)
+option_fault("option: val_check_interval 0", ["--trainer.val_check_interval=0"], r"--trainer\.val_check_interval=0: give a share of the epoch", cli=True)
+option_fault("option: negative gradient_clip_val", ["--trainer.gradient_clip_val=-1"], r"--trainer\.gradient_clip_val=-1(\.0)?: give 0", cli=True)
+option_fault("option: negative seed_everything", ["--seed_everything=-1"], r"--seed_everything=-1: give a seed in 0\.\.4294967295", cli=True)
+option_fault("option: negative budget patience", ["--budget.patience=-1"], r"--budget\.patience=-1: give 1 or more validations", cli=True)
+option_fault("option: negative budget min_steps", ["--budget.min_steps=-5"], r"--budget\.min_steps=-5: give 0 or more", cli=True)
+option_fault("option: budget warmup 2", ["--budget.warmup=2"], r"--budget\.warmup=2(\.0)?: a share of the steps", cli=True)
+option_fault("option: model name close to one (resnet_18)", ["--model.init_args.model=resnet_18"],
+             r"unknown classification model 'resnet_18': did you mean resnet18\b", cli=True)
+option_fault("option: model name in capitals (LeNet5)", ["--model.init_args.model=LeNet5"], r"unknown classification model 'LeNet5': did you mean lenet5\?", cli=True)
+option_fault("option: in_channels 4", ["--data.init_args.in_channels=4"], r"--data\.init_args\.in_channels=4: image files are read as 1", cli=True)
+option_fault("option: num_classes 0", ["--model.init_args.num_classes=0"], r"--model\.init_args\.num_classes=0 disagrees with the data's 3", cli=True)
+option_fault("option: class_names one short", ["--model.init_args.class_names=[circle, square]"],
+             r"--model\.init_args\.class_names=\['circle', 'square'\] disagrees with the data's", cli=True)
+fault("option: --ckpt_path last without a config", lambda: lambda: run_cli("test", "--ckpt_path=last"),
+      r"^visiontasks: error: --ckpt_path last needs --config \(the config names the experiment", raises=SystemExit)
+fault("option: a loose checkpoint without a config", lambda: (damaged(Path("loose.ckpt")), lambda: run_cli("predict", "--ckpt_path=loose.ckpt"))[1],
+      r"^visiontasks: error: --ckpt_path loose\.ckpt: a checkpoint outside a run folder .*give --config too", raises=SystemExit)
+fault("option: a missing checkpoint without a config", lambda: lambda: run_cli("fit", "--ckpt_path=runs/x/1/checkpoints/last.ckpt"),
+      r"^visiontasks: error: --ckpt_path runs/x/1/checkpoints/last\.ckpt: checkpoint file not found", raises=SystemExit)
+
+
+@pytest.mark.slow  # four commands: 8 s
+def test_fit_of_a_runs_checkpoint_without_a_config_resumes_that_run(caplog):
+    """``fit --ckpt_path <run>/checkpoints/last.ckpt`` needs no config, as the other commands; validate and test of it
+    print no warning (Lightning's "Be aware that when using `ckpt_path`..." is about callbacks the run owns)."""
+    import warnings
+
+    fit = run_cli("fit", "--config", LENET, *SMALL, "--data.init_args.in_channels=3", "--trainer.max_steps=-1",
+                  "--trainer.max_epochs=1", "--trainer.limit_train_batches=1", "--run_id=first")  # fmt: skip
+    checkpoint = fit.run.path / "checkpoints" / "last.ckpt"
+    assert torch.load(checkpoint, weights_only=True)["epoch"] == 0
+    resumed = run_cli("fit", f"--ckpt_path={checkpoint}", "--trainer.max_epochs=2")
+    assert resumed.run.path == fit.run.path.resolve() and [p.name for p in Path("runs/lenet5").iterdir()] == ["first"]
+    assert resumed.datamodule.in_channels == 3 and resumed.trainer.current_epoch == 2  # the run's data, trained on
+    again = torch.load(checkpoint, weights_only=True)
+    assert (again["epoch"], again["global_step"]) == (1, 2)  # epoch 1 added to the run's own last.ckpt
+    with warnings.catch_warnings(record=True) as caught, caplog.at_level(logging.WARNING):
+        warnings.simplefilter("always", append=True)  # after the filters of what is expected by design
+        for command in ("validate", "test"):
+            run_cli(command, f"--ckpt_path={checkpoint}")
+    said = [str(w.message) for w in caught] + [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert (fit.run.path / "test").is_dir() and not said, said
+
+
+class DeleteImagesMidEpoch(pl.Callback):
+    """Deletes every image file of ``data/`` at the second training batch, while the loader workers read them."""
+
+    def on_train_batch_start(self, trainer: Any, pl_module: Any, batch: Any, batch_idx: int) -> None:
+        if batch_idx == 1:
+            for path in Path("data").rglob("*.png"):
+                path.unlink()
+
+
+def test_a_file_deleted_mid_epoch_in_a_loader_worker_is_one_line_naming_it():
+    class_folders(Path("data"), per_class=16)
+    with pytest.raises(SystemExit) as stopped:
+        run_cli("fit", "--config", LENET, "--trainer.logger=false", "--data=ImageFolderDataModule", "--data.root=data",
+                "--data.num_workers=2", "--data.cache_images=false", "--data.batch_size=2", "--data.image_size=16",
+                "--data.in_channels=1", "--data.test_fraction=0", "--trainer.max_epochs=1",
+                f"--trainer.callbacks+={__name__}.DeleteImagesMidEpoch")  # fmt: skip
+    said = str(stopped.value.code)
+    assert re.fullmatch(r"visiontasks: error: data/(cat|dog)/\d+\.png: image file not found \(was it moved or deleted while the data "
+                        r"was in use\?\)\. Put it back or fix the path, and keep the data folder unchanged while a command reads it\.",
+                        said), said  # fmt: skip
+    assert not list(Path("data").rglob("*.png"))  # the callback did delete them, mid-epoch
 
 
 # ----- the runner -------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ import yaml
 from jsonargparse import Namespace
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 from pytorch_lightning.loggers import CSVLogger, WandbLogger
+from pytorch_lightning.utilities.exceptions import MisconfigurationException
 
 import visiontasks
 from visiontasks import ranks
@@ -29,7 +30,7 @@ from visiontasks.checkpoints import check_fits, find_checkpoint, run_of_checkpoi
 from visiontasks.commands import PLAIN_COMMANDS
 from visiontasks.data.datamodule import VisionDataModule
 from visiontasks.cv import cross_validate
-from visiontasks.errors import CheckpointError, DataError, VisionTasksError
+from visiontasks.errors import CheckpointError, DataError, OptionError, VisionTasksError, check_option
 from visiontasks.export import SUFFIXES, ExportFormat, export
 from visiontasks.pictures import RunPictures
 from visiontasks.results import PredictionWriter
@@ -186,6 +187,32 @@ class VisionCLI(LightningCLI):
                 )
         self._follow_multilabel_data()
 
+    @staticmethod
+    def _check_trainer_options(config: Namespace) -> None:
+        """What Lightning takes unchecked and then divides by (``accumulate_grad_batches=0``), or hands to NumPy
+        (``seed_everything=-1``): one line naming the option, before anything is built."""
+        trainer = config.get("trainer") or Namespace()
+        for name in ("accumulate_grad_batches", "check_val_every_n_epoch"):
+            value = trainer.get(name)
+            check_option(value is None or (isinstance(value, int) and value >= 1), f"--trainer.{name}", value, "give 1 or more.")
+        interval = trainer.get("val_check_interval")
+        check_option(interval is None or (isinstance(interval, (int, float)) and interval > 0), "--trainer.val_check_interval",
+                     interval, "give a share of the epoch in (0, 1] or a number of steps (1 or more).")  # fmt: skip
+        clip = trainer.get("gradient_clip_val")
+        check_option(clip is None or (isinstance(clip, (int, float)) and clip >= 0), "--trainer.gradient_clip_val", clip,
+                     "give 0 (no clipping) or a positive gradient norm.")  # fmt: skip
+        seed = config.get("seed_everything")
+        check_option(seed is None or isinstance(seed, bool) or (isinstance(seed, int) and 0 <= seed < 2**32), "--seed_everything",
+                     seed, "give a seed in 0..4294967295, or true (a random one, printed).")  # fmt: skip
+
+    def instantiate_trainer(self, **kwargs: Any) -> pl.Trainer:
+        """A Trainer option Lightning refuses (``max_epochs=-2``, ``devices=0``) is one line naming it, not a traceback."""
+        try:
+            return super().instantiate_trainer(**kwargs)
+        except MisconfigurationException as error:
+            reason = " ".join(str(error).split())
+            raise OptionError(f"--trainer: {reason} Fix the trainer option in the config or on the command line.") from None
+
     def _follow_multilabel_data(self) -> None:
         """Multi-label data makes a task that can be multi-label one, as the data sets ``num_classes``.
 
@@ -217,6 +244,7 @@ class VisionCLI(LightningCLI):
         else:  # not through Lightning's, which warns of args given beside sys.argv
             self.config = parser.parse_args(with_run_config)
         command = self.config.get("subcommand")
+        self._check_trainer_options(self.config[command] if command else self.config)  # before Lightning seeds
         if command and self.config[command].get("ckpt_path"):
             self.checkpoint, self.config[command].ckpt_path = self.config[command].ckpt_path, None
 
@@ -301,20 +329,34 @@ def _option_value(words: list[str], name: str) -> str | None:
     return found
 
 
+def has_config(words: list[str]) -> bool:
+    """A ``--config``/``-c`` is among the command's ``words``."""
+    return any(w in ("--config", "-c") or str(w).startswith(("--config=", "-c=")) for w in words)
+
+
 def run_config_first(words: list[str]) -> list[str] | None:
     """``words`` with ``--config <run>/config.yaml`` after the command when ``--ckpt_path`` names a checkpoint
     inside a run folder and no config is given: the run's own config (written by its ``fit``) defines the task
-    and the data, so ``test``/``predict``/``export``/``validate`` need only the checkpoint. ``None`` otherwise."""
-    if not words or words[0] not in COMMANDS or words[0] == "fit":
-        return None
-    if any(w in ("--config", "-c") or str(w).startswith(("--config=", "-c=")) for w in words):
+    and the data, so ``fit`` (which resumes the run) and ``test``/``predict``/``export``/``validate`` need only
+    the checkpoint. ``None`` otherwise."""
+    if not words or words[0] not in COMMANDS or has_config(words):
         return None
     checkpoint = _option_value(words, "--ckpt_path")
-    if not checkpoint or not Path(checkpoint).is_file():
-        return None
+    if not checkpoint or any(str(w) in ("--data", "--model") or str(w).startswith(("--data=", "--model=")) for w in words):
+        return None  # no checkpoint, or the task and data classes given on the command line
+    if checkpoint in ("best", "last"):
+        raise OptionError(
+            f"--ckpt_path {checkpoint} needs --config (the config names the experiment whose runs are searched); "
+            "give the config, or the checkpoint file (runs/<experiment>/<run>/checkpoints/last.ckpt)."
+        )
+    if not Path(checkpoint).is_file():
+        raise CheckpointError(f"--ckpt_path {checkpoint}: checkpoint file not found.")
     run = run_of_checkpoint(Path(checkpoint))
     if run is None:
-        return None
+        raise OptionError(
+            f"--ckpt_path {checkpoint}: a checkpoint outside a run folder (no config.yaml beside its checkpoints/ folder) "
+            "does not say which task and data it was made with; give --config too."
+        )
     print(f"Using the config of the checkpoint's run: {run / 'config.yaml'}")
     return [words[0], "--config", str(run / "config.yaml"), *words[1:]]
 

@@ -1,8 +1,27 @@
 """Exception types for problems a user can fix, so the CLI can print them as one line and tests can tell them from bugs."""
 
+from __future__ import annotations
+
+import re
+
+_WORKER_TRACEBACK = re.compile(r"Caught (?P<name>\w+) in [^\n]*\.\nOriginal Traceback.*\n(?:[\w.]+\.)?(?P=name): (?P<message>.*?)\n?\Z", re.DOTALL)
+
+
+def worker_message(message: str) -> str:
+    """The error's own message when torch re-raised it from a data loader worker (or its pin-memory thread),
+    which builds it again from ``"Caught X in DataLoader worker process 0. Original Traceback ..."``: a file
+    deleted mid-epoch is then one line naming it, as with ``num_workers: 0``, not a worker's traceback."""
+    found = _WORKER_TRACEBACK.match(message)
+    return found.group("message") if found else message
+
 
 class VisionTasksError(Exception):
     """A problem with the user's data, options, checkpoint or run; the message says what to fix."""
+
+    def __init__(self, *args: object) -> None:
+        if len(args) == 1 and isinstance(args[0], str):
+            args = (worker_message(args[0]),)
+        super().__init__(*args)
 
 
 class DataError(VisionTasksError, ValueError):

@@ -16,6 +16,8 @@ from typing import Any
 import pytorch_lightning as pl
 from pytorch_lightning.callbacks import Callback
 
+from visiontasks.errors import check_option
+
 log = logging.getLogger(__name__)
 
 WARMUP_START = 0.1
@@ -63,10 +65,13 @@ class TrainingBudget(Callback):
         warmup: float = 0.03,
         lr_floor: float = 0.05,
     ) -> None:
-        if not 0 <= warmup < 1 or not 0 <= lr_floor <= 1:
-            raise ValueError(f"budget: warmup must be in [0, 1) and lr_floor in [0, 1], got {warmup} and {lr_floor}")
-        if min_epochs < 1 or max_epochs < min_epochs:
-            raise ValueError(f"budget: need 1 <= min_epochs <= max_epochs, got {min_epochs} and {max_epochs}")
+        check_option(0 <= warmup < 1, "--budget.warmup", warmup, "a share of the steps: give a number in [0, 1), e.g. 0.03.")
+        check_option(0 <= lr_floor <= 1, "--budget.lr_floor", lr_floor, "a share of the peak learning rate: give a number in [0, 1].")
+        check_option(min_steps >= 0, "--budget.min_steps", min_steps, "give 0 or more training steps.")
+        check_option(min_epochs >= 1, "--budget.min_epochs", min_epochs, "give 1 or more epochs.")
+        check_option(max_epochs >= min_epochs, "--budget.max_epochs", max_epochs, f"give at least min_epochs ({min_epochs}).")
+        check_option(patience is None or patience >= 1, "--budget.patience", patience,
+                     "give 1 or more validations without improvement, or null (never stop early).")  # fmt: skip
         self.min_steps, self.min_epochs, self.max_epochs = min_steps, min_epochs, max_epochs
         self.patience, self.warmup, self.lr_floor = patience, warmup, lr_floor
         self.epochs: int | None = None  # chosen; kept in the checkpoint

@@ -28,11 +28,13 @@ from visiontasks.checkpoints import FINISHED, INTERRUPTED_KEY, save_atomically
 
 
 def resume_command(checkpoint: Path) -> str:
-    """How to go on: the same command line with ``--ckpt_path last`` when run from the CLI, else Python's call."""
+    """How to go on: the same command line with ``--ckpt_path last`` when run from the CLI (the checkpoint's path
+    when no config names the experiment: the run's own config comes with it), else Python's call."""
     words = sys.argv[1:]
     if words[:1] == ["fit"]:
         kept = [w for i, w in enumerate(words) if not w.startswith("--ckpt_path") and words[i - 1] != "--ckpt_path"]
-        return shlex.join([Path(sys.executable).name, "-m", "visiontasks", *kept, "--ckpt_path=last"])
+        named = any(w in ("--config", "-c") or w.startswith(("--config=", "-c=")) for w in kept)
+        return shlex.join([Path(sys.executable).name, "-m", "visiontasks", *kept, f"--ckpt_path={'last' if named else checkpoint}"])
     return f"trainer.fit(task, datamodule=data, ckpt_path={str(checkpoint)!r})"
 
 

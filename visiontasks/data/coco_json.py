@@ -18,7 +18,7 @@ import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PureWindowsPath
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -64,7 +64,7 @@ def read_coco(path: Path) -> COCO:
     if not path.is_file():
         raise DataError(f"{path}: COCO annotation file not found.")
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(path.read_text(encoding="utf-8-sig"))  # -sig: a byte-order mark (Windows editors) is dropped
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise DataError(f"{path}: not a valid JSON file ({error}).") from error
     if not isinstance(data, dict) or not all(isinstance(data.get(key), list) for key in REQUIRED_KEYS):
@@ -95,7 +95,11 @@ ID_FIELDS = {"images": ("id",), "annotations": ("id", "image_id", "category_id")
 
 
 def _is_integer(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, int) and not isinstance(value, bool) and -(2**63) <= value < 2**63  # an int64, as tensors hold ids
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _check_ids(data: dict[str, list], path: Path) -> None:
@@ -109,7 +113,7 @@ def _check_ids(data: dict[str, list], path: Path) -> None:
             for name in fields:
                 value = entry[name]
                 if not _is_integer(value):
-                    fix = f"write {value.strip()} without quotes" if isinstance(value, str) and value.strip().isdigit() else "use whole numbers"
+                    fix = f"write {value.strip()} without quotes" if isinstance(value, str) and value.strip().isdigit() else "use whole numbers (of 64 bits)"
                     raise DataError(f"{path}: {key}[{n}] has {name} {value!r} ({type(value).__name__}); COCO ids are integers: {fix}.")
         seen: dict[int, int] = {}
         for n, entry in enumerate(data[key]):
@@ -121,6 +125,8 @@ def _check_ids(data: dict[str, list], path: Path) -> None:
             seen[entry["id"]] = n
     names: dict[str, dict] = {}
     for entry in data["categories"]:
+        if not isinstance(entry["name"], str) or not entry["name"].strip():
+            raise DataError(f"{path}: category {entry['id']} has name {entry['name']!r}; give each category a name (text).")
         key = " ".join(str(entry["name"]).lower().split())
         if key in names:
             first = names[key]
@@ -129,12 +135,23 @@ def _check_ids(data: dict[str, list], path: Path) -> None:
                 "(compared ignoring case and spaces); give each category one entry, or distinct names."
             )
         names[key] = entry
+    files: dict[str, int] = {}
     for n, entry in enumerate(data["images"]):
+        name = entry["file_name"]
+        if not isinstance(name, str) or not name.strip() or name.strip() in (".", ".."):
+            raise DataError(f"{path}: images[{n}] has file_name {name!r}; give the image file's path, relative to the images folder.")
+        entry["file_name"] = PureWindowsPath(name).as_posix() if "\\" in name else name  # Windows tools write img\\a.jpg
+        if entry["file_name"] in files:
+            raise DataError(
+                f"{path}: images[{n}] repeats file_name {entry['file_name']!r} of images[{files[entry['file_name']]}]; list each "
+                "image once (its annotations would be split between two entries): merge the entries."
+            )
+        files[entry["file_name"]] = n
         for name in ("height", "width"):
             if name in entry and entry[name] is not None and not (_is_integer(entry[name]) and entry[name] > 0):
                 raise DataError(f"{path}: image {entry['id']} has {name} {entry[name]!r}; it must be a positive integer (or left out).")
     for annotation in data["annotations"]:
-        if annotation["iscrowd"] not in (0, 1) or isinstance(annotation["iscrowd"], float):
+        if not (_is_integer(annotation["iscrowd"]) and annotation["iscrowd"] in (0, 1)):
             raise DataError(f"{path}: annotation {annotation['id']} has iscrowd {annotation['iscrowd']!r}; COCO's iscrowd is 0 or 1.")
 
 
@@ -146,10 +163,9 @@ def categories(coco: COCO) -> list[tuple[int, str]]:
 def _checked_box(bbox: Any, where: str) -> list[float]:
     if not isinstance(bbox, (list, tuple)) or len(bbox) != 4:
         raise DataError(f"{where}: bbox {bbox!r} is not [x, y, width, height].")
-    try:
-        x, y, w, h = (float(v) for v in bbox)
-    except (TypeError, ValueError):
-        raise DataError(f"{where}: bbox {bbox!r} holds a non-number.") from None
+    if not all(_is_number(v) for v in bbox):  # "5" or true would be read as 5.0 or 1.0: never cast silently
+        raise DataError(f"{where}: bbox {bbox!r} holds a non-number; COCO boxes are 4 pixel numbers, without quotes.")
+    x, y, w, h = (float(v) for v in bbox)
     if not all(math.isfinite(v) for v in (x, y, w, h)):
         raise DataError(f"{where}: bbox {bbox!r} holds NaN or infinity; fix or remove the annotation.")
     if w < 0 or h < 0:
@@ -195,8 +211,19 @@ def _check_rle(rle: dict[str, Any], height: int, width: int, where: str) -> None
             raise DataError(f"{where}: RLE counts hold a negative or non-integer run; counts are run lengths.")
         if sum(counts) != height * width:
             raise DataError(f"{where}: RLE counts add up to {sum(counts)} pixels, the {width}x{height} image has {height * width}.")
-    elif not isinstance(counts, str) or not counts.isascii():
+    elif not isinstance(counts, str) or not counts.isascii() or not _decodes(rle, height, width):
         raise DataError(f"{where}: RLE counts {str(counts)[:40]!r} are neither a list of run lengths nor a compressed RLE string.")
+
+
+def _decodes(rle: dict[str, Any], height: int, width: int) -> bool:
+    """A compressed RLE string pycocotools can read and that covers the image (it reads a damaged one as garbage)."""
+    from pycocotools import mask as mask_utils
+
+    try:
+        compressed = {"size": [height, width], "counts": rle["counts"].encode("ascii")}
+        return mask_utils.decode(compressed).shape == (height, width) and 0 <= mask_utils.area(compressed) <= height * width
+    except (ValueError, TypeError):
+        return False
 
 
 def _check_box_fits_polygon(box: list[float], extent: np.ndarray, where: str) -> None:

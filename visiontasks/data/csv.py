@@ -20,6 +20,7 @@ import numpy as np
 from visiontasks.data.datamodule import Source, VisionDataModule
 from visiontasks.data.formats import BOX_COLUMNS, IMAGE_COLUMN, LABEL_COLUMN
 from visiontasks.data.labelled import LabelledFiles
+from visiontasks.data.options import check_class_names
 from visiontasks.errors import DataError
 from visiontasks.kinds import image_label_kind
 
@@ -105,6 +106,19 @@ def _refuse_near_duplicates(labels: Sequence[str], path: Path) -> None:
         seen[key] = label
 
 
+def _refuse_repeated_images(paths: Sequence[Path], where: Sequence[str]) -> None:
+    """An image on two rows would be two samples (with two labels, or counted twice): one row per image."""
+    first: dict[Path, str] = {}
+    for path, origin in zip(paths, where):
+        key = path.resolve()
+        if key in first:
+            raise DataError(
+                f"{origin}: image {path} is listed again (first on {first[key]}); "
+                "list each image once: several labels go in one cell (cat;dog)."
+            )
+        first[key] = origin
+
+
 class CsvDataModule(VisionDataModule):
     """Images and labels from CSV files; with ``x_min,y_min,x_max,y_max`` columns it is a localization set.
 
@@ -137,6 +151,7 @@ class CsvDataModule(VisionDataModule):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        check_class_names(class_names)
         self.image_column, self.label_column, self.group_column = image_column, label_column, group_column
         files = {"train": csv_path, "val": val_csv, "test": test_csv}
         self.tables = {split: (Path(p), *_read_rows(Path(p))) for split, p in files.items() if p is not None}
@@ -234,6 +249,7 @@ class CsvDataModule(VisionDataModule):
             groups = [(row.get(self.group_column) or "").strip() for row in rows] if self.group_column in rows[0] else None
             source = LabelledFiles(paths, labels, self.in_channels, boxes, groups)
             sources[split] = source.check(where, keep=self.keep_decoded)
+            _refuse_repeated_images(paths, where)  # after each row's own checks, which name a bad cell more precisely
         return sources
 
     def _image_path(self, csv_path: Path, row: dict[str, str], where: str) -> Path:

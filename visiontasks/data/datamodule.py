@@ -118,7 +118,7 @@ class VisionDataModule(pl.LightningDataModule, abc.ABC):
         fold: list[int] | None = None,
     ) -> None:
         super().__init__()
-        check_data_options(batch_size, num_workers, image_size, in_channels, val_fraction, test_fraction, min_visibility)
+        check_data_options(batch_size, num_workers, image_size, in_channels, val_fraction, test_fraction, min_visibility, seed)
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.image_size: tuple[int, int] | str | None = image_size if image_size == "auto" else as_size(image_size)

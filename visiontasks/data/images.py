@@ -128,7 +128,10 @@ def open_image(path: str | Path, fit: tuple[int, int] | None = None, decode: boo
     except DataError:
         raise  # the caller's own check of the opened image
     except FileNotFoundError as error:
-        raise DataError(f"{path}: image file not found. Check the path or the data folder.") from error
+        raise DataError(  # at set-up: a wrong path; mid-epoch: a file deleted or moved while the command ran
+            f"{path}: image file not found (was it moved or deleted while the data was in use?). Put it back or fix the "
+            "path, and keep the data folder unchanged while a command reads it."
+        ) from error
     except Image.DecompressionBombError as error:
         raise DataError(
             f"{path}: the image has more pixels than PIL's limit of {Image.MAX_IMAGE_PIXELS} (a decompression-bomb "

@@ -20,6 +20,7 @@ import numpy as np
 
 from visiontasks.data.datamodule import Source, VisionDataModule
 from visiontasks.data.images import check_images, list_images, open_image, read_image
+from visiontasks.data.options import check_class_names
 from visiontasks.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -123,6 +124,7 @@ class MaskedImages(Sequence):
         """Decode every image and mask; each mask must have its image's size and only known values."""
         sizes = check_images([image for image, _ in self.pairs], workers)
         unlabelled: list[str] = []
+        found: set[int] = set()
         with ThreadPoolExecutor(max_workers=workers) as pool:
             masks = pool.map(self.reader, [mask for _, mask in self.pairs])
             for (image_path, mask_path), size, mask in zip(self.pairs, sizes, masks):
@@ -133,10 +135,19 @@ class MaskedImages(Sequence):
                     )
                 if (mask == IGNORE).all():
                     unlabelled.append(str(mask_path))
+                found.update(np.unique(mask).tolist())
         if len(unlabelled) == len(self.pairs):
             raise DataError(
                 f"{unlabelled[0]}: every mask is all {IGNORE} (ignore), so there is nothing to learn; "
                 "class numbers start at 0: check the masks' values, or class_colors for colour masks."
+            )
+        if not found - {0, IGNORE}:  # only background: a binary mask saved as 0/255 marks its objects as ignored
+            names = self.reader.class_names
+            hint = (f"{IGNORE} means ignore, so objects saved as {IGNORE} (a 0/255 binary mask) are not learnt: save them as 1"
+                    if IGNORE in found else "check the masks' values")  # fmt: skip
+            raise DataError(
+                f"{self.pairs[0][1].parent}: no mask holds a class other than 0 ({names[0]!r}), so {names[1:]} cannot be "
+                f"learnt; {hint} (class numbers are 0..{len(names) - 1}, or give class_colors for colour masks)."
             )
         if unlabelled:
             shown = ", ".join(unlabelled[:5]) + (", ..." if len(unlabelled) > 5 else "")
@@ -242,6 +253,7 @@ class SegmentationFolderDataModule(VisionDataModule):
             raise DataError(f"{self.root}: data folder not found.")
         if len(class_names) < 2:
             raise DataError(f"class_names {class_names}: give at least two, e.g. [background, object].")
+        check_class_names(class_names)
         self.class_names = list(class_names)
         self.reader = MaskReader(class_names, class_colors, ignore_colors)
         self.mask_suffix, self.skip_unmatched = mask_suffix, unmatched_images == "skip"

@@ -10,6 +10,7 @@ import numpy as np
 
 from visiontasks.data.datamodule import Source, VisionDataModule
 from visiontasks.data.shapes_render import SHAPES, render_shapes
+from visiontasks.errors import check_option
 from visiontasks.kinds import KINDS, Kind
 
 ShapesTask = Literal[tuple(KINDS)]  # type: ignore[valid-type]  # every kind: the shapes carry all targets
@@ -79,10 +80,11 @@ class ShapesDataModule(VisionDataModule):
     ) -> None:
         super().__init__(image_size=image_size, **kwargs)
         unknown = sorted(set(shapes) - set(SHAPES))
-        if unknown or not shapes:
-            raise ValueError(f"unknown shapes {unknown}; choose from {list(SHAPES)}")
+        check_option(not unknown and bool(shapes), "--data.init_args.shapes", shapes, f"choose from {list(SHAPES)}.")
         self.task = task
         self.shapes = list(shapes)
+        check_option(isinstance(num_samples, int) and num_samples >= 0, "--data.init_args.num_samples", num_samples,
+                     "give a number of images (1 or more).")  # fmt: skip
         self.num_samples = num_samples
         self.max_objects = max_objects
         self.class_names = (["background"] if self.kind.mask else []) + self.shapes  # pixels of no shape are class 0
