@@ -10,7 +10,9 @@ with both metrics, both wall times and their ratio. The reference loops are writ
 same network (``create_model``, the same normalisation), the config's learning rate and batch size, AdamW and
 PyTorch's ``OneCycleLR`` (warm-up then cosine, fastai's recipe), images decoded once into tensors, evaluation
 on the validation split with torchmetrics. ``python benchmarks/reference_loops.py --only unet --epochs 20`` runs
-one reference loop alone.
+one reference loop alone; for the U-Net, ``--loss ce+dice --class-weights inverse`` swaps the loop's plain
+cross-entropy for the package's loss and inverse-frequency class weights, to see which one makes it learn the
+digits (docs/segmentation.md).
 """
 
 from __future__ import annotations
@@ -94,13 +96,14 @@ def predict(model: nn.Module, images: torch.Tensor, batch: int = 64) -> list:
     return [model(images[i : i + batch]) for i in range(0, len(images), batch)]
 
 
-def run_loop(config: str, digits: Path, epochs: int) -> dict[str, float]:
+def run_loop(config: str, digits: Path, epochs: int, loss: str = "ce", class_weights: str = "none") -> dict[str, float]:
     from torchmetrics.functional import accuracy, jaccard_index
     from torchvision.ops import box_convert, box_iou, generalized_box_iou_loss
 
     from visiontasks.models.localizer import Localizer
     from visiontasks.models.normalize import normalize
     from visiontasks.models.registry import create_model
+    from visiontasks.models.segmentation_losses import SegmentationLoss
 
     folder, size, channels, name, lr, batch = LOOPS[config]
     root = digits / folder
@@ -132,7 +135,12 @@ def run_loop(config: str, digits: Path, epochs: int) -> dict[str, float]:
     train_set, (vx, vmask) = load_segmentation(root, "train", size, channels), load_segmentation(root, "val", size, channels)
     model = create_model(name, "segmentation", num_classes=11, in_channels=channels, base_channels=16, depth=4,
                          batch_norm=True, upsampling="transpose")  # as configs/unet.yaml
-    train(model, lambda m, x, mask: F.cross_entropy(m(normalize(x)), mask, ignore_index=255), train_set, lr, batch, epochs)
+    weight = None
+    if class_weights == "inverse":  # total / (classes * count), as class_weights: auto
+        counts = torch.bincount(train_set[1][train_set[1] != 255].flatten(), minlength=11).float()
+        weight = counts.sum() / (11 * counts.clamp(min=1))
+    criterion = SegmentationLoss(loss, ignore_index=255, weight=weight)
+    train(model, lambda m, x, mask: criterion(m(normalize(x)), mask), train_set, lr, batch, epochs)
     predicted = torch.cat([o.argmax(1) for o in predict(model, normalize(vx))])
     return {"miou": float(jaccard_index(predicted, vmask, task="multiclass", num_classes=11, ignore_index=255, average="macro"))}
 
@@ -164,10 +172,12 @@ def main() -> None:
     parser.add_argument("--runs", type=Path, default=Path("runs-reference"))
     parser.add_argument("--only", choices=list(LOOPS), help="run this reference loop alone (prints JSON)")
     parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--loss", default="ce", help="--only unet: the loop's loss (ce, ce+dice, dice, focal)")
+    parser.add_argument("--class-weights", default="none", choices=["none", "inverse"], help="--only unet: class weights")
     parser.add_argument("--fit-args", nargs="*", default=[], help="extra options for every fit, e.g. --lr_find=true")
     options = parser.parse_args()
     if options.only:
-        print(json.dumps(run_loop(options.only, options.digits.resolve(), options.epochs)))
+        print(json.dumps(run_loop(options.only, options.digits.resolve(), options.epochs, options.loss, options.class_weights)))
         return
     print("| config | fit on digits | reference loop | fit / reference time |\n|---|---|---|---|", flush=True)
     for config in options.configs:
