@@ -38,7 +38,7 @@ def last_checkpoint() -> dict:
 def test_the_budget_chooses_epochs_from_the_data_and_says_why(caplog, samples, steps, epochs, why):
     caplog.set_level(logging.INFO, logger="visiontasks")
     run_cli("fit", "--config", LENET, f"--data.init_args.num_samples={samples}", "--budget.min_steps=12",
-            "--budget.min_epochs=2", *TINY)  # fmt: skip
+            "--budget.min_epochs=2", "--budget.extend=null", *TINY)  # fmt: skip
     line = budget_line(caplog)
     assert f"batch 8, {steps} steps an epoch, {epochs} epochs ({steps * epochs} steps): {why}" in line, line
     last = last_checkpoint()
@@ -55,6 +55,37 @@ def test_given_max_epochs_win_over_the_budget(caplog):
     run_cli("fit", "--config", LENET, "--data.init_args.num_samples=48", "--trainer.max_epochs=1", *TINY)
     assert "1 epochs (3 steps): trainer.max_epochs=1 given" in budget_line(caplog)
     assert last_checkpoint()["global_step"] == 3
+
+
+def extended_epochs(history: list[float], epochs: int = 8, extend: float | None = 0.01, mode: str = "max") -> int:
+    """The epochs the budget trains after the monitor took ``history`` over its ``epochs`` chosen epochs."""
+    from types import SimpleNamespace
+
+    from visiontasks.callbacks.budget import TrainingBudget
+
+    budget = TrainingBudget(extend=extend, patience=None)
+    budget.epochs = epochs
+    fit_loop = SimpleNamespace(max_epochs=epochs)
+    for epoch, value in enumerate(history):
+        trainer = SimpleNamespace(sanity_checking=False, callback_metrics={"val/miou": torch.tensor(value)}, fit_loop=fit_loop,
+                                  current_epoch=epoch, is_global_zero=True, should_stop=False)  # fmt: skip
+        budget.on_validation_end(trainer, SimpleNamespace(monitor="val/miou", monitor_mode=mode))
+    assert fit_loop.max_epochs == budget.epochs
+    return budget.epochs
+
+
+def test_the_budget_trains_on_while_the_monitor_still_rises(caplog):
+    caplog.set_level(logging.INFO, logger="visiontasks")
+    plateau = [0.41, 0.54, 0.90, 0.87, 0.984, 0.984, 0.987, 0.987]  # the U-Net on the shapes: done at 8
+    assert extended_epochs(plateau) == 8
+    assert not caplog.records
+    rising = [0.03, 0.09, 0.10, 0.09, 0.11, 0.14, 0.18, 0.22]  # the U-Net on the digits: half as many again
+    assert extended_epochs(rising) == 12
+    assert "Training budget extended to 12 epochs: val/miou rose by 0.0800 over the last 2 epochs" in caplog.text
+    assert extended_epochs(rising + [0.30, 0.35, 0.42, 0.48]) == 18  # still rising at 12: again
+    assert extended_epochs(rising + [0.22] * 4) == 12  # flat at 12: ends there
+    assert extended_epochs(rising, extend=None) == 8
+    assert extended_epochs([-v for v in rising], mode="min") == 8  # losses are not extended
 
 
 def test_warm_up_then_cosine_to_the_floor():

@@ -54,6 +54,11 @@ class TrainingBudget(Callback):
             ``val/miou``, ...); ``null`` never stops early.
         warmup: share of the steps over which the learning rate rises from a tenth of its peak to the peak.
         lr_floor: share of the peak learning rate the cosine ends at (never zero: a late-learning head still learns).
+        extend: when the chosen epochs end while the monitor is still rising (its best of the last fifth of the
+            epochs, at least 2, beats the best before by at least this much), train half as many epochs again, up to
+            ``max_epochs``, and look again at their end. For monitors where higher is better (``val/acc``,
+            ``val/miou``, ``val/map``); ``null`` never extends. A small or hard set gets the steps it needs without
+            the shipped config training the built-in shapes longer.
     """
 
     def __init__(
@@ -64,6 +69,7 @@ class TrainingBudget(Callback):
         patience: int | None = 10,
         warmup: float = 0.03,
         lr_floor: float = 0.05,
+        extend: float | None = 0.01,
     ) -> None:
         check_option(0 <= warmup < 1, "--budget.warmup", warmup, "a share of the steps: give a number in [0, 1), e.g. 0.03.")
         check_option(0 <= lr_floor <= 1, "--budget.lr_floor", lr_floor, "a share of the peak learning rate: give a number in [0, 1].")
@@ -72,11 +78,14 @@ class TrainingBudget(Callback):
         check_option(max_epochs >= min_epochs, "--budget.max_epochs", max_epochs, f"give at least min_epochs ({min_epochs}).")
         check_option(patience is None or patience >= 1, "--budget.patience", patience,
                      "give 1 or more validations without improvement, or null (never stop early).")  # fmt: skip
+        check_option(extend is None or extend > 0, "--budget.extend", extend,
+                     "a gain of the monitor, e.g. 0.01, or null (never train past the chosen epochs).")  # fmt: skip
         self.min_steps, self.min_epochs, self.max_epochs = min_steps, min_epochs, max_epochs
-        self.patience, self.warmup, self.lr_floor = patience, warmup, lr_floor
+        self.patience, self.warmup, self.lr_floor, self.extend = patience, warmup, lr_floor, extend
         self.epochs: int | None = None  # chosen; kept in the checkpoint
         self.best: float | None = None
         self.wait = 0
+        self.history: list[float] = []  # the monitor after each epoch, for extend
 
     def lr_factor(self, step: int, total: float) -> float:
         return warmup_cosine(step, total, self.warmup, self.lr_floor)
@@ -125,15 +134,19 @@ class TrainingBudget(Callback):
         batch = (loader.batch_size or 1) * trainer.world_size * trainer.accumulate_grad_batches
         return steps, images, batch
 
-    # ----- early stopping --------------------------------------------------------------------------
+    # ----- early stopping and extension --------------------------------------------------------------
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if self.patience is None or trainer.sanity_checking:
+        if trainer.sanity_checking:
             return
         monitor = getattr(pl_module, "monitor", "val/loss")
         value = trainer.callback_metrics.get(monitor)
         if value is None:
             return
         value = float(value)  # the same on every process: the monitor is synced
+        self.history.append(value)
+        self._extend_if_rising(trainer, pl_module, monitor)
+        if self.patience is None:
+            return
         better = self.best is None or (value > self.best if getattr(pl_module, "monitor_mode", "min") == "max" else value < self.best)
         if better:
             self.best, self.wait = value, 0
@@ -144,8 +157,30 @@ class TrainingBudget(Callback):
             if trainer.is_global_zero:
                 log.info(f"Early stop: {monitor} has not improved on {self.best:.4f} for {self.wait} epochs (patience {self.patience}).")
 
+    # ----- extension ---------------------------------------------------------------------------------
+    def _extend_if_rising(self, trainer: pl.Trainer, pl_module: pl.LightningModule, monitor: str) -> None:
+        """At the end of the chosen epochs, half as many again while the monitor still rises (see ``extend``). Runs
+        before the epoch's checkpoint is written (Lightning calls checkpoint callbacks last), so a resume keeps it."""
+        if (self.extend is None or self.epochs is None or trainer.fit_loop.max_epochs != self.epochs
+                or trainer.current_epoch + 1 != self.epochs or self.epochs >= self.max_epochs
+                or getattr(pl_module, "monitor_mode", "min") != "max"):  # fmt: skip
+            return
+        window = max(2, round(0.2 * self.epochs))
+        if len(self.history) <= window:
+            return
+        gain = max(self.history[-window:]) - max(self.history[:-window])
+        if gain < self.extend:
+            return
+        self.epochs = min(self.max_epochs, self.epochs + math.ceil(self.epochs / 2))
+        trainer.fit_loop.max_epochs = self.epochs
+        trainer.should_stop = False
+        if trainer.is_global_zero:
+            log.info(f"Training budget extended to {self.epochs} epochs: {monitor} rose by {gain:.4f} over the last "
+                     f"{window} epochs (extend {self.extend:g}); the cosine now ends at epoch {self.epochs}.")
+
     def state_dict(self) -> dict[str, Any]:
-        return {"epochs": self.epochs, "best": self.best, "wait": self.wait}
+        return {"epochs": self.epochs, "best": self.best, "wait": self.wait, "history": self.history}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.epochs, self.best, self.wait = state_dict["epochs"], state_dict["best"], state_dict["wait"]
+        self.history = list(state_dict.get("history", []))
