@@ -57,19 +57,27 @@ def test_given_max_epochs_win_over_the_budget(caplog):
     assert last_checkpoint()["global_step"] == 3
 
 
-def extended_epochs(history: list[float], epochs: int = 8, extend: float | None = 0.01, mode: str = "max") -> int:
-    """The epochs the budget trains after the monitor took ``history`` over its ``epochs`` chosen epochs."""
+def extended_epochs(history: list, epochs: int = 8, extend: float | None = 0.01, mode: str = "max") -> int:
+    """The epochs the budget trains after the monitor took ``history`` over its ``epochs`` chosen epochs: one
+    value an epoch, a list for an epoch that validated more than once, ``None`` for one that did not validate."""
     from types import SimpleNamespace
 
     from visiontasks.callbacks.budget import TrainingBudget
 
     budget = TrainingBudget(extend=extend, patience=None)
     budget.epochs = epochs
-    fit_loop = SimpleNamespace(max_epochs=epochs)
-    for epoch, value in enumerate(history):
-        trainer = SimpleNamespace(sanity_checking=False, callback_metrics={"val/miou": torch.tensor(value)}, fit_loop=fit_loop,
-                                  current_epoch=epoch, is_global_zero=True, should_stop=False)  # fmt: skip
-        budget.on_validation_end(trainer, SimpleNamespace(monitor="val/miou", monitor_mode=mode))
+    progress = SimpleNamespace(is_last_batch=False)
+    fit_loop = SimpleNamespace(max_epochs=epochs, epoch_loop=SimpleNamespace(batch_progress=progress))
+    task = SimpleNamespace(monitor="val/miou", monitor_mode=mode)
+    for epoch, values in enumerate(history):
+        values = [] if values is None else values if isinstance(values, list) else [values]
+        for n, value in enumerate(values):
+            progress.is_last_batch = n == len(values) - 1
+            trainer = SimpleNamespace(sanity_checking=False, callback_metrics={"val/miou": torch.tensor(value)},
+                                      fit_loop=fit_loop, current_epoch=epoch, is_global_zero=True, should_stop=False)  # fmt: skip
+            budget.on_validation_end(trainer, task)
+        trainer = SimpleNamespace(fit_loop=fit_loop, current_epoch=epoch, is_global_zero=True, should_stop=False)
+        budget.on_train_epoch_end(trainer, task)
     assert fit_loop.max_epochs == budget.epochs
     return budget.epochs
 
@@ -86,6 +94,31 @@ def test_the_budget_trains_on_while_the_monitor_still_rises(caplog):
     assert extended_epochs(rising + [0.22] * 4) == 12  # flat at 12: ends there
     assert extended_epochs(rising, extend=None) == 8
     assert extended_epochs([-v for v in rising], mode="min") == 8  # losses are not extended
+
+
+def test_extension_counts_epochs_not_validations():
+    rising = [0.03, 0.09, 0.10, 0.09, 0.11, 0.14, 0.18, 0.22]
+    # val_check_interval 0.5: two validations an epoch; the window is still the last 2 epochs, decided at the last one
+    twice = [[v - 0.01, v] for v in rising]
+    assert extended_epochs(twice) == 12
+    flat = [[v - 0.01, v] for v in [0.03, 0.09, 0.10, 0.09, 0.11, 0.14, 0.14, 0.14]]
+    assert extended_epochs(flat) == 8
+    assert extended_epochs(flat[:-1] + [[0.30, 0.14]]) == 8  # a mid-epoch high is not the epoch's value: its last is
+    # check_val_every_n_epoch 3: the last epoch (7) has no validation; the epochs before it decide
+    sparse = [None, None, 0.05, None, None, 0.10, None, None]
+    assert extended_epochs(sparse) == 8  # epoch 6 and 7 had no validation: nothing recent to judge by
+    sparse = [None, 0.05, None, 0.07, None, 0.10, 0.16, None]
+    assert extended_epochs(sparse) == 12
+
+
+def test_a_checkpoint_with_the_older_history_loads():
+    from visiontasks.callbacks.budget import TrainingBudget
+
+    budget = TrainingBudget()
+    budget.load_state_dict({"epochs": 8, "best": 0.2, "wait": 0, "history": [0.1, 0.2]})
+    assert budget.history == [(0, 0.1), (1, 0.2)]
+    budget.load_state_dict({"epochs": 8, "best": 0.2, "wait": 0, "history": [[3, 0.1], [4, 0.2]]})
+    assert budget.history == [(3, 0.1), (4, 0.2)]
 
 
 def test_warm_up_then_cosine_to_the_floor():

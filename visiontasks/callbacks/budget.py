@@ -39,6 +39,12 @@ def warmup_cosine(step: int, total: float, warmup: float, floor: float) -> float
     return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
+def _closes_epoch(trainer: pl.Trainer) -> bool:
+    """Whether this validation is its epoch's last (with ``val_check_interval`` < 1 an epoch validates more often)."""
+    epoch_loop = getattr(trainer.fit_loop, "epoch_loop", None)
+    return epoch_loop is None or bool(epoch_loop.batch_progress.is_last_batch)
+
+
 class TrainingBudget(Callback):
     """Epochs from the data, early stopping on the task's monitor, and the warm-up/cosine-to-a-floor schedule.
 
@@ -85,7 +91,7 @@ class TrainingBudget(Callback):
         self.epochs: int | None = None  # chosen; kept in the checkpoint
         self.best: float | None = None
         self.wait = 0
-        self.history: list[float] = []  # the monitor after each epoch, for extend
+        self.history: list[tuple[int, float]] = []  # (epoch, the monitor at its last validation), for extend
 
     def lr_factor(self, step: int, total: float) -> float:
         return warmup_cosine(step, total, self.warmup, self.lr_floor)
@@ -143,8 +149,13 @@ class TrainingBudget(Callback):
         if value is None:
             return
         value = float(value)  # the same on every process: the monitor is synced
-        self.history.append(value)
-        self._extend_if_rising(trainer, pl_module, monitor)
+        epoch = trainer.current_epoch
+        if self.history and self.history[-1][0] == epoch:  # val_check_interval < 1: the epoch's latest value counts
+            self.history[-1] = (epoch, value)
+        else:
+            self.history.append((epoch, value))
+        if _closes_epoch(trainer):
+            self._extend_if_rising(trainer, pl_module, monitor)
         if self.patience is None:
             return
         better = self.best is None or (value > self.best if getattr(pl_module, "monitor_mode", "min") == "max" else value < self.best)
@@ -157,18 +168,26 @@ class TrainingBudget(Callback):
             if trainer.is_global_zero:
                 log.info(f"Early stop: {monitor} has not improved on {self.best:.4f} for {self.wait} epochs (patience {self.patience}).")
 
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """A last epoch without a validation (``check_val_every_n_epoch`` > 1) looks at the validations it had."""
+        if not self.history or self.history[-1][0] != trainer.current_epoch:
+            self._extend_if_rising(trainer, pl_module, getattr(pl_module, "monitor", "val/loss"))
+
     # ----- extension ---------------------------------------------------------------------------------
     def _extend_if_rising(self, trainer: pl.Trainer, pl_module: pl.LightningModule, monitor: str) -> None:
         """At the end of the chosen epochs, half as many again while the monitor still rises (see ``extend``). Runs
-        before the epoch's checkpoint is written (Lightning calls checkpoint callbacks last), so a resume keeps it."""
+        before the epoch's checkpoint is written (Lightning calls checkpoint callbacks last), so a resume keeps it.
+        The window is counted in epochs, whatever the number of validations in them."""
         if (self.extend is None or self.epochs is None or trainer.fit_loop.max_epochs != self.epochs
                 or trainer.current_epoch + 1 != self.epochs or self.epochs >= self.max_epochs
                 or getattr(pl_module, "monitor_mode", "min") != "max"):  # fmt: skip
             return
         window = max(2, round(0.2 * self.epochs))
-        if len(self.history) <= window:
+        recent = [value for epoch, value in self.history if epoch >= self.epochs - window]
+        before = [value for epoch, value in self.history if epoch < self.epochs - window]
+        if not recent or not before:
             return
-        gain = max(self.history[-window:]) - max(self.history[:-window])
+        gain = max(recent) - max(before)
         if gain < self.extend:
             return
         self.epochs = min(self.max_epochs, self.epochs + math.ceil(self.epochs / 2))
@@ -183,4 +202,5 @@ class TrainingBudget(Callback):
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.epochs, self.best, self.wait = state_dict["epochs"], state_dict["best"], state_dict["wait"]
-        self.history = list(state_dict.get("history", []))
+        history = state_dict.get("history", [])  # older checkpoints: one value an epoch
+        self.history = [tuple(item) if isinstance(item, (list, tuple)) else (epoch, item) for epoch, item in enumerate(history)]
