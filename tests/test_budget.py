@@ -57,14 +57,14 @@ def test_given_max_epochs_win_over_the_budget(caplog):
     assert last_checkpoint()["global_step"] == 3
 
 
-def extended_epochs(history: list, epochs: int = 8, extend: float | None = 0.01, mode: str = "max") -> int:
+def extended_epochs(history: list, epochs: int = 8, extend: float | None = 0.01, mode: str = "max", budget=None) -> int:
     """The epochs the budget trains after the monitor took ``history`` over its ``epochs`` chosen epochs: one
     value an epoch, a list for an epoch that validated more than once, ``None`` for one that did not validate."""
     from types import SimpleNamespace
 
     from visiontasks.callbacks.budget import TrainingBudget
 
-    budget = TrainingBudget(extend=extend, patience=None)
+    budget = budget or TrainingBudget(extend=extend, patience=None)
     budget.epochs = epochs
     progress = SimpleNamespace(is_last_batch=False)
     fit_loop = SimpleNamespace(max_epochs=epochs, epoch_loop=SimpleNamespace(batch_progress=progress))
@@ -73,10 +73,11 @@ def extended_epochs(history: list, epochs: int = 8, extend: float | None = 0.01,
         values = [] if values is None else values if isinstance(values, list) else [values]
         for n, value in enumerate(values):
             progress.is_last_batch = n == len(values) - 1
-            trainer = SimpleNamespace(sanity_checking=False, callback_metrics={"val/miou": torch.tensor(value)},
-                                      fit_loop=fit_loop, current_epoch=epoch, is_global_zero=True, should_stop=False)  # fmt: skip
+            trainer = SimpleNamespace(sanity_checking=False, callback_metrics={"val/miou": torch.tensor(value)}, fit_loop=fit_loop,
+                                      current_epoch=epoch, global_step=10 * (epoch + 1), is_global_zero=True, should_stop=False)  # fmt: skip
             budget.on_validation_end(trainer, task)
-        trainer = SimpleNamespace(fit_loop=fit_loop, current_epoch=epoch, is_global_zero=True, should_stop=False)
+        trainer = SimpleNamespace(fit_loop=fit_loop, current_epoch=epoch, global_step=10 * (epoch + 1), is_global_zero=True,
+                                  should_stop=False)  # fmt: skip
         budget.on_train_epoch_end(trainer, task)
     assert fit_loop.max_epochs == budget.epochs
     return budget.epochs
@@ -94,6 +95,24 @@ def test_the_budget_trains_on_while_the_monitor_still_rises(caplog):
     assert extended_epochs(rising + [0.22] * 4) == 12  # flat at 12: ends there
     assert extended_epochs(rising, extend=None) == 8
     assert extended_epochs([-v for v in rising], mode="min") == 8  # losses are not extended
+
+
+def test_added_epochs_keep_the_floor_rate_unless_asked_to_stretch_the_cosine(caplog):
+    from visiontasks.callbacks.budget import TrainingBudget
+
+    caplog.set_level(logging.INFO, logger="visiontasks")
+    rising = [0.03, 0.09, 0.10, 0.09, 0.11, 0.14, 0.18, 0.22]  # 10 steps an epoch: the extension begins at step 80
+    floor = TrainingBudget(patience=None, lr_floor=0.05)
+    assert extended_epochs(rising, budget=floor) == 12 and floor.extended_at == 80
+    assert "the learning rate stays at the floor (0.05 of the peak)" in caplog.text
+    assert floor.lr_factor(79, 120) == pytest.approx(warmup_cosine(79, 120, 0.03, 0.05))  # before: as it was
+    assert [floor.lr_factor(step, 120) for step in (80, 100, 119)] == [0.05] * 3
+    stretch = TrainingBudget(patience=None, lr_floor=0.05, extend_lr="stretch")
+    assert extended_epochs(rising, budget=stretch) == 12
+    assert stretch.lr_factor(81, 120) > 0.25  # the stretched cosine raises the rate again
+    resumed = TrainingBudget()
+    resumed.load_state_dict(floor.state_dict())
+    assert resumed.extended_at == 80 and resumed.lr_factor(90, 120) == 0.05
 
 
 def test_extension_counts_epochs_not_validations():

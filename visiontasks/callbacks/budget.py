@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Any
+from typing import Any, Literal
 
 import pytorch_lightning as pl
 from pytorch_lightning.callbacks import Callback
@@ -65,6 +65,9 @@ class TrainingBudget(Callback):
             ``max_epochs``, and look again at their end. For monitors where higher is better (``val/acc``,
             ``val/miou``, ``val/map``); ``null`` never extends. A small or hard set gets the steps it needs without
             the shipped config training the built-in shapes longer.
+        extend_lr: the learning rate of the added epochs: ``floor`` keeps the floor the cosine ended at (the rate
+            under which the monitor was still rising); ``stretch`` stretches the cosine to the new end, which
+            raises the rate again (to ~0.3 of the peak) and costs a dip of the monitor first.
     """
 
     def __init__(
@@ -76,6 +79,7 @@ class TrainingBudget(Callback):
         warmup: float = 0.03,
         lr_floor: float = 0.05,
         extend: float | None = 0.01,
+        extend_lr: Literal["floor", "stretch"] = "floor",
     ) -> None:
         check_option(0 <= warmup < 1, "--budget.warmup", warmup, "a share of the steps: give a number in [0, 1), e.g. 0.03.")
         check_option(0 <= lr_floor <= 1, "--budget.lr_floor", lr_floor, "a share of the peak learning rate: give a number in [0, 1].")
@@ -88,12 +92,16 @@ class TrainingBudget(Callback):
                      "a gain of the monitor, e.g. 0.01, or null (never train past the chosen epochs).")  # fmt: skip
         self.min_steps, self.min_epochs, self.max_epochs = min_steps, min_epochs, max_epochs
         self.patience, self.warmup, self.lr_floor, self.extend = patience, warmup, lr_floor, extend
+        self.extend_lr = extend_lr
+        self.extended_at: int | None = None  # the optimiser step the first extension began at; kept in the checkpoint
         self.epochs: int | None = None  # chosen; kept in the checkpoint
         self.best: float | None = None
         self.wait = 0
         self.history: list[tuple[int, float]] = []  # (epoch, the monitor at its last validation), for extend
 
     def lr_factor(self, step: int, total: float) -> float:
+        if self.extend_lr == "floor" and self.extended_at is not None and step >= self.extended_at:
+            return self.lr_floor
         return warmup_cosine(step, total, self.warmup, self.lr_floor)
 
     # ----- epochs --------------------------------------------------------------------------------
@@ -191,16 +199,21 @@ class TrainingBudget(Callback):
         if gain < self.extend:
             return
         self.epochs = min(self.max_epochs, self.epochs + math.ceil(self.epochs / 2))
+        if self.extended_at is None:
+            self.extended_at = trainer.global_step
         trainer.fit_loop.max_epochs = self.epochs
         trainer.should_stop = False
         if trainer.is_global_zero:
             log.info(f"Training budget extended to {self.epochs} epochs: {monitor} rose by {gain:.4f} over the last "
-                     f"{window} epochs (extend {self.extend:g}); the cosine now ends at epoch {self.epochs}.")
+                     f"{window} epochs (extend {self.extend:g}); " + (f"the learning rate stays at the floor ({self.lr_floor:g} of the peak)."
+                     if self.extend_lr == "floor" else f"the cosine now ends at epoch {self.epochs}."))
 
     def state_dict(self) -> dict[str, Any]:
-        return {"epochs": self.epochs, "best": self.best, "wait": self.wait, "history": self.history}
+        return {"epochs": self.epochs, "best": self.best, "wait": self.wait, "history": self.history,
+                "extended_at": self.extended_at}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.epochs, self.best, self.wait = state_dict["epochs"], state_dict["best"], state_dict["wait"]
+        self.extended_at = state_dict.get("extended_at")
         history = state_dict.get("history", [])  # older checkpoints: one value an epoch
         self.history = [tuple(item) if isinstance(item, (list, tuple)) else (epoch, item) for epoch, item in enumerate(history)]
