@@ -110,6 +110,9 @@ def test_added_epochs_keep_the_floor_rate_unless_asked_to_stretch_the_cosine(cap
     stretch = TrainingBudget(patience=None, lr_floor=0.05, extend_lr="stretch")
     assert extended_epochs(rising, budget=stretch) == 12
     assert stretch.lr_factor(81, 120) > 0.25  # the stretched cosine raises the rate again
+    zero = TrainingBudget(patience=None, lr_floor=0.0)
+    assert extended_epochs(rising, budget=zero) == 8  # added epochs at a rate of 0 would not learn: says so instead
+    assert "not extended although val/miou rose by 0.0800: the added epochs would train at the floor rate, 0" in caplog.text
     resumed = TrainingBudget()
     resumed.load_state_dict(floor.state_dict())
     assert resumed.extended_at == 80 and resumed.lr_factor(90, 120) == 0.05

@@ -198,6 +198,11 @@ class TrainingBudget(Callback):
         gain = max(recent) - max(before)
         if gain < self.extend:
             return
+        if self.extend_lr == "floor" and self.lr_floor == 0:
+            if trainer.is_global_zero:
+                log.info(f"Training budget not extended although {monitor} rose by {gain:.4f}: the added epochs would "
+                         "train at the floor rate, 0 (budget.lr_floor); set budget.extend_lr: stretch or a floor above 0.")
+            return
         self.epochs = min(self.max_epochs, self.epochs + math.ceil(self.epochs / 2))
         if self.extended_at is None:
             self.extended_at = trainer.global_step
