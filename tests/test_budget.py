@@ -97,23 +97,23 @@ def test_the_budget_trains_on_while_the_monitor_still_rises(caplog):
     assert extended_epochs([-v for v in rising], mode="min") == 8  # losses are not extended
 
 
-def test_added_epochs_keep_the_floor_rate_unless_asked_to_stretch_the_cosine(caplog):
+def test_added_epochs_stretch_the_cosine_or_keep_the_floor_rate(caplog):
     from visiontasks.callbacks.budget import TrainingBudget
 
     caplog.set_level(logging.INFO, logger="visiontasks")
     rising = [0.03, 0.09, 0.10, 0.09, 0.11, 0.14, 0.18, 0.22]  # 10 steps an epoch: the extension begins at step 80
-    floor = TrainingBudget(patience=None, lr_floor=0.05)
+    floor = TrainingBudget(patience=None, lr_floor=0.05, extend_lr="floor")
     assert extended_epochs(rising, budget=floor) == 12 and floor.extended_at == 80
     assert "the learning rate stays at the floor (0.05 of the peak)" in caplog.text
     assert floor.lr_factor(79, 120) == pytest.approx(warmup_cosine(79, 120, 0.03, 0.05))  # before: as it was
     assert [floor.lr_factor(step, 120) for step in (80, 100, 119)] == [0.05] * 3
-    stretch = TrainingBudget(patience=None, lr_floor=0.05, extend_lr="stretch")
+    stretch = TrainingBudget(patience=None, lr_floor=0.05)  # the default
     assert extended_epochs(rising, budget=stretch) == 12
     assert stretch.lr_factor(81, 120) > 0.25  # the stretched cosine raises the rate again
-    zero = TrainingBudget(patience=None, lr_floor=0.0)
+    zero = TrainingBudget(patience=None, lr_floor=0.0, extend_lr="floor")
     assert extended_epochs(rising, budget=zero) == 8  # added epochs at a rate of 0 would not learn: says so instead
     assert "not extended although val/miou rose by 0.0800: the added epochs would train at the floor rate, 0" in caplog.text
-    resumed = TrainingBudget()
+    resumed = TrainingBudget(extend_lr="floor")
     resumed.load_state_dict(floor.state_dict())
     assert resumed.extended_at == 80 and resumed.lr_factor(90, 120) == 0.05
 
