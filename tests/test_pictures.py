@@ -48,6 +48,7 @@ def test_curves_of_short_epochs_are_drawn_less_often_and_the_last_shows_every_ep
                   "--trainer.logger=false")  # fmt: skip
     pictures = next(c for c in cli.trainer.callbacks if isinstance(c, callback.RunPictures))
     assert len(pictures.calls["curves"]) == 2 and len(pictures.calls["metrics_csv"]) == 3  # epoch 0 and the end
+    assert len(pictures.calls["grid"]) == 1 and len(pictures.calls["filters"]) == 2  # epoch 0; the filters at the end too
     run = newest_run()
     rows = read_history(run / "metrics.csv")
     assert [row["epoch"] for row in rows] == [0, 1, 2]

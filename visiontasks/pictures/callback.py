@@ -42,8 +42,9 @@ from visiontasks.runs import stage_dir
 
 GRID_FILE = "val_predictions.png"
 CURVES_SHARE = 0.05
-"""``curves.png`` is redrawn once its last drawing took at most this share of the time since: every epoch, unless
-epochs are shorter than twenty drawings (then every few epochs); always when training ends."""
+"""``curves.png``, ``val_predictions.png`` and ``filters.png`` are redrawn once their last drawing took at most this
+share of the time since: every epoch, unless epochs are shorter than twenty drawings (then every few epochs); the
+curves and the filters always when training ends."""
 
 
 def sample_kind(pl_module: Any) -> Kind:
@@ -60,11 +61,12 @@ class RunPictures(Callback):
             rewritten every epoch, the picture too unless epochs last less than twenty drawings of it (then every few
             epochs, see :data:`CURVES_SHARE`) and always at the end; ``train/loss`` is also logged at least once
             per epoch, however short.
-        grid: how many images of the first validation batch ``val_predictions.png`` shows each epoch,
-            the prediction drawn beside the ground truth (0: none).
+        grid: how many images of the first validation batch ``val_predictions.png`` shows each epoch (every few
+            epochs when epochs are short, as ``curves.png``), the prediction drawn beside the ground truth (0: none).
         overlays: how many images of the first validation batch go to W&B each epoch as ``val/examples``,
             with ground truth and prediction as two groups of boxes and masks (0: none; W&B logger only).
-        filters: ``filters.png``, the first convolution's filters as pictures, every epoch.
+        filters: ``filters.png``, the first convolution's filters as pictures, every epoch (every few epochs when
+            epochs are short, and at the end).
         top_losses: at test, ``top_losses.png`` shows this many test images with the highest loss, worst
             first (0: none; costs one more forward pass over the test set, per image for detectors).
         grad_cam: at test, ``grad_cam.png`` shows this many images of the first test batch with the class
@@ -82,6 +84,7 @@ class RunPictures(Callback):
         self.pending_epoch: int | None = None
         self.curves_behind = False  # rows not drawn in curves.png yet
         self.curves_drawn_at: float | None = None
+        self.drawn_at: dict[str, float] = {}  # when the grid and the filters were last drawn
         self.calls: dict[str, list[float]] = defaultdict(list)
         """Seconds each drawing of each picture took in this process (``benchmarks/pictures.py`` reads them)."""
 
@@ -92,6 +95,12 @@ class RunPictures(Callback):
             yield
         finally:
             self.calls[name].append(time.perf_counter() - start)
+
+    def _due(self, name: str) -> bool:
+        """Whether an epoch's picture is due: never drawn yet, or its last drawing took at most ``CURVES_SHARE`` of
+        the time since (a LeNet-5 epoch of 1000 images is about as long as drawing its grid and filters)."""
+        last = self.drawn_at.get(name)
+        return last is None or self.calls[name][-1] <= CURVES_SHARE * (time.perf_counter() - last)
 
     @property
     def seconds(self) -> dict[str, float]:
@@ -117,6 +126,8 @@ class RunPictures(Callback):
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._write_history(trainer, final=True)
+        if "filters" in self.drawn_at:  # the trained filters, whichever epoch drew them last
+            self._draw_filters(trainer, pl_module)
 
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
         if trainer.state.fn == "fit" and self.curves_behind and trainer.is_global_zero:  # e.g. stopped by Ctrl+C
@@ -151,18 +162,20 @@ class RunPictures(Callback):
         if batch_idx != 0 or dataloader_idx != 0 or trainer.sanity_checking or not trainer.is_global_zero or not batch:
             return
         run = wandb_run(trainer) if self.overlays else None
-        count = max(self.grid, self.overlays if run is not None else 0)
+        grid = self.grid if self.grid and self._due("grid") else 0
+        count = max(grid, self.overlays if run is not None else 0)
         if count == 0:
             return
         with self.timed("predictions"):
             images = list(batch["image"])[:count]
             results = pl_module.results({k: v[:count] for k, v in batch.items()})
             truths = [truth_of(batch, i, sample_kind(pl_module)) for i in range(len(results))]
-        if self.grid:
+        if grid:
             with self.timed("grid"):
-                pictures = [network_picture(image, tuple(image.shape[-2:])) for image in images[: self.grid]]
-                figure = prediction_grid(pictures, results[: self.grid], truths[: self.grid], pl_module.class_names)
+                pictures = [network_picture(image, tuple(image.shape[-2:])) for image in images[:grid]]
+                figure = prediction_grid(pictures, results[:grid], truths[:grid], pl_module.class_names)
                 self._save(trainer, figure, GRID_FILE)
+            self.drawn_at["grid"] = time.perf_counter()
         if run is not None:
             with self.timed("overlays"):
                 n = self.overlays
@@ -187,12 +200,17 @@ class RunPictures(Callback):
 
     # ----- interpretation ---------------------------------------------------------------------------------
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if not self.filters or trainer.sanity_checking or not trainer.is_global_zero:
+        if not trainer.sanity_checking and self._due("filters"):
+            self._draw_filters(trainer, pl_module)
+
+    def _draw_filters(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not self.filters or not trainer.is_global_zero:
             return
         conv = first_conv(getattr(pl_module, "model", pl_module))
         if conv is not None:
             with self.timed("filters"):
                 self._save(trainer, filters_figure(conv.weight), "filters.png", "filters")
+            self.drawn_at["filters"] = time.perf_counter()
 
     def on_test_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.worst = TopLosses(self.top_losses) if self.top_losses else None
